@@ -1,0 +1,65 @@
+// RFC 6902 JSON Patch helpers. Policies emit ops against the object they were given; the
+// engine merges the ops of several policies into one patch the API server can apply.
+
+export type PatchOp =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+export function escapePointer(segment: string): string {
+  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+export function pointer(...segments: (string | number)[]): string {
+  return segments.map((s) => '/' + escapePointer(String(s))).join('');
+}
+
+/**
+ * The op that sets one annotation, whether or not the object already has annotations
+ * (`add /metadata/annotations` with a map when there are none).
+ */
+export function setAnnotation(annotations: Record<string, string> | undefined, key: string, value: string): PatchOp {
+  if (annotations == null) return { op: 'add', path: '/metadata/annotations', value: { [key]: value } };
+  return { op: key in annotations ? 'replace' : 'add', path: pointer('metadata', 'annotations', key), value };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Concatenates patches from several policies computed against the same object. Two `add`s of an
+ * object at the same path (both policies creating `metadata.annotations`) become one add of the
+ * merged map, and a later add of a child of such an object folds into it: otherwise the second add
+ * would replace the first. Policies own disjoint keys, so a same-path conflict beyond that is a
+ * bug: the later op wins, as JSON Patch would do.
+ */
+export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[] {
+  const out: PatchOp[] = [];
+  const created = new Map<string, Record<string, unknown>>(); // path → object value we add there
+  for (const patch of patches) {
+    for (const op of patch) {
+      if (op.op === 'add' && isPlainObject(op.value)) {
+        const existing = created.get(op.path);
+        if (existing) {
+          Object.assign(existing, op.value);
+          continue;
+        }
+        const value = { ...op.value };
+        created.set(op.path, value);
+        out.push({ op: 'add', path: op.path, value });
+        continue;
+      }
+      if (op.op === 'add' || op.op === 'replace') {
+        const slash = op.path.lastIndexOf('/');
+        const parent = created.get(op.path.slice(0, slash));
+        if (parent) {
+          parent[op.path.slice(slash + 1).replaceAll('~1', '/').replaceAll('~0', '~')] = op.value;
+          continue;
+        }
+      }
+      out.push(op);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,121 @@
+import type { ClusterView, ServiceEntryRecord, ServiceRecord } from './view.js';
+import { namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
+
+const key = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
+const none: readonly never[] = [];
+
+/** Adds `value` under `index[k]`, keyed by `id`. */
+function put<V>(index: Map<number | string, Map<string, V>>, k: number | string, id: string, value: V): void {
+  let bucket = index.get(k);
+  if (!bucket) index.set(k, (bucket = new Map()));
+  bucket.set(id, value);
+}
+
+function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string, id: string): void {
+  const bucket = index.get(k);
+  if (bucket?.delete(id) && bucket.size === 0) index.delete(k);
+}
+
+/**
+ * The cluster view's indices: by namespace, and ExternalName Services and ServiceEntries by port
+ * number, so a collision lookup costs what collides, not what the cluster holds. The watch-backed
+ * view and `meshguard check` both fill one of these.
+ */
+export class MemoryClusterView implements ClusterView {
+  private readonly namespaces = new Map<string, Readonly<Record<string, string>>>();
+  private readonly services = new Map<string, Map<string, ServiceRecord>>();
+  private readonly externalNames = new Map<number | string, Map<string, ServiceRecord>>();
+  private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
+  private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
+
+  constructor(readonly enabled = true) {}
+
+  /** A view of the Namespaces, Services and ServiceEntries among arbitrary objects. */
+  static fromObjects(objects: Iterable<unknown>): MemoryClusterView {
+    const view = new MemoryClusterView();
+    for (const obj of objects) view.addObject(obj);
+    return view;
+  }
+
+  /** Adds an object if it is one the view indexes; ignores the rest. */
+  addObject(obj: unknown): void {
+    if (typeof obj !== 'object' || obj === null) return;
+    const { apiVersion, kind } = obj as { apiVersion?: unknown; kind?: unknown };
+    if (kind === 'Namespace' && apiVersion === 'v1') {
+      const ns = namespaceRecord(obj);
+      if (ns) this.setNamespace(ns.name, ns.labels);
+    } else if (kind === 'Service' && apiVersion === 'v1') {
+      const svc = serviceRecord(obj);
+      if (svc) this.setService(svc);
+    } else if (kind === 'ServiceEntry' && typeof apiVersion === 'string' && apiVersion.startsWith('networking.istio.io/')) {
+      const se = serviceEntryRecord(obj);
+      if (se) this.setServiceEntry(se);
+    }
+  }
+
+  setNamespace(name: string, labels: Readonly<Record<string, string>>): void {
+    this.namespaces.set(name, labels);
+  }
+
+  deleteNamespace(name: string): void {
+    this.namespaces.delete(name);
+  }
+
+  setService(svc: ServiceRecord): void {
+    this.deleteService(svc.namespace, svc.name);
+    put(this.services, svc.namespace, svc.name, svc);
+    if (svc.type === 'ExternalName') for (const p of svc.ports) put(this.externalNames, p.port, key(svc), svc);
+  }
+
+  deleteService(namespace: string, name: string): void {
+    const old = this.services.get(namespace)?.get(name);
+    if (!old) return;
+    drop(this.services, namespace, name);
+    if (old.type === 'ExternalName') for (const p of old.ports) drop(this.externalNames, p.port, key(old));
+  }
+
+  setServiceEntry(se: ServiceEntryRecord): void {
+    this.deleteServiceEntry(se.namespace, se.name);
+    this.serviceEntries.set(key(se), se);
+    for (const p of se.ports) put(this.entriesByPort, p.number, key(se), se);
+  }
+
+  deleteServiceEntry(namespace: string, name: string): void {
+    const id = `${namespace}/${name}`;
+    const old = this.serviceEntries.get(id);
+    if (!old) return;
+    this.serviceEntries.delete(id);
+    for (const p of old.ports) drop(this.entriesByPort, p.number, id);
+  }
+
+  /** Drops every ServiceEntry (their CRD went away, or a re-list starts over). */
+  clearServiceEntries(): void {
+    this.serviceEntries.clear();
+    this.entriesByPort.clear();
+  }
+
+  namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined {
+    return this.namespaces.get(namespace);
+  }
+
+  servicesIn(namespace: string): Iterable<ServiceRecord> {
+    return this.services.get(namespace)?.values() ?? none;
+  }
+
+  externalNamesOnPort(port: number): Iterable<ServiceRecord> {
+    return this.externalNames.get(port)?.values() ?? none;
+  }
+
+  serviceEntriesOnPort(port: number): Iterable<ServiceEntryRecord> {
+    return this.entriesByPort.get(port)?.values() ?? none;
+  }
+
+  get size(): { namespaces: number; services: number; serviceEntries: number } {
+    let services = 0;
+    for (const m of this.services.values()) services += m.size;
+    return { namespaces: this.namespaces.size, services, serviceEntries: this.serviceEntries.size };
+  }
+}
+
+/** The view when cluster lookups are off: knows nothing, and says so. */
+export const clusterOff: ClusterView = new MemoryClusterView(false);

@@ -1,0 +1,67 @@
+import type { KubeObject } from '../admission/types.js';
+import type { ClusterView } from '../cluster/view.js';
+import type { Registry } from './registry.js';
+import type { Scope } from './scope.js';
+import type { Decision, EvaluateInput, Outcome, Policy, Subject } from './types.js';
+import { podFromTemplate, templatePath } from './workloads.js';
+
+export const SKIP_ANNOTATION = 'meshguard.io/skip';
+
+export interface Engine {
+  registry: Registry;
+  scope: Scope;
+  cluster: ClusterView;
+}
+
+/** Policy ids an object opts out of. Honoured for mutations only: nobody exempts their own object from a validation. */
+function skips(object: KubeObject, id: string): boolean {
+  const value = object.metadata?.annotations?.[SKIP_ANNOTATION];
+  return typeof value === 'string' && value.split(',').some((s) => s.trim() === id);
+}
+
+/**
+ * Runs the policies that apply to a request at one stage and returns what each decided.
+ * Pure: no I/O, no clock, the request is never modified.
+ */
+export function evaluate({ request, stage }: EvaluateInput, { registry, scope, cluster }: Engine): Decision[] {
+  const namespace = request.namespace ?? '';
+  const object = request.object;
+  if (object == null || scope.excluded(namespace)) return [];
+  const decisions: Decision[] = [];
+  const { group, kind } = request.kind;
+
+  const run = (policy: Policy, target: KubeObject, subject: Subject) => {
+    const mode = scope.modeOf(policy.id, namespace);
+    if (mode === 'off') return;
+    let outcome: Outcome;
+    if (policy.action === 'mutate' && skips(target, policy.id)) {
+      outcome = { result: 'skip', reason: `${SKIP_ANNOTATION} annotation` };
+    } else {
+      try {
+        outcome = policy.evaluate({
+          object: target,
+          oldObject: request.oldObject ?? null,
+          namespace,
+          // A template is judged as the pods its controller will create.
+          operation: subject === 'template' ? 'CREATE' : request.operation,
+          options: scope.config.policies[policy.id],
+          config: scope.config,
+          cluster,
+        });
+      } catch (err) {
+        outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };
+      }
+    }
+    decisions.push({ policy: policy.id, mode, subject, outcome });
+  };
+
+  for (const policy of registry.for(group, kind, request.operation)) {
+    if ((policy.action === 'mutate') === (stage === 'mutate')) run(policy, object, 'object');
+  }
+  if (stage === 'validate' && (request.operation === 'CREATE' || request.operation === 'UPDATE')) {
+    const path = templatePath(group, kind);
+    const pod = path && podFromTemplate(object, path, kind);
+    if (pod) for (const policy of registry.podPolicies) run(policy, pod, 'template');
+  }
+  return decisions;
+}

@@ -1,0 +1,27 @@
+import type { Operation } from '../admission/types.js';
+import type { Policy } from './types.js';
+
+const none: readonly Policy[] = [];
+
+/** Policies indexed by API group, kind and operation: a request looks up only what applies. */
+export class Registry {
+  private readonly index = new Map<string, Policy[]>();
+  /** Mutating pod policies, which also judge workload templates at /validate. */
+  readonly podPolicies: readonly Policy[];
+
+  constructor(readonly policies: readonly Policy[]) {
+    for (const policy of policies) {
+      for (const t of policy.targets) {
+        for (const op of t.operations) {
+          const k = `${t.group}/${t.kind}/${op}`;
+          this.index.set(k, [...(this.index.get(k) ?? []), policy]);
+        }
+      }
+    }
+    this.podPolicies = this.for('', 'Pod', 'CREATE').filter((p) => p.action === 'mutate');
+  }
+
+  for(group: string, kind: string, operation: Operation): readonly Policy[] {
+    return this.index.get(`${group}/${kind}/${operation}`) ?? none;
+  }
+}

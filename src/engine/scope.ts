@@ -1,0 +1,47 @@
+import picomatch from 'picomatch';
+import type { Config, Mode, Override, PolicyId } from '../config/types.js';
+
+/**
+ * A configuration made ready for the hot path: namespace globs compiled once, and the override
+ * that applies to a namespace remembered, so a request costs map lookups only.
+ */
+export interface Scope {
+  readonly config: Config;
+  excluded(namespace: string): boolean;
+  modeOf(policy: PolicyId, namespace: string): Mode;
+}
+
+function matcher(patterns: readonly string[]): (ns: string) => boolean {
+  return picomatch([...patterns], { dot: true });
+}
+
+export function compileScope(config: Config, selfNamespace?: string): Scope {
+  const excludedMatch = matcher(selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces);
+  const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
+  const overrideCache = new Map<string, Override | null>();
+
+  function overrideFor(ns: string): Override | null {
+    let found = overrideCache.get(ns);
+    if (found === undefined) {
+      found = overrides.find((o) => o.match(ns))?.override ?? null;
+      // Namespaces are few and long-lived; the cache dies with this config. The bound only
+      // matters if someone other than the API server sends made-up namespaces.
+      if (overrideCache.size >= 10_000) overrideCache.clear();
+      overrideCache.set(ns, found);
+    }
+    return found;
+  }
+
+  return {
+    config,
+    // Cluster-scoped objects have no namespace to exclude them by.
+    excluded: (ns) => ns !== '' && excludedMatch(ns),
+    modeOf(policy, ns) {
+      const override = ns === '' ? null : overrideFor(ns);
+      const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
+      if (mode === 'off') return 'off';
+      const cap = override?.mode ?? config.mode;
+      return cap === 'warn' ? 'warn' : mode;
+    },
+  };
+}

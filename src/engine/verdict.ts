@@ -1,0 +1,53 @@
+import { mergePatches, type PatchOp } from '../admission/patch.js';
+import type { Verdict } from '../admission/respond.js';
+import type { Config } from '../config/types.js';
+import type { Decision } from './types.js';
+
+/** The API server keeps warnings of up to 256 characters, on one line. */
+export const MAX_WARNING = 256;
+
+export function line(policy: string, message: string): string {
+  const text = `meshguard ${policy}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' ');
+  return text.length <= MAX_WARNING ? text : text.slice(0, MAX_WARNING - 1) + '…';
+}
+
+/**
+ * Turns decisions into one answer, applying modes: in warn mode a denial becomes a warning and a
+ * mutation a "would …" warning. A workload's template only ever gets warnings: its pods are
+ * judged (and patched) when they are created.
+ */
+export function verdictOf(decisions: readonly Decision[], config: Config): Verdict {
+  const denials: string[] = [];
+  const warnings = new Set<string>();
+  const patches: PatchOp[][] = [];
+  for (const { policy, mode, subject, outcome } of decisions) {
+    const blocking = mode === 'enforce' && subject === 'object';
+    const warn = (messages: readonly string[] | undefined) => messages?.forEach((m) => warnings.add(line(policy, m)));
+    switch (outcome.result) {
+      case 'pass':
+      case 'skip':
+        break;
+      case 'warn':
+        warn(outcome.warnings);
+        break;
+      case 'fail':
+        if (blocking) denials.push(line(policy, outcome.message));
+        else warn([outcome.message]);
+        warn(outcome.warnings);
+        break;
+      case 'mutate':
+        if (blocking) patches.push(outcome.patch);
+        else if (mode === 'warn') warn([`would ${outcome.summary}`]);
+        warn(outcome.warnings);
+        break;
+      case 'error': {
+        const denied = blocking && config.onError === 'deny';
+        const message = `internal error (${outcome.error.message}); ${denied ? 'denied by onError: deny' : 'request allowed'}`;
+        if (denied) denials.push(line(policy, message));
+        else warn([message]);
+        break;
+      }
+    }
+  }
+  return { allowed: denials.length === 0, denials, warnings: [...warnings], patch: mergePatches(patches) };
+}

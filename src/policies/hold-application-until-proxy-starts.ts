@@ -1,0 +1,34 @@
+import { setAnnotation } from '../admission/patch.js';
+import type { Policy } from '../engine/types.js';
+import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
+import { annotation } from '../mesh/pod.js';
+import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
+
+const KEY = 'holdApplicationUntilProxyStarts';
+const summary = `set ${KEY}: true in ${PROXY_CONFIG}`;
+
+/** Makes the app wait for istio-proxy, so its first connections don't fail and restart the pod. */
+const policy: Policy<'hold-application-until-proxy-starts'> = {
+  id: 'hold-application-until-proxy-starts',
+  action: 'mutate',
+  targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
+  evaluate({ object: pod, namespace, cluster, config }) {
+    if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+    // A native sidecar is started, and ready, before any app container.
+    if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
+    const annotations = pod.metadata?.annotations;
+    const current = annotation(pod, PROXY_CONFIG);
+    if (current === undefined) {
+      return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, `${KEY}: true`)], summary };
+    }
+    const parsed = parseProxyConfig(current);
+    if (!parsed.ok) {
+      return { result: 'warn', warnings: [`${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set`] };
+    }
+    // Present, true or false: an explicit value is the user's choice.
+    if (Object.hasOwn(parsed.value, KEY)) return { result: 'pass' };
+    return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, withProxyConfigKey(current, parsed.value, KEY, true))], summary };
+  },
+};
+
+export default policy;
