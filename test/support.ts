@@ -1,6 +1,6 @@
 // Shared test helpers: build an engine from plain data, and turn decisions into plain data.
 import yaml from 'js-yaml';
-import type { AdmissionRequest, KubeObject, Operation } from '../src/admission/types.js';
+export { requestFor } from '../src/admission/request.js';
 import { MemoryClusterView, clusterOff } from '../src/cluster/memory.js';
 import type { ClusterView } from '../src/cluster/view.js';
 import { parseConfig } from '../src/config/parse.js';
@@ -26,19 +26,6 @@ export function engineOf(opts: {
   const cluster =
     opts.cluster === 'off' ? clusterOff : Array.isArray(opts.cluster) ? MemoryClusterView.fromObjects(opts.cluster) : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
   return { registry: new Registry(opts.policies), scope: compileScope(opts.config ?? configOf(), opts.selfNamespace), cluster };
-}
-
-/** An AdmissionRequest for an object, as the API server would send it. */
-export function requestFor(object: KubeObject, opts: { operation?: Operation; namespace?: string; oldObject?: KubeObject | null; uid?: string } = {}): AdmissionRequest {
-  const [group, version] = (object.apiVersion ?? 'v1').includes('/') ? (object.apiVersion ?? '').split('/') : ['', object.apiVersion ?? 'v1'];
-  return {
-    uid: opts.uid ?? '00000000-0000-0000-0000-000000000000',
-    kind: { group: group ?? '', version: version ?? 'v1', kind: object.kind ?? '' },
-    operation: opts.operation ?? 'CREATE',
-    namespace: opts.namespace ?? object.metadata?.namespace ?? 'default',
-    object,
-    oldObject: opts.oldObject ?? null,
-  };
 }
 
 /** Decisions as plain data, as golden cases record them. */

@@ -1,0 +1,141 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server as HttpsServer } from 'node:https';
+import Fastify from 'fastify';
+import type { ClusterView } from '../cluster/view.js';
+import { clusterOff } from '../cluster/memory.js';
+import { loadConfig } from '../config/load.js';
+import { ConfigStore } from '../config/store.js';
+import { Registry } from '../engine/registry.js';
+import { createLogger } from '../log.js';
+import { packageRoot } from '../paths.js';
+import { policies } from '../policies/index.js';
+import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.js';
+import { createMetrics } from '../server/metrics.js';
+import { checkPair, devCertificate, loadPair } from '../tls/serving.js';
+import { watchFiles } from '../watch-files.js';
+import { helpText, int, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
+
+const flags: Flag[] = [
+  { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file, reloaded when it changes', default: undefined },
+  { name: 'port', type: 'string', arg: 'N', help: 'HTTPS port of the webhook', default: '8443' },
+  { name: 'host', type: 'string', arg: 'ADDR', help: 'address to listen on', default: '0.0.0.0' },
+  { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'serving certificate (PEM), reloaded when it changes; without it a dev certificate is made' },
+  { name: 'tls-key', type: 'string', arg: 'FILE', help: 'its private key (PEM)' },
+  { name: 'metrics-port', type: 'string', arg: 'N', help: 'plain-HTTP port of /metrics (0: off)', default: '9090' },
+  { name: 'cluster', type: 'string', arg: 'auto|off', help: 'cluster lookups: auto uses in-cluster or kubeconfig credentials when present', default: 'auto' },
+  { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)' },
+  { name: 'config-map', type: 'string', arg: 'NS/NAME', help: 'ConfigMap (key config.yaml) that replaces the configuration while it exists' },
+  { name: 'namespace', type: 'string', arg: 'NS', help: "the webhook's own namespace, never evaluated (in-cluster: the pod's namespace)" },
+  { name: 'body-limit', type: 'string', arg: 'BYTES', help: 'largest admission review accepted', default: String(DEFAULT_BODY_LIMIT) },
+  { name: 'log-level', type: 'string', arg: 'LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
+];
+
+export const serveHelp = helpText('meshguard serve [flags]', 'Serves the admission webhook: POST /mutate and /validate, GET /healthz and /readyz over HTTPS; /metrics on a plain-HTTP port.', flags);
+
+/** How long in-flight requests get after SIGTERM; the chart's terminationGracePeriodSeconds is larger. */
+const SHUTDOWN_GRACE_MS = 20_000;
+const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, help } = parseFlags(argv, flags, env);
+  if (help) {
+    process.stdout.write(serveHelp);
+    return 0;
+  }
+  const port = int(values, 'port', 0, 65535);
+  const metricsPort = int(values, 'metrics-port', 0, 65535);
+  const bodyLimit = int(values, 'body-limit', 1024, 1024 ** 3);
+  const clusterMode = oneOf(values, 'cluster', ['auto', 'off'] as const);
+  const level = oneOf(values, 'log-level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+  const certFile = str(values, 'tls-cert');
+  const keyFile = str(values, 'tls-key');
+  if (Boolean(certFile) !== Boolean(keyFile)) throw new UsageError('--tls-cert and --tls-key go together');
+  const configFile = str(values, 'config');
+  const selfNamespace = str(values, 'namespace') ?? (existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined);
+
+  const logger = createLogger(level);
+  const metrics = createMetrics({ processMetrics: true });
+  const base = await loadConfig(configFile);
+  const store = new ConfigStore(base.config, base.source, selfNamespace);
+  metrics.configGeneration.set(store.current.generation);
+  store.on('change', ({ generation, source }) => {
+    metrics.configReloads.inc({ result: 'success' });
+    metrics.configGeneration.set(generation);
+    logger.info({ generation, source }, 'configuration in force');
+  });
+  store.on('rejected', (source, errors) => {
+    metrics.configReloads.inc({ result: 'failure' });
+    logger.error({ source, errors }, 'configuration refused; the last good one stays in force');
+  });
+  const stops: (() => void)[] = [];
+  if (configFile) stops.push(watchFiles([configFile], ([text = '']) => store.setBase(text, configFile)));
+
+  // Cluster lookups from watches arrive with the live-cluster work; until then they are off.
+  const cluster: ClusterView = clusterOff;
+  if (clusterMode === 'auto') logger.info('cluster lookups off: no watch-backed cluster view in this build');
+  else logger.info('cluster lookups off (--cluster off)');
+
+  let tls;
+  let caFile: string | undefined;
+  if (certFile && keyFile) {
+    tls = await loadPair(certFile, keyFile);
+  } else {
+    const dev = await devCertificate(join(packageRoot, 'certs', 'dev'));
+    tls = dev.pair;
+    caFile = dev.caFile;
+  }
+
+  const app = buildApp({
+    store,
+    registry: new Registry(policies),
+    cluster,
+    metrics,
+    logger,
+    bodyLimit,
+    https: { ...tls, minVersion: 'TLSv1.2' },
+  });
+  if (certFile && keyFile) {
+    // A rotated Secret: new connections get the new pair, open ones keep theirs.
+    stops.push(
+      watchFiles([certFile, keyFile], ([cert = '', key = '']) => {
+        try {
+          checkPair({ cert, key });
+          (app.server as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+          logger.info({ certFile }, 'serving certificate reloaded');
+        } catch (err) {
+          logger.warn({ err: (err as Error).message, certFile }, 'serving certificate not reloaded: certificate and key do not match yet');
+        }
+      }),
+    );
+  }
+
+  const metricsApp = Fastify({ logger: false });
+  metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  await app.listen({ port, host: str(values, 'host') ?? '0.0.0.0' });
+  if (metricsPort > 0) await metricsApp.listen({ port: metricsPort, host: str(values, 'host') ?? '0.0.0.0' });
+  const address = app.server.address();
+  logger.info(
+    { address, metricsPort, config: base.source, clusterLookups: cluster.enabled ? 'on' : 'off', ...(caFile && { caFile }) },
+    caFile ? `meshguard serving with a dev certificate; its CA is ${caFile}` : 'meshguard serving',
+  );
+
+  return new Promise((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down: no new connections, answering requests in flight');
+      const force = setTimeout(() => {
+        logger.error('in-flight requests did not finish within the grace period');
+        resolve(1);
+      }, SHUTDOWN_GRACE_MS).unref();
+      for (const stop of stops) stop();
+      void Promise.all([app.close(), metricsApp.close()]).then(() => {
+        clearTimeout(force);
+        logger.info('stopped');
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}

@@ -1,0 +1,15 @@
+import type { Policy } from '../engine/types.js';
+import destinationrulePlacement from './destinationrule-placement.js';
+import externalnameTcpCollision from './externalname-tcp-collision.js';
+import holdApplicationUntilProxyStarts from './hold-application-until-proxy-starts.js';
+import jobSidecarQuit from './job-sidecar-quit.js';
+import probePortExclusion from './probe-port-exclusion.js';
+
+/** Every guardrail, in the order their findings are reported. */
+export const policies: readonly Policy[] = [
+  destinationrulePlacement,
+  externalnameTcpCollision,
+  holdApplicationUntilProxyStarts,
+  probePortExclusion,
+  jobSidecarQuit,
+] as Policy[];

@@ -1,0 +1,112 @@
+import { STATUS_CODES } from 'node:http';
+import type { ServerOptions } from 'node:https';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { decodeReview } from '../admission/decode.js';
+import { buildReview, type Verdict } from '../admission/respond.js';
+import type { ClusterView } from '../cluster/view.js';
+import type { ConfigStore } from '../config/store.js';
+import { evaluate } from '../engine/evaluate.js';
+import type { Registry } from '../engine/registry.js';
+import type { Decision, Stage } from '../engine/types.js';
+import { verdictOf } from '../engine/verdict.js';
+import type { Metrics } from './metrics.js';
+
+/** Room for a 3 MiB object plus its oldObject and the review around them. */
+export const DEFAULT_BODY_LIMIT = 7 * 1024 * 1024;
+
+export interface AppDeps {
+  store: ConfigStore;
+  registry: Registry;
+  cluster: ClusterView;
+  metrics: Metrics;
+  logger: Logger;
+  /** null when ready, else why not (e.g. caches not synced yet). */
+  notReady?: () => string | null;
+  bodyLimit?: number;
+  /** TLS options; the serve command passes them, tests use plain HTTP through inject(). */
+  https?: ServerOptions;
+}
+
+const failOpen: Verdict = {
+  allowed: true,
+  denials: [],
+  warnings: ['meshguard: internal error, request allowed unchecked'],
+  patch: [],
+};
+
+/** The admission server's routes. It never listens: the serve command does, tests inject. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { store, registry, cluster, metrics, logger } = deps;
+  const options = {
+    loggerInstance: logger,
+    // No per-request log lines: decisions are logged, at info only when they are not a pass.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Admission reviews never legitimately carry these; refuse rather than parse them.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  } as const;
+  const app = (deps.https ? Fastify({ ...options, https: deps.https }) : Fastify(options)) as unknown as FastifyInstance;
+  // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
+  app.removeContentTypeParser('text/plain');
+
+  const logDecisions = (decisions: readonly Decision[], req: { uid: string; kind: string; namespace?: string; name?: string; operation: string; dryRun?: boolean }) => {
+    for (const d of decisions) {
+      metrics.policyResults.inc({ policy: d.policy, result: d.outcome.result });
+      const quiet = d.outcome.result === 'pass' || d.outcome.result === 'skip';
+      if (quiet && !logger.isLevelEnabled('debug')) continue;
+      const fields = { ...req, policy: d.policy, result: d.outcome.result, mode: d.mode, subject: d.subject };
+      if (d.outcome.result === 'error') logger.error({ ...fields, err: d.outcome.error }, 'policy error');
+      else if (quiet) logger.debug(fields, 'decision');
+      else logger.info(fields, 'decision');
+    }
+  };
+
+  const admit = (stage: Stage) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now();
+    const decoded = decodeReview(request.body);
+    if (!decoded.ok) {
+      metrics.requests.inc({ endpoint: stage, kind: '', operation: '', outcome: 'invalid' });
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: decoded.reason });
+    }
+    const { review } = decoded;
+    const req = review.request;
+    const { scope } = store.current;
+    let verdict: Verdict;
+    try {
+      const decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
+      verdict = verdictOf(decisions, scope.config);
+      if (decisions.length > 0) {
+        const name = req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
+        logDecisions(decisions, { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name, operation: req.operation, dryRun: req.dryRun });
+      }
+    } catch (err) {
+      // Policies' own errors are decisions; this is a bug in the engine. Never block on it.
+      logger.error({ err, uid: req.uid, kind: req.kind.kind }, 'engine error');
+      verdict = failOpen;
+    }
+    const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
+    metrics.requests.inc({ endpoint: stage, kind: req.kind.kind, operation: req.operation, outcome });
+    metrics.duration.observe({ endpoint: stage }, (performance.now() - started) / 1000);
+    return buildReview(review.apiVersion, req.uid, verdict);
+  };
+
+  app.post('/mutate', admit('mutate'));
+  app.post('/validate', admit('validate'));
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const reason = deps.notReady?.() ?? null;
+    const { generation } = store.current;
+    if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });
+    return { status: 'ready', configGeneration: generation, clusterLookups: cluster.enabled ? 'on' : 'off' };
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
+    const code = err.statusCode ?? 500;
+    if (code >= 500) request.log.error({ err }, 'request failed');
+    return reply.code(code).send({ statusCode: code, error: STATUS_CODES[code] ?? 'Error', message: err.message });
+  });
+  return app;
+}

@@ -1,0 +1,180 @@
+// The HTTP edge through app.inject: decoding, answers, edge errors, metrics.
+import { readFileSync } from 'node:fs';
+import jsonpatch from 'fast-json-patch';
+import t from 'tap';
+import pino from 'pino';
+import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
+import { MemoryClusterView } from '../src/cluster/memory.js';
+import { ConfigStore } from '../src/config/store.js';
+import { Registry } from '../src/engine/registry.js';
+import type { Policy } from '../src/engine/types.js';
+import { policies } from '../src/policies/index.js';
+import { buildApp } from '../src/server/app.js';
+import { createMetrics } from '../src/server/metrics.js';
+import { configOf } from './support.js';
+
+const review = (name: string) => JSON.parse(readFileSync(new URL(`fixtures/reviews/${name}`, import.meta.url), 'utf8')) as { apiVersion: string; request: { uid: string; object: KubeObject } };
+
+const cluster = MemoryClusterView.fromObjects([
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'mysql-a', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] } },
+]);
+
+function app(opts: { config?: unknown; policies?: readonly Policy[]; notReady?: () => string | null; bodyLimit?: number } = {}) {
+  const metrics = createMetrics();
+  const store = new ConfigStore(configOf(opts.config), 'test');
+  const built = buildApp({ store, registry: new Registry(opts.policies ?? policies), cluster, metrics, logger: pino({ level: 'silent' }), notReady: opts.notReady, bodyLimit: opts.bodyLimit });
+  return { app: built, metrics, store };
+}
+
+const post = (a: ReturnType<typeof app>['app'], url: string, body: unknown) => a.inject({ method: 'POST', url, payload: body as object });
+
+t.test('a recorded pod review gets one patch with both annotation policies, and its uid back', async (t) => {
+  const { app: a } = app();
+  const body = review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json');
+  const res = await post(a, '/mutate', body);
+  t.equal(res.statusCode, 200);
+  const { response, apiVersion } = res.json<AdmissionReviewResponse>();
+  t.equal(apiVersion, 'admission.k8s.io/v1');
+  t.equal(response.uid, body.request.uid);
+  t.equal(response.allowed, true);
+  t.equal(response.patchType, 'JSONPatch');
+  const patch = JSON.parse(Buffer.from(response.patch ?? '', 'base64').toString()) as jsonpatch.Operation[];
+  const patched = jsonpatch.applyPatch(structuredClone(body.request.object), patch, true, false).newDocument;
+  t.strictSame(patched.metadata?.annotations, {
+    'proxy.istio.io/config': 'terminationDrainDuration: 20s\nholdApplicationUntilProxyStarts: true\n',
+    'traffic.sidecar.istio.io/excludeInboundPorts': '8087',
+  });
+});
+
+t.test('a Job pod gets its command wrapped; the patch applies', async (t) => {
+  const { app: a } = app();
+  const body = review('pod-create-report-job.mutate.json');
+  const { response } = (await post(a, '/mutate', body)).json<AdmissionReviewResponse>();
+  const patch = JSON.parse(Buffer.from(response.patch ?? '', 'base64').toString()) as jsonpatch.Operation[];
+  const patched = jsonpatch.applyPatch(structuredClone(body.request.object), patch, true, false).newDocument as { spec: { containers: { command: string[]; args?: string[] }[] } };
+  const [container] = patched.spec.containers;
+  t.equal(container?.command[0], '/bin/sh');
+  t.ok([...(container?.command ?? []), ...(container?.args ?? [])].includes('date; echo Hello from the Kubernetes cluster'), 'the original argument is passed on');
+});
+
+t.test('v1beta1 is answered in v1beta1', async (t) => {
+  const { app: a } = app();
+  const body = { ...review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json'), apiVersion: 'admission.k8s.io/v1beta1' };
+  const res = (await post(a, '/mutate', body)).json<AdmissionReviewResponse>();
+  t.equal(res.apiVersion, 'admission.k8s.io/v1beta1');
+  t.equal(res.response.uid, body.request.uid);
+});
+
+t.test('a misplaced DestinationRule is denied with a 403 status naming the fix', async (t) => {
+  const { app: a } = app();
+  const { response } = (await post(a, '/validate', review('destinationrule-create-myservice.validate.json'))).json<AdmissionReviewResponse>();
+  t.equal(response.allowed, false);
+  t.equal(response.status?.code, 403);
+  t.match(response.status?.message, /^meshguard destinationrule-placement: DestinationRule ns1\/myservice .* move it to default or istio-system/);
+  t.equal(response.patch, undefined);
+});
+
+t.test('dry-run mode: the denial becomes a warning, the mutation a "would" warning without patch', async (t) => {
+  const { app: a } = app({ config: { mode: 'warn' } });
+  const dr = (await post(a, '/validate', review('destinationrule-create-myservice.validate.json'))).json<AdmissionReviewResponse>();
+  t.equal(dr.response.allowed, true);
+  t.match(dr.response.warnings, [/destinationrule-placement: DestinationRule ns1\/myservice/]);
+  const pod = (await post(a, '/mutate', review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json'))).json<AdmissionReviewResponse>();
+  t.equal(pod.response.patch, undefined);
+  t.match(pod.response.warnings, [/hold-application-until-proxy-starts: would set/, /probe-port-exclusion: would exclude probe port 8087/]);
+});
+
+t.test('a second ExternalName Service on the same TCP port gets a warning (default mode warn)', async (t) => {
+  const { app: a } = app();
+  const { response } = (await post(a, '/validate', review('service-create-mysql-b.validate.json'))).json<AdmissionReviewResponse>();
+  t.equal(response.allowed, true);
+  t.match(response.warnings, [/^meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/]);
+});
+
+t.test('workloads at /validate: pod policies on the template, never a patch or denial', async (t) => {
+  const { app: a } = app({ config: { mode: 'warn' } });
+  const { response } = (await post(a, '/validate', review('deployment-create-nginx-deployment-basic.mutate.json'))).json<AdmissionReviewResponse>();
+  t.equal(response.allowed, true);
+  t.equal(response.patch, undefined);
+  t.match(response.warnings, [/would set holdApplicationUntilProxyStarts/, /would exclude probe port 8087/]);
+  const cron = (await post(a, '/validate', review('cronjob-create-mycronjob.mutate.json'))).json<AdmissionReviewResponse>();
+  t.match(cron.response.warnings, [/hold-application/, /job-sidecar-quit: would wrap/]);
+});
+
+t.test('DELETE and objects no policy cares about are allowed untouched', async (t) => {
+  const { app: a } = app();
+  const { response } = (await post(a, '/validate', review('service-delete-mysql-b.validate.json'))).json<AdmissionReviewResponse>();
+  t.strictSame(response, { uid: review('service-delete-mysql-b.validate.json').request.uid, allowed: true });
+});
+
+t.test('edge errors: 415, 400 with a reason, 413; the server keeps serving', async (t) => {
+  const { app: a, metrics } = app({ bodyLimit: 1024 * 1024 });
+  const plain = await a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+  t.equal(plain.statusCode, 415);
+  const broken = await a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload: '{"apiVersion": "admission.k8s.io/v1", "kind": ' });
+  t.equal(broken.statusCode, 400);
+  const wrong = await post(a, '/validate', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 7, kind: {}, operation: 'CREATE' } });
+  t.equal(wrong.statusCode, 400);
+  t.match(wrong.json(), { message: /^not an AdmissionReview: request\.uid must be string/ });
+  const proto = await a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"polluted": true}}' });
+  t.equal(proto.statusCode, 400);
+  t.equal(({} as Record<string, unknown>).polluted, undefined);
+  const big = await a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload: `{"x":"${'a'.repeat(2 * 1024 * 1024)}"}` });
+  t.equal(big.statusCode, 413);
+  const ok = await post(a, '/mutate', review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json'));
+  t.equal(ok.statusCode, 200);
+  const text = await metrics.registry.metrics();
+  t.match(text, /meshguard_admission_requests_total\{endpoint="validate",kind="",operation="",outcome="invalid"\} 1/);
+  t.match(text, /meshguard_admission_requests_total\{endpoint="mutate",kind="Pod",operation="CREATE",outcome="patched"\} 1/);
+  t.match(text, /meshguard_policy_results_total\{policy="hold-application-until-proxy-starts",result="mutate"\} 1/);
+});
+
+t.test('the default body limit takes a 3 MiB object with its oldObject', async (t) => {
+  const { app: a } = app();
+  const body = review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json');
+  const fat = { ...body.request.object, metadata: { ...body.request.object.metadata, annotations: { big: 'x'.repeat(3 * 1024 * 1024) } } };
+  const res = await post(a, '/validate', { ...body, request: { ...body.request, operation: 'UPDATE', object: fat, oldObject: fat } });
+  t.equal(res.statusCode, 200);
+});
+
+t.test('a throwing policy: allowed with a warning, or denied with onError: deny', async (t) => {
+  const broken: Policy = {
+    id: 'destinationrule-placement',
+    action: 'validate',
+    targets: [{ group: 'networking.istio.io', kind: 'DestinationRule', operations: ['CREATE'] }],
+    evaluate() {
+      throw new Error('boom');
+    },
+  };
+  const body = review('destinationrule-create-myservice.validate.json');
+  const open = (await post(app({ policies: [broken] }).app, '/validate', body)).json<AdmissionReviewResponse>();
+  t.equal(open.response.allowed, true);
+  t.match(open.response.warnings, [/destinationrule-placement: internal error \(boom\); request allowed/]);
+  const closed = (await post(app({ policies: [broken], config: { onError: 'deny' } }).app, '/validate', body)).json<AdmissionReviewResponse>();
+  t.equal(closed.response.allowed, false);
+  t.match(closed.response.status?.message, /internal error \(boom\); denied by onError: deny/);
+});
+
+t.test('a configuration change applies to the next request', async (t) => {
+  const { app: a, store } = app();
+  const body = review('destinationrule-create-myservice.validate.json');
+  t.equal((await post(a, '/validate', body)).json<AdmissionReviewResponse>().response.allowed, false);
+  t.strictSame(store.setOverlay('mode: warn', 'test overlay'), []);
+  t.equal((await post(a, '/validate', body)).json<AdmissionReviewResponse>().response.allowed, true);
+  t.match(store.setOverlay('mode: loud', 'bad overlay'), ['mode: must be one of enforce, warn']);
+  t.equal((await post(a, '/validate', body)).json<AdmissionReviewResponse>().response.allowed, true, 'last good configuration stays');
+  store.setOverlay(null, 'gone');
+  t.equal((await post(a, '/validate', body)).json<AdmissionReviewResponse>().response.allowed, false, 'back to the base');
+});
+
+t.test('health and readiness', async (t) => {
+  let reason: string | null = 'caches not synced';
+  const { app: a } = app({ notReady: () => reason });
+  t.equal((await a.inject('/healthz')).statusCode, 200);
+  const notReady = await a.inject('/readyz');
+  t.equal(notReady.statusCode, 503);
+  t.match(notReady.json(), { reason: 'caches not synced' });
+  reason = null;
+  t.match((await a.inject('/readyz')).json(), { status: 'ready', configGeneration: 1 });
+});
