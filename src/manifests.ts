@@ -31,13 +31,29 @@ function isObject(v: unknown): v is KubeObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** 1-based number of the YAML document holding a 0-based line. */
+function documentAt(text: string, line: number): number {
+  let document = 1;
+  let content = false; // a `---` before any content opens the first document, not the second
+  text.split('\n', line + 1).forEach((l, i) => {
+    if (/^---(\s|$)/.test(l) && i <= line) {
+      if (content) document++;
+      content = true;
+    } else if (!/^\s*(#.*)?$/.test(l)) {
+      content = true;
+    }
+  });
+  return document;
+}
+
 /** Objects of a multi-document YAML (or JSON) text; `kind: List` is unpacked. */
 export function parseManifests(text: string, source: string): Manifest[] {
-  const docs: unknown[] = [];
+  let docs: unknown[];
   try {
-    yaml.loadAll(text, (doc) => docs.push(doc));
+    docs = yaml.loadAll(text);
   } catch (err) {
-    throw new InputError(`${source}: document ${docs.length + 1}: ${(err as Error).message.split('\n')[0]}`);
+    const line = (err as { mark?: { line?: number } }).mark?.line ?? 0;
+    throw new InputError(`${source}: document ${documentAt(text, line)}: ${(err as Error).message.split('\n')[0]}`);
   }
   const out: Manifest[] = [];
   docs.forEach((doc, i) => {

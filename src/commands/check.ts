@@ -117,7 +117,7 @@ function renderText(reports: readonly ObjectReport[]): string {
     if (r.findings.length === 0) continue;
     out.push(`${r.source}#${r.document} ${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`);
     for (const f of r.findings) out.push(`  ${f.action.padEnd(6)} ${f.message}`);
-    if (r.diff) out.push(...r.diff.split('\n').slice(2).filter((l) => l !== '').map((l) => `    ${l}`));
+    if (r.diff) out.push(...r.diff.split('\n').filter((l) => l !== '' && !l.startsWith('====')).map((l) => `    ${l.trimEnd()}`));
     out.push('');
   }
   const count = (p: (r: ObjectReport) => boolean) => reports.filter(p).length;

@@ -28,6 +28,7 @@ const flags: Flag[] = [
   { name: 'config-map', type: 'string', arg: 'NS/NAME', help: 'ConfigMap (key config.yaml) that replaces the configuration while it exists' },
   { name: 'namespace', type: 'string', arg: 'NS', help: "the webhook's own namespace, never evaluated (in-cluster: the pod's namespace)" },
   { name: 'body-limit', type: 'string', arg: 'BYTES', help: 'largest admission review accepted', default: String(DEFAULT_BODY_LIMIT) },
+  { name: 'shutdown-delay', type: 'string', arg: 'SECONDS', help: 'after SIGTERM, keep answering (readyz failing) this long before closing the listener', default: '1' },
   { name: 'log-level', type: 'string', arg: 'LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
 ];
 
@@ -46,6 +47,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const port = int(values, 'port', 0, 65535);
   const metricsPort = int(values, 'metrics-port', 0, 65535);
   const bodyLimit = int(values, 'body-limit', 1024, 1024 ** 3);
+  const shutdownDelay = int(values, 'shutdown-delay', 0, 300);
   const clusterMode = oneOf(values, 'cluster', ['auto', 'off'] as const);
   const level = oneOf(values, 'log-level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
   const certFile = str(values, 'tls-cert');
@@ -69,6 +71,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     logger.error({ source, errors }, 'configuration refused; the last good one stays in force');
   });
   const stops: (() => void)[] = [];
+  let draining = false;
   if (configFile) stops.push(watchFiles([configFile], ([text = '']) => store.setBase(text, configFile)));
 
   // Cluster lookups from watches arrive with the live-cluster work; until then they are off.
@@ -94,6 +97,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     logger,
     bodyLimit,
     https: { ...tls, minVersion: 'TLSv1.2' },
+    draining: () => draining,
   });
   if (certFile && keyFile) {
     // A rotated Secret: new connections get the new pair, open ones keep theirs.
@@ -122,20 +126,27 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   );
 
   return new Promise((resolve) => {
+    // Kubernetes removes the pod from the Service's endpoints while SIGTERM arrives: keep
+    // answering for --shutdown-delay (readyz failing, keep-alive connections told to close),
+    // then stop accepting and let the requests in flight finish.
     const shutdown = (signal: string) => {
-      logger.info({ signal }, 'shutting down: no new connections, answering requests in flight');
+      if (draining) return;
+      draining = true;
+      logger.info({ signal, shutdownDelay }, 'shutting down: draining, then no new connections');
       const force = setTimeout(() => {
         logger.error('in-flight requests did not finish within the grace period');
         resolve(1);
-      }, SHUTDOWN_GRACE_MS).unref();
+      }, (shutdownDelay * 1000) + SHUTDOWN_GRACE_MS).unref();
       for (const stop of stops) stop();
-      void Promise.all([app.close(), metricsApp.close()]).then(() => {
-        clearTimeout(force);
-        logger.info('stopped');
-        resolve(0);
-      });
+      setTimeout(() => {
+        void Promise.all([app.close(), metricsApp.close()]).then(() => {
+          clearTimeout(force);
+          logger.info('stopped');
+          resolve(0);
+        });
+      }, shutdownDelay * 1000);
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
   });
 }

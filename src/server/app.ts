@@ -23,6 +23,8 @@ export interface AppDeps {
   logger: Logger;
   /** null when ready, else why not (e.g. caches not synced yet). */
   notReady?: () => string | null;
+  /** True once shutdown began: answers ask clients to reconnect elsewhere. */
+  draining?: () => boolean;
   bodyLimit?: number;
   /** TLS options; the serve command passes them, tests use plain HTTP through inject(). */
   https?: ServerOptions;
@@ -46,7 +48,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Admission reviews never legitimately carry these; refuse rather than parse them.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // While closing, requests on connections already open are still answered, not refused.
+    return503OnClosing: false,
   } as const;
   const app = (deps.https ? Fastify({ ...options, https: deps.https }) : Fastify(options)) as unknown as FastifyInstance;
   // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
@@ -93,11 +96,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return buildReview(review.apiVersion, req.uid, verdict);
   };
 
+  if (deps.draining) {
+    const draining = deps.draining;
+    // A client reusing a keep-alive connection would race the close; tell it to reconnect.
+    app.addHook('onSend', async (_req, reply) => {
+      if (draining()) reply.header('connection', 'close');
+    });
+  }
+
   app.post('/mutate', admit('mutate'));
   app.post('/validate', admit('validate'));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const reason = deps.notReady?.() ?? null;
+    const reason = deps.draining?.() ? 'shutting down' : (deps.notReady?.() ?? null);
     const { generation } = store.current;
     if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });
     return { status: 'ready', configGeneration: generation, clusterLookups: cluster.enabled ? 'on' : 'off' };

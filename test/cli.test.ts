@@ -1,0 +1,94 @@
+// The command line as users run it: exit codes, messages, output formats.
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { packageRoot } from '../src/paths.js';
+
+const cli = (args: string[], input?: string) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), ...args], { input, encoding: 'utf8', cwd: packageRoot });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const faq = join(packageRoot, 'examples/faq');
+
+t.test('check on the FAQ examples reports each pitfall under its policy id and exits 1', async (t) => {
+  const r = cli(['check', 'examples/faq']);
+  t.equal(r.code, 1, r.err);
+  t.match(r.out, /DestinationRule ns1\/myservice\n  deny   meshguard destinationrule-placement: .*move it to default or istio-system/);
+  t.match(r.out, /Service payments\/mysql-b\n  warn   meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/);
+  t.match(r.out, /Deployment shop\/nginx-deployment-basic\n  patch  meshguard hold-application-until-proxy-starts: .*\n  patch  meshguard probe-port-exclusion: exclude probe port 8087/);
+  t.match(r.out, /\+\s+traffic.sidecar.istio.io\/excludeInboundPorts: '8087'/, 'shows the patch as a diff');
+  t.match(r.out, /CronJob shop\/mycronjob\n(.*\n)*  patch  meshguard job-sidecar-quit: /);
+  t.match(r.out, /9 objects checked: 1 denied/);
+});
+
+t.test('check --output json, from stdin', async (t) => {
+  const r = cli(['check', '--output', 'json', '-'], readFileSync(join(faq, 'databases.yaml'), 'utf8'));
+  t.equal(r.code, 0, 'warnings alone do not fail');
+  const { reports } = JSON.parse(r.out) as { reports: { name: string; findings: { policy: string; action: string }[] }[] };
+  t.strictSame(reports.map((x) => x.name), ['mysql-a', 'mysql-b']);
+  t.match(reports[1]?.findings, [{ policy: 'externalname-tcp-collision', action: 'warn' }]);
+});
+
+t.test('check exit 2: unreadable input names the file and document; bad config names the field', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-cli-'));
+  writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: [\n');
+  const bad = cli(['check', join(dir, 'bad.yaml')]);
+  t.equal(bad.code, 2);
+  t.match(bad.err, /bad\.yaml: document 2: /);
+  const scalar = cli(['check', '-'], 'just a string\n');
+  t.equal(scalar.code, 2);
+  t.match(scalar.err, /<stdin>: document 1: not a Kubernetes object/);
+  t.match(cli(['check', join(dir, 'missing')]), { code: 2, err: /missing: no such file or directory/ });
+  writeFileSync(join(dir, 'config.yaml'), 'policies:\n  probe-port-exclusion: {mode: sometimes}\n');
+  const config = cli(['check', '--config', join(dir, 'config.yaml'), faq]);
+  t.equal(config.code, 2);
+  t.match(config.err, /policies\.probe-port-exclusion\.mode: must be one of enforce, warn, off/);
+  t.match(cli(['check']), { code: 2, err: /at least one PATH/ });
+  t.match(cli(['check', '--bogus', faq]), { code: 2, err: /bogus/ });
+});
+
+t.test('check with a config in warn mode: nothing denied, exit 0', async (t) => {
+  const r = cli(['check', faq], undefined);
+  t.equal(r.code, 1);
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-cli-'));
+  writeFileSync(join(dir, 'c.yaml'), 'mode: warn\n');
+  const warn = cli(['check', '--config', join(dir, 'c.yaml'), faq]);
+  t.equal(warn.code, 0);
+  t.match(warn.out, /patch  meshguard hold-application-until-proxy-starts: would set/);
+});
+
+t.test('serve refuses an invalid configuration file with exit 2 naming the field', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-cli-'));
+  writeFileSync(join(dir, 'c.yaml'), 'overrides: [{namespaces: [a], policies: {no-such-policy: {mode: off}}}]\n');
+  const r = cli(['serve', '--config', join(dir, 'c.yaml'), '--port', '0', '--metrics-port', '0', '--cluster', 'off']);
+  t.equal(r.code, 2);
+  t.match(r.err, /overrides\.0\.policies\.no-such-policy: unknown policy/);
+  t.match(cli(['serve', '--port', 'x']), { code: 2, err: /--port: expected a whole number/ });
+});
+
+t.test('--help on every command; environment variables for flags', async (t) => {
+  for (const cmd of ['serve', 'check', 'certs']) {
+    const r = cli([cmd, '--help']);
+    t.equal(r.code, 0);
+    t.match(r.out, new RegExp(`^Usage: meshguard ${cmd}`));
+  }
+  t.match(cli(['serve', '--help']).out, /--metrics-port N .*env MESHGUARD_METRICS_PORT, default 9090/);
+  t.match(cli(['--help']), { code: 0, out: /Commands:/ });
+  t.match(cli(['frobnicate']), { code: 2, err: /unknown command "frobnicate"/ });
+});
+
+t.test('certs writes a CA and a serving certificate for the Service, and prints the caBundle', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-certs-'));
+  const r = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--days', '30']);
+  t.equal(r.code, 0, r.err);
+  const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
+  const serving = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
+  t.equal(Buffer.from(r.out.trim(), 'base64').toString(), readFileSync(join(dir, 'ca.crt'), 'utf8'));
+  t.ok(serving.verify(ca.publicKey), 'signed by the CA');
+  t.match(serving.subjectAltName, /DNS:meshguard\.mesh-system\.svc, DNS:meshguard\.mesh-system\.svc\.cluster\.local/);
+  t.equal(serving.publicKey.asymmetricKeyType, 'ec');
+  t.match(cli(['certs', '--service', 'Bad_Name', '--namespace', 'x']), { code: 2 });
+});
