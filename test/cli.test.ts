@@ -16,11 +16,11 @@ const faq = join(packageRoot, 'examples/faq');
 t.test('check on the FAQ examples reports each pitfall under its policy id and exits 1', async (t) => {
   const r = cli(['check', 'examples/faq']);
   t.equal(r.code, 1, r.err);
-  t.match(r.out, /DestinationRule ns1\/myservice\n  deny   meshguard destinationrule-placement: .*move it to default or istio-system/);
-  t.match(r.out, /Service payments\/mysql-b\n  warn   meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/);
-  t.match(r.out, /Deployment shop\/nginx-deployment-basic\n  patch  meshguard hold-application-until-proxy-starts: .*\n  patch  meshguard probe-port-exclusion: exclude probe port 8087/);
+  t.match(r.out, /DestinationRule ns1\/myservice\n {2}deny {3}meshguard destinationrule-placement: .*move it to default or istio-system/);
+  t.match(r.out, /Service payments\/mysql-b\n {2}warn {3}meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/);
+  t.match(r.out, /Deployment shop\/nginx-deployment-basic\n {2}patch {2}meshguard hold-application-until-proxy-starts: .*\n {2}patch {2}meshguard probe-port-exclusion: exclude probe port 8087/);
   t.match(r.out, /\+\s+traffic.sidecar.istio.io\/excludeInboundPorts: '8087'/, 'shows the patch as a diff');
-  t.match(r.out, /CronJob shop\/mycronjob\n(.*\n)*  patch  meshguard job-sidecar-quit: /);
+  t.match(r.out, /CronJob shop\/mycronjob\n(.*\n)* {2}patch {2}meshguard job-sidecar-quit: /);
   t.match(r.out, /9 objects checked: 1 denied/);
 });
 
@@ -57,7 +57,7 @@ t.test('check with a config in warn mode: nothing denied, exit 0', async (t) => 
   writeFileSync(join(dir, 'c.yaml'), 'mode: warn\n');
   const warn = cli(['check', '--config', join(dir, 'c.yaml'), faq]);
   t.equal(warn.code, 0);
-  t.match(warn.out, /patch  meshguard hold-application-until-proxy-starts: would set/);
+  t.match(warn.out, /patch {2}meshguard hold-application-until-proxy-starts: would set/);
 });
 
 t.test('serve refuses an invalid configuration file with exit 2 naming the field', async (t) => {

@@ -103,7 +103,7 @@ t.test('the skip annotation exempts from the named mutating policies only', asyn
 
 t.test('workload templates: warnings only, even for a failing policy in enforce mode', async (t) => {
   const engine = engineOf({ policies: [failing('bad pod'), annotating('hold-application-until-proxy-starts', 'a')] });
-  for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet'], ['apps/v1', 'ReplicaSet'], ['batch/v1', 'Job']]) {
+  for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet'], ['apps/v1', 'ReplicaSet'], ['batch/v1', 'Job']] as const) {
     const workload: KubeObject = { apiVersion, kind, metadata: { name: 'w', namespace: 'shop' }, spec: { template: { metadata: { labels: { app: 'w' } }, spec: {} } } };
     const decisions = evaluate({ request: requestFor(workload), stage: 'validate' }, engine);
     t.strictSame(decisions.map((d) => [d.subject, d.outcome.result]), [['template', 'fail'], ['template', 'mutate']], kind);

@@ -1,7 +1,8 @@
 // Starts `meshguard serve` as a real process over HTTPS, for tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { Agent, request, type RequestOptions } from 'node:https';
+import type { Agent} from 'node:https';
+import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';

@@ -88,7 +88,16 @@ export class MemoryClusterView implements ClusterView {
     for (const p of old.ports) drop(this.entriesByPort, p.number, id);
   }
 
-  /** Drops every ServiceEntry (their CRD went away, or a re-list starts over). */
+  // A re-list replaces everything of one resource: deletions missed while disconnected go too.
+  clearNamespaces(): void {
+    this.namespaces.clear();
+  }
+
+  clearServices(): void {
+    this.services.clear();
+    this.externalNames.clear();
+  }
+
   clearServiceEntries(): void {
     this.serviceEntries.clear();
     this.entriesByPort.clear();

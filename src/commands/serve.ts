@@ -4,6 +4,7 @@ import type { Server as HttpsServer } from 'node:https';
 import Fastify from 'fastify';
 import type { ClusterView } from '../cluster/view.js';
 import { clusterOff } from '../cluster/memory.js';
+import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
 import { Registry } from '../engine/registry.js';
@@ -61,6 +62,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const base = await loadConfig(configFile);
   const store = new ConfigStore(base.config, base.source, selfNamespace);
   metrics.configGeneration.set(store.current.generation);
+  logger.info({ generation: store.current.generation, source: base.source }, 'configuration in force');
   store.on('change', ({ generation, source }) => {
     metrics.configReloads.inc({ result: 'success' });
     metrics.configGeneration.set(generation);
@@ -74,10 +76,31 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   let draining = false;
   if (configFile) stops.push(watchFiles([configFile], ([text = '']) => store.setBase(text, configFile)));
 
-  // Cluster lookups from watches arrive with the live-cluster work; until then they are off.
-  const cluster: ClusterView = clusterOff;
-  if (clusterMode === 'auto') logger.info('cluster lookups off: no watch-backed cluster view in this build');
-  else logger.info('cluster lookups off (--cluster off)');
+  // Cluster lookups: watches feed the view the policies read; readiness waits for the first sync.
+  const connection = clusterMode === 'off' ? undefined : await kubeConfigFor(str(values, 'kubeconfig'), env);
+  let cluster: ClusterView = clusterOff;
+  const syncing: (() => string | null)[] = [];
+  if (connection) {
+    const { watchCluster } = await import('../cluster/watch.js');
+    const live = watchCluster(connection.kc, logger);
+    cluster = live.view;
+    syncing.push(live.notReady);
+    stops.push(live.stop);
+    logger.info({ credentials: connection.from }, 'cluster lookups on');
+  } else {
+    logger.info(clusterMode === 'off' ? 'cluster lookups off (--cluster off)' : 'cluster lookups off: no in-cluster or kubeconfig credentials');
+  }
+  const configMap = str(values, 'config-map') ?? (connection?.inCluster && selfNamespace ? `${selfNamespace}/meshguard` : undefined);
+  if (configMap) {
+    const [cmNamespace, cmName, extra] = configMap.split('/');
+    if (!cmNamespace || !cmName || extra !== undefined) throw new UsageError(`--config-map: expected NAMESPACE/NAME, got ${JSON.stringify(configMap)}`);
+    if (!connection) throw new UsageError('--config-map needs cluster credentials (in-cluster, --kubeconfig or ~/.kube/config)');
+    const { watchConfigMap } = await import('../config/configmap.js');
+    const reflector = watchConfigMap(connection.kc, cmNamespace, cmName, store, logger);
+    syncing.push(() => (reflector.synced ? null : `ConfigMap ${configMap} not read yet`));
+    stops.push(() => reflector.stop());
+  }
+  const notReady = () => syncing.map((f) => f()).find((r) => r !== null) ?? null;
 
   let tls;
   let caFile: string | undefined;
@@ -97,6 +120,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     logger,
     bodyLimit,
     https: { ...tls, minVersion: 'TLSv1.2' },
+    notReady,
     draining: () => draining,
   });
   if (certFile && keyFile) {
@@ -121,7 +145,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   if (metricsPort > 0) await metricsApp.listen({ port: metricsPort, host: str(values, 'host') ?? '0.0.0.0' });
   const address = app.server.address();
   logger.info(
-    { address, metricsPort, config: base.source, clusterLookups: cluster.enabled ? 'on' : 'off', ...(caFile && { caFile }) },
+    { address, metricsPort, config: store.current.source, clusterLookups: cluster.enabled ? 'on' : 'off', ...(configMap && { configMap }), ...(caFile && { caFile }) },
     caFile ? `meshguard serving with a dev certificate; its CA is ${caFile}` : 'meshguard serving',
   );
 

@@ -41,7 +41,7 @@ export class ConfigStore extends EventEmitter<Events> {
   /** New base text (the --config file changed). Returns the errors when refused. */
   setBase(text: string, source: string): string[] {
     const parsed = parseConfig(text);
-    if (!parsed.ok) return this.reject(source, parsed.errors);
+    if (!parsed.ok) return this.refuse(source, parsed.errors);
     this.base = { config: parsed.config, source };
     if (!this.overlay) this.activate(this.base);
     return [];
@@ -56,13 +56,14 @@ export class ConfigStore extends EventEmitter<Events> {
       return [];
     }
     const parsed = parseConfig(text);
-    if (!parsed.ok) return this.reject(source, parsed.errors);
+    if (!parsed.ok) return this.refuse(source, parsed.errors);
     this.overlay = { config: parsed.config, source };
     this.activate(this.overlay);
     return [];
   }
 
-  private reject(source: string, errors: string[]): string[] {
+  /** Reports configuration that cannot take effect; what is in force stays. */
+  refuse(source: string, errors: string[]): string[] {
     this.emit('rejected', source, errors);
     return errors;
   }

@@ -1,0 +1,84 @@
+import { pointer, type PatchOp } from '../admission/patch.js';
+import type { KubeObject } from '../admission/types.js';
+import type { Policy } from '../engine/types.js';
+import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
+import { isWrapped, startsWithShell, wrapContainer } from '../mesh/job-wrapper.js';
+import { containers } from '../mesh/pod.js';
+
+// Present when Istio's injector ran first (meshguard reinvoked, or a webhook named to sort after
+// Istio's): the proxy is no app container, and has no command of its own.
+const PROXY_CONTAINER = 'istio-proxy';
+
+/** A CronJob's pods are owned by the Jobs it creates, so this covers both. */
+function ownedByJob(pod: KubeObject): boolean {
+  const owners = pod.metadata?.ownerReferences;
+  return Array.isArray(owners) && owners.some((o: unknown) => typeof o === 'object' && o !== null && (o as { kind?: unknown }).kind === 'Job');
+}
+
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) && v.every((s): s is string => typeof s === 'string') ? v : undefined;
+}
+
+/** A command as warnings show it: quoted, and short. */
+function shown(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 59)}…` : s);
+}
+
+function summaryOf(names: readonly string[]): string {
+  return names.length === 1
+    ? `wrap the command of container ${names[0]} so istio-proxy quits when it exits`
+    : `wrap the commands of containers ${names.join(', ')} so istio-proxy quits when they exit`;
+}
+
+/** Wraps the commands of a Job's containers so that istio-proxy quits when they end and the Job completes. */
+const policy: Policy<'job-sidecar-quit'> = {
+  id: 'job-sidecar-quit',
+  action: 'mutate',
+  targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
+  evaluate({ object: pod, namespace, cluster, config, options }) {
+    if (!ownedByJob(pod)) return { result: 'skip', reason: 'not owned by a Job' };
+    if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+    // A native sidecar stops by itself once the app containers have exited.
+    if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
+
+    const patch: PatchOp[] = [];
+    const wrapped: string[] = [];
+    const warnings: string[] = [];
+    for (const { container, index } of containers(pod)) {
+      const { name } = container;
+      if (name === PROXY_CONTAINER) continue;
+      const command = strings(container.command);
+      // An empty command, like none, means the image's ENTRYPOINT.
+      if (!command || command.length === 0) {
+        warnings.push(`container ${name} has no command: it runs the image's entrypoint, which meshguard cannot wrap; set an explicit command or use native sidecars`);
+        continue;
+      }
+      if (isWrapped(command)) continue;
+      const args = container.args == null ? [] : strings(container.args);
+      if (!args) continue; // not a list of strings: the API server never sends one
+      const program = command[0] ?? '';
+      if (options.requireShellCommand && !startsWithShell(command)) {
+        const head = program.slice(program.lastIndexOf('/') + 1) === 'env' && command.length > 1 ? command.slice(0, 2).join(' ') : program;
+        warnings.push(`container ${name} not wrapped: ${shown(head)} is not a shell, so the image may lack /bin/sh; if it has one, set requireShellCommand: false`);
+        continue;
+      }
+      // The wrapper starts the command with `exec`, which would take a leading "-" for its own option.
+      if (program === '' || program.startsWith('-')) {
+        warnings.push(`container ${name} not wrapped: its command ${shown(program)} names no program`);
+        continue;
+      }
+      const next = wrapContainer(options.readyTimeoutSeconds, command, args);
+      patch.push(
+        { op: 'replace', path: pointer('spec', 'containers', index, 'command'), value: next.command },
+        { op: Object.hasOwn(container, 'args') ? 'replace' : 'add', path: pointer('spec', 'containers', index, 'args'), value: next.args },
+      );
+      wrapped.push(name);
+    }
+    if (wrapped.length > 0) {
+      return { result: 'mutate', patch, summary: summaryOf(wrapped), ...(warnings.length > 0 ? { warnings } : {}) };
+    }
+    return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };
+  },
+};
+
+export default policy;
