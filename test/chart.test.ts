@@ -1,0 +1,61 @@
+// The Helm chart: values against their schema, the ConfigMap default against policies/meshguard.yaml,
+// the webhook ordering; helm lint and template when a helm binary is on PATH.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import yaml from 'js-yaml';
+import t from 'tap';
+import { parseConfig } from '../src/config/parse.js';
+import { defaultConfigPath, packageRoot } from '../src/paths.js';
+
+const chart = join(packageRoot, 'charts/meshguard');
+const load = (file: string) => yaml.load(readFileSync(join(chart, file), 'utf8')) as Record<string, unknown>;
+const values = load('values.yaml');
+const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8')) as object;
+const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+
+t.test('values.yaml is valid against values.schema.json', async (t) => {
+  t.ok(validate(values), JSON.stringify(validate.errors));
+});
+
+t.test('the schema refuses what it should', async (t) => {
+  const bad = (patch: Record<string, unknown>) => !validate({ ...values, ...patch });
+  t.ok(bad({ replicaCount: 0 }), 'replicaCount 0');
+  t.ok(bad({ webhook: { validatingFailurePolicy: 'Sometimes' } }), 'failurePolicy');
+  t.ok(bad({ unknownKey: 1 }), 'unknown key');
+  t.ok(bad({ config: { ...(values.config as object), policies: { 'probe-port-exclusion': { mode: false } } } }), 'an unquoted off (false)');
+  t.ok(bad({ tls: { caBundle: 'not base64!' } }), 'caBundle');
+});
+
+t.test('the ConfigMap default is policies/meshguard.yaml, and valid', async (t) => {
+  t.strictSame(values.config, yaml.load(readFileSync(defaultConfigPath, 'utf8')));
+  const parsed = parseConfig(yaml.dump(values.config));
+  t.ok(parsed.ok, parsed.ok ? '' : parsed.errors.join('; '));
+});
+
+t.test("the mutating configuration sorts before Istio's injector", async (t) => {
+  const spec = load('files/webhooks.yaml') as { mutating: { configurationName: string } };
+  const name = spec.mutating.configurationName;
+  for (const istio of ['istio-sidecar-injector', 'istio-sidecar-injector-1-22', 'istio-revision-tag-default']) {
+    t.ok(name < istio, `${name} < ${istio}`);
+  }
+});
+
+t.test('helm lint and helm template', async (t) => {
+  const helm = spawnSync('helm', ['version', '--short'], { encoding: 'utf8' });
+  if (helm.error) {
+    t.comment('helm lint and helm template skipped: no helm binary on PATH');
+    t.pass('no helm here');
+    return;
+  }
+  const set = ['--set', 'tls.existingSecret=meshguard-tls', '--set', 'tls.caBundle=Y2E='];
+  const lint = spawnSync('helm', ['lint', chart, ...set], { encoding: 'utf8' });
+  t.equal(lint.status, 0, lint.stdout + lint.stderr);
+  for (const extra of [set, ['--set', 'certManager.enabled=true']]) {
+    const out = spawnSync('helm', ['template', 'meshguard', chart, '--namespace', 'meshguard', ...extra], { encoding: 'utf8' });
+    t.equal(out.status, 0, out.stderr);
+    const docs = yaml.loadAll(out.stdout).filter(Boolean) as { kind: string }[];
+    t.ok(docs.some((d) => d.kind === 'MutatingWebhookConfiguration'));
+  }
+});
