@@ -27,12 +27,17 @@ export async function writeServingPair(dir: string, ca?: PemPair): Promise<PemPa
   return authority;
 }
 
-export async function startServe(args: string[] = []): Promise<Served> {
-  const dir = mkdtempSync(join(tmpdir(), 'meshguard-serve-'));
-  const ca = await writeServingPair(dir);
+/**
+ * `opts.compiled` runs dist/ (as production does; needs `npm run build`) instead of src/ through
+ * tsx; `opts.reuse` restarts with the certificate directory of an earlier process.
+ */
+export async function startServe(args: string[] = [], opts: { compiled?: boolean; reuse?: Pick<Served, 'dir' | 'ca'> } = {}): Promise<Served> {
+  const dir = opts.reuse?.dir ?? mkdtempSync(join(tmpdir(), 'meshguard-serve-'));
+  const ca = opts.reuse?.ca ?? (await writeServingPair(dir));
+  const entry = opts.compiled ? [join(packageRoot, 'dist/src/cli.js')] : ['--import', 'tsx', join(packageRoot, 'src/cli.ts')];
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--cluster', 'off',
+    [...entry, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--cluster', 'off',
       '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), ...args],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
