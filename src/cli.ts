@@ -11,6 +11,7 @@ Keeps Istio service meshes out of their best-known traps.
 Commands:
   serve    serve the admission webhook (HTTPS)
   check    run the policies on manifests, as in CI
+  audit    run the policies on what a cluster already holds
   certs    write a CA and a serving certificate for the webhook's Service
 
 Run meshguard <command> --help for its flags.
@@ -23,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/serve.js')).serve(rest, process.env);
     case 'check':
       return (await import('./commands/check.js')).check(rest, process.env, () => text(process.stdin));
+    case 'audit':
+      return (await import('./commands/audit.js')).audit(rest, process.env);
     case 'certs':
       return (await import('./commands/certs.js')).certs(rest, process.env);
     case undefined:

@@ -70,7 +70,7 @@ t.test('serve refuses an invalid configuration file with exit 2 naming the field
 });
 
 t.test('--help on every command; environment variables for flags', async (t) => {
-  for (const cmd of ['serve', 'check', 'certs']) {
+  for (const cmd of ['serve', 'check', 'audit', 'certs']) {
     const r = cli([cmd, '--help']);
     t.equal(r.code, 0);
     t.match(r.out, new RegExp(`^Usage: meshguard ${cmd}`));

@@ -25,6 +25,35 @@ export interface ReflectorSpec {
 }
 
 const PAGE = 500;
+
+/**
+ * Every object of a kind, page by page, from the first of its apiVersions the server serves;
+ * undefined when an optional resource (a CRD) is served in none of them.
+ */
+export async function listAll(
+  client: KubernetesObjectApi,
+  spec: Pick<ReflectorSpec, 'kind' | 'apiVersions' | 'namespace' | 'fieldSelector' | 'optional'>,
+): Promise<{ items: KubernetesObject[]; resourceVersion: string; apiVersion: string } | undefined> {
+  for (const apiVersion of spec.apiVersions) {
+    try {
+      const items: KubernetesObject[] = [];
+      let token: string | undefined;
+      let resourceVersion = '';
+      do {
+        const page = await client.list(apiVersion, spec.kind, spec.namespace, undefined, undefined, undefined, spec.fieldSelector, undefined, PAGE, token);
+        items.push(...page.items);
+        token = page.metadata?._continue || undefined;
+        resourceVersion = page.metadata?.resourceVersion ?? '';
+      } while (token);
+      return { items, resourceVersion, apiVersion };
+    } catch (err) {
+      // 404, or the discovery of a group or version that does not exist: try the next version.
+      const missing = statusOf(err) === 404 || /Unrecognized API version|Unrecognized resource|404/i.test(String((err as Error).message));
+      if (!(spec.optional && missing)) throw err;
+    }
+  }
+  return undefined;
+}
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -111,27 +140,8 @@ export class Reflector {
     }
   }
 
-  /** Every object, page by page; undefined when an optional resource is not served. */
-  private async list(): Promise<{ items: KubernetesObject[]; resourceVersion: string; apiVersion: string } | undefined> {
-    for (const apiVersion of this.spec.apiVersions) {
-      try {
-        const items: KubernetesObject[] = [];
-        let token: string | undefined;
-        let resourceVersion = '';
-        do {
-          const page = await this.client.list(apiVersion, this.spec.kind, this.spec.namespace, undefined, undefined, undefined, this.spec.fieldSelector, undefined, PAGE, token);
-          items.push(...page.items);
-          token = page.metadata?._continue || undefined;
-          resourceVersion = page.metadata?.resourceVersion ?? '';
-        } while (token);
-        return { items, resourceVersion, apiVersion };
-      } catch (err) {
-        // 404, or the discovery of a group that does not exist: try the next version.
-        const missing = statusOf(err) === 404 || /Unrecognized API version|Unrecognized resource|404/i.test(String((err as Error).message));
-        if (!(this.spec.optional && missing)) throw err;
-      }
-    }
-    return undefined;
+  private list() {
+    return listAll(this.client, this.spec);
   }
 
   private watchFrom(apiVersion: string, resourceVersion: string): Promise<{ expired: boolean; resourceVersion: string; error?: Error }> {

@@ -111,11 +111,12 @@ export function judge(manifests: readonly Manifest[], engine: Engine): ObjectRep
   });
 }
 
-function renderText(reports: readonly ObjectReport[]): string {
+export function renderText(reports: readonly ObjectReport[]): string {
   const out: string[] = [];
   for (const r of reports) {
     if (r.findings.length === 0) continue;
-    out.push(`${r.source}#${r.document} ${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`);
+    const where = r.document > 0 ? `${r.source}#${r.document} ` : '';
+    out.push(`${where}${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`);
     for (const f of r.findings) out.push(`  ${f.action.padEnd(6)} ${f.message}`);
     if (r.diff) out.push(...r.diff.split('\n').filter((l) => l !== '' && !l.startsWith('====')).map((l) => `    ${l.trimEnd()}`));
     out.push('');

@@ -1,6 +1,7 @@
 // meshguard end to end: a real kube-apiserver + etcd + kube-controller-manager, meshguard as a
 // real HTTPS process with the chart's RBAC, registered with the chart's webhook settings. Every
 // scenario goes through the API server with @kubernetes/client-node.
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import t from 'tap';
-import { defaultConfigPath } from '../../src/paths.js';
+import { defaultConfigPath, packageRoot } from '../../src/paths.js';
 import { startServe, type Served } from '../serve-process.js';
 import { rbacRoles, webhookConfigurations, webhookSpec } from './chart.js';
 import { installIstioCrds, startCluster } from './cluster.js';
@@ -300,4 +301,15 @@ t.test('fail-open: with meshguard stopped Pods are still created; it recovers wh
     throw err;
   });
   t.match(again.metadata?.annotations?.['proxy.istio.io/config'], /holdApplicationUntilProxyStarts: true/);
+});
+
+t.test('meshguard audit reports what the cluster already holds', async (t) => {
+  const run = spawnSync(process.execPath, [join(packageRoot, 'dist/src/cli.js'), 'audit', '--kubeconfig', cluster.kubeconfigPath, '--output', 'json'], { encoding: 'utf8' });
+  t.equal(run.status, 1, `exit 1: a stored object would be denied\n${run.stderr}`);
+  const { reports } = JSON.parse(run.stdout) as { reports: { kind: string; namespace: string; name: string; denied: boolean; findings: { policy: string }[] }[] };
+  const find = (kind: string, namespace: string, name: string) => reports.find((r) => r.kind === kind && r.namespace === namespace && r.name === name);
+  t.match(find('DestinationRule', 'ignored', 'myservice'), { denied: true, findings: [{ policy: 'destinationrule-placement' }] }, 'the rule stored where meshguard was not asked');
+  t.match(find('Service', 'shop', 'mysql-a'), { findings: [{ policy: 'externalname-tcp-collision' }] });
+  t.match(find('Pod', 'shop', 'while-down'), { findings: [{ policy: 'hold-application-until-proxy-starts' }, { policy: 'probe-port-exclusion' }] }, 'the Pod created while meshguard was down');
+  t.notOk(reports.some((r) => r.kind === 'Pod' && r.name.startsWith('web-')), 'controller-owned Pods are judged through their owner');
 });
