@@ -8,13 +8,12 @@ import { Registry } from '../engine/registry.js';
 import { compileScope } from '../engine/scope.js';
 import type { Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
-import { judge, renderText } from './check.js';
+import { judge, report, reportFlags } from './check.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 
 const flags: Flag[] = [
   { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
-  { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file (else the embedded defaults)' },
-  { name: 'output', type: 'string', arg: 'text|json', help: 'text for people, json for machines', default: 'text' },
+  ...reportFlags,
 ];
 
 export const auditHelp = helpText(
@@ -68,7 +67,5 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     }
   }
   const engine: Engine = { registry: new Registry(policies), scope: compileScope(config), cluster: view };
-  const reports = judge(manifests, engine);
-  process.stdout.write(output === 'json' ? JSON.stringify({ reports }, null, 2) + '\n' : renderText(reports));
-  return reports.some((r) => r.denied) ? 1 : 0;
+  return report(judge(manifests, engine), output);
 }

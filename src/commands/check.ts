@@ -16,10 +16,12 @@ import { readManifests, type Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 
-const flags: Flag[] = [
+/** The flags of the commands that report findings (check, audit). */
+export const reportFlags: Flag[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file (else the embedded defaults)' },
   { name: 'output', type: 'string', arg: 'text|json', help: 'text for people, json for machines', default: 'text' },
 ];
+const flags = reportFlags;
 
 export const checkHelp = helpText(
   'meshguard check PATH|- ... [flags]',
@@ -111,7 +113,7 @@ export function judge(manifests: readonly Manifest[], engine: Engine): ObjectRep
   });
 }
 
-export function renderText(reports: readonly ObjectReport[]): string {
+function renderText(reports: readonly ObjectReport[]): string {
   const out: string[] = [];
   for (const r of reports) {
     if (r.findings.length === 0) continue;
@@ -145,7 +147,11 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     scope: compileScope(config),
     cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
   };
-  const reports = judge(manifests, engine);
+  return report(judge(manifests, engine), output);
+}
+
+/** Writes the reports; the exit code: 1 when anything would be denied. */
+export function report(reports: readonly ObjectReport[], output: 'text' | 'json'): number {
   process.stdout.write(output === 'json' ? JSON.stringify({ reports }, null, 2) + '\n' : renderText(reports));
   return reports.some((r) => r.denied) ? 1 : 0;
 }
