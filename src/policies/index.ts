@@ -12,4 +12,4 @@ export const policies: readonly Policy[] = [
   holdApplicationUntilProxyStarts,
   probePortExclusion,
   jobSidecarQuit,
-] as Policy[];
+];
