@@ -6,8 +6,16 @@ import type { Decision } from './types.js';
 /** The API server keeps warnings of up to 256 characters, on one line. */
 export const MAX_WARNING = 256;
 
+/**
+ * The API server keeps about 4 KiB of warnings per request: more only makes the answer bigger, and
+ * a pod with thousands of containers would get a warning for each.
+ */
+export const MAX_WARNINGS = 20;
+
 export function line(policy: string, message: string): string {
-  const text = `meshguard ${policy}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' ');
+  // Whitespace runs are matched whole (a pattern like /\s*\n\s*/ backtracks quadratically on a
+  // long run without a newline, and messages quote what users wrote): linear time.
+  const text = `meshguard ${policy}: ${message}`.replace(/\s+/g, (ws) => (/[\r\n]/.test(ws) ? ' ' : ws));
   return text.length <= MAX_WARNING ? text : text.slice(0, MAX_WARNING - 1) + '…';
 }
 
@@ -49,5 +57,7 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
       }
     }
   }
-  return { allowed: denials.length === 0, denials, warnings: [...warnings], patch: mergePatches(patches) };
+  const all = [...warnings];
+  const shown = all.length <= MAX_WARNINGS ? all : [...all.slice(0, MAX_WARNINGS - 1), `meshguard: ${all.length - MAX_WARNINGS + 1} more warnings not shown`];
+  return { allowed: denials.length === 0, denials, warnings: shown, patch: mergePatches(patches) };
 }

@@ -7,6 +7,11 @@ export function portList(value: string | undefined): string[] {
 
 /** Appends ports to a list annotation, keeping the existing text and order. */
 export function appendPorts(value: string | undefined, ports: readonly number[]): string {
-  const kept = (value ?? '').replace(/[\s,]+$/, '');
+  // Trailing separators, found by a scan: /[\s,]+$/ backtracks quadratically on a long run of
+  // them that does not end the text, and the text is whatever the user wrote.
+  const text = value ?? '';
+  let end = text.length;
+  while (end > 0 && /[\s,]/.test(text.charAt(end - 1))) end--;
+  const kept = text.slice(0, end);
   return kept === '' ? ports.join(',') : `${kept},${ports.join(',')}`;
 }

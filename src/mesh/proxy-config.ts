@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import yaml from 'js-yaml';
 
 /** The pod annotation Istio's injector reads ProxyConfig overrides from. */
@@ -20,6 +19,28 @@ export function parseProxyConfig(text: string): ParsedProxyConfig {
 }
 
 /**
+ * Deep equality of parsed YAML (mappings, sequences, scalars) in time linear in its distinct nodes.
+ * Aliases make a graph whose paths can be exponentially many (`&a [x, x]`, `&b [*a, *a]`, …: a
+ * "billion laughs" of a few hundred bytes), which a plain deep comparison walks one by one. A pair
+ * of nodes is compared once; a pair being compared counts as equal, which also ends cycles.
+ */
+function sameYaml(a: unknown, b: unknown, seen = new Map<object, Set<object>>()): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  let pairs = seen.get(a);
+  if (pairs?.has(b)) return true;
+  if (!pairs) seen.set(a, (pairs = new Set()));
+  pairs.add(b);
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => sameYaml(v, b[i], seen));
+  }
+  const ka = Object.keys(a);
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(rb, k) && sameYaml(ra[k], rb[k], seen));
+}
+
+/**
  * Adds `key: value` to the annotation text, keeping what the user wrote byte for byte (comments,
  * order, formatting): the line is appended to block-style YAML. Flow style (`{a: 1}`) cannot take a
  * line, so it is re-written as block YAML from the parsed mapping.
@@ -32,6 +53,15 @@ export function withProxyConfigKey(text: string, parsed: Record<string, unknown>
   const appended = `${body}\n${entry}\n`;
   const check = parseProxyConfig(appended);
   // Appending must mean exactly "one more key": not so after flow style, or a `|+` block at the end.
-  if (check.ok && isDeepStrictEqual(check.value, want)) return appended;
-  return yaml.dump(want, { schema: yaml.CORE_SCHEMA, lineWidth: -1 });
+  if (check.ok && sameYaml(check.value, want)) return appended;
+  // Anchors only when the text had aliases: finding repeated nodes costs quadratic time.
+  return yaml.dump(want, { schema: yaml.CORE_SCHEMA, lineWidth: -1, noRefs: !hasSharedNodes(want) });
+}
+
+/** Whether a node is reachable twice (YAML aliases), in linear time. */
+function hasSharedNodes(value: unknown, seen = new Set<object>()): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (seen.has(value)) return true;
+  seen.add(value);
+  return Object.values(value).some((v) => hasSharedNodes(v, seen));
 }

@@ -5,6 +5,12 @@ import { annotation } from '../mesh/pod.js';
 import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
 
 const KEY = 'holdApplicationUntilProxyStarts';
+/**
+ * A ProxyConfig is a few hundred bytes. Re-writing YAML that has aliases costs quadratic time in
+ * its nodes (js-yaml's writer looks for repeated nodes in a list of all of them), so the annotation
+ * is only read up to this size; the API server allows 256 KiB of annotations.
+ */
+export const MAX_PROXY_CONFIG = 16 * 1024;
 const summary = `set ${KEY}: true in ${PROXY_CONFIG}`;
 
 /** Makes the app wait for istio-proxy, so its first connections don't fail and restart the pod. */
@@ -20,6 +26,9 @@ const policy: Policy<'hold-application-until-proxy-starts'> = {
     const current = annotation(pod, PROXY_CONFIG);
     if (current === undefined) {
       return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, `${KEY}: true`)], summary };
+    }
+    if (current.length > MAX_PROXY_CONFIG) {
+      return { result: 'warn', warnings: [`${PROXY_CONFIG} is larger than ${MAX_PROXY_CONFIG / 1024} KiB, more than a ProxyConfig needs; left unchanged, ${KEY} not set`] };
     }
     const parsed = parseProxyConfig(current);
     if (!parsed.ok) {

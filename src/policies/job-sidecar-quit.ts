@@ -2,12 +2,18 @@ import { pointer, type PatchOp } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { Policy } from '../engine/types.js';
 import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
-import { isWrapped, startsWithShell, wrapContainer } from '../mesh/job-wrapper.js';
+import { isWrapped, startsWithShell, wrapContainer, wrapperScript } from '../mesh/job-wrapper.js';
 import { containers } from '../mesh/pod.js';
 
 // Present when Istio's injector ran first (meshguard reinvoked, or a webhook named to sort after
 // Istio's): the proxy is no app container, and has no command of its own.
 const PROXY_CONTAINER = 'istio-proxy';
+/**
+ * Each wrapped container carries the script (a few KiB). A pod with thousands of containers would
+ * make a patch of hundreds of MiB from a request of a few: past this the pod could not be stored
+ * anyway (etcd keeps objects up to 1.5 MiB), so nothing is wrapped.
+ */
+export const MAX_WRAPPER_BYTES = 512 * 1024;
 
 /** A CronJob's pods are owned by the Jobs it creates, so this covers both. */
 function ownedByJob(pod: KubeObject): boolean {
@@ -41,8 +47,7 @@ const policy: Policy<'job-sidecar-quit'> = {
     // A native sidecar stops by itself once the app containers have exited.
     if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
 
-    const patch: PatchOp[] = [];
-    const wrapped: string[] = [];
+    const toWrap: { index: number; name: string; command: string[]; args: string[]; hasArgs: boolean }[] = [];
     const warnings: string[] = [];
     for (const { container, index } of containers(pod)) {
       const { name } = container;
@@ -67,10 +72,20 @@ const policy: Policy<'job-sidecar-quit'> = {
         warnings.push(`container ${name} not wrapped: its command ${shown(program)} names no program`);
         continue;
       }
+      toWrap.push({ index, name, command, args, hasArgs: Object.hasOwn(container, 'args') });
+    }
+    const bytes = toWrap.length * wrapperScript(options.readyTimeoutSeconds).length;
+    if (bytes > MAX_WRAPPER_BYTES) {
+      warnings.unshift(`${toWrap.length} containers not wrapped: their wrappers would add ${Math.ceil(bytes / 1024)} KiB to the pod, more than the ${MAX_WRAPPER_BYTES / 1024} KiB meshguard allows`);
+      toWrap.length = 0;
+    }
+    const patch: PatchOp[] = [];
+    const wrapped: string[] = [];
+    for (const { index, name, command, args, hasArgs } of toWrap) {
       const next = wrapContainer(options.readyTimeoutSeconds, command, args);
       patch.push(
         { op: 'replace', path: pointer('spec', 'containers', index, 'command'), value: next.command },
-        { op: Object.hasOwn(container, 'args') ? 'replace' : 'add', path: pointer('spec', 'containers', index, 'args'), value: next.args },
+        { op: hasArgs ? 'replace' : 'add', path: pointer('spec', 'containers', index, 'args'), value: next.args },
       );
       wrapped.push(name);
     }

@@ -16,22 +16,62 @@ function selects(selector: Readonly<Record<string, string>> | undefined, labels:
   return true;
 }
 
-/** The first Service selecting this pod that sends traffic to `port` (by number or by port name). */
-function serviceOnPort(pod: KubeObject, namespace: string, cluster: ClusterView, port: number, names: ReadonlySet<string>): string | undefined {
+interface Target {
+  /** Position of the (Service, port) pair in the view's order: the first match is named. */
+  order: number;
+  service: string;
+}
+
+/**
+ * Where the Services selecting this pod send traffic, by target port number and by port name,
+ * each with the first such Service. Built once per pod: matching each probe port against every
+ * Service port would cost probe ports × Service ports, and a pod can have thousands.
+ */
+function servedPorts(pod: KubeObject, namespace: string, cluster: ClusterView): { byNumber: Map<number, Target>; byName: Map<string, Target> } {
+  const byNumber = new Map<number, Target>();
+  const byName = new Map<string, Target>();
+  let order = 0;
   for (const svc of cluster.servicesIn(namespace)) {
     if (!selects(svc.selector, pod.metadata?.labels)) continue;
     for (const p of svc.ports) {
       const target = p.targetPort ?? p.port;
-      if (target === port || (typeof target === 'string' && names.has(target))) return svc.name;
+      const found = { order: order++, service: svc.name };
+      if (typeof target === 'number') {
+        if (!byNumber.has(target)) byNumber.set(target, found);
+      } else if (!byName.has(target)) {
+        byName.set(target, found);
+      }
     }
   }
-  return undefined;
+  return { byNumber, byName };
 }
 
-/** Names under which the pod's containers expose a port number. */
-function namesOf(all: readonly Container[], port: number): Set<string> {
-  const names = new Set<string>();
-  for (const c of all) for (const p of containerPorts(c)) if (p.containerPort === port && p.name) names.add(p.name);
+/** The first Service selecting this pod that sends traffic to `port` (by number or by one of its names). */
+function serviceOnPort(served: ReturnType<typeof servedPorts>, port: number, names: ReadonlySet<string>): string | undefined {
+  let first = served.byNumber.get(port);
+  for (const name of names) {
+    const found = served.byName.get(name);
+    if (found && (!first || found.order < first.order)) first = found;
+  }
+  return first?.service;
+}
+
+const noNames: ReadonlySet<string> = new Set();
+
+/**
+ * Names under which the pod's containers expose each port number, built once: looking them up per
+ * probe port would cost probes × ports, and a pod can have thousands of both.
+ */
+function portNames(all: readonly Container[]): Map<number, Set<string>> {
+  const names = new Map<number, Set<string>>();
+  for (const c of all) {
+    for (const p of containerPorts(c)) {
+      if (!p.name) continue;
+      let set = names.get(p.containerPort);
+      if (!set) names.set(p.containerPort, (set = new Set()));
+      set.add(p.name);
+    }
+  }
   return names;
 }
 
@@ -52,6 +92,8 @@ const policy: Policy<'probe-port-exclusion'> = {
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = new Set(portList(annotation(pod, EXCLUDE)));
     const all = containers(pod).map((c) => c.container);
+    let names: Map<number, Set<string>> | undefined;
+    let served: ReturnType<typeof servedPorts> | undefined;
 
     const add: number[] = [];
     const warnings: string[] = [];
@@ -75,7 +117,9 @@ const policy: Policy<'probe-port-exclusion'> = {
           warnings.push(`could not verify that probe port ${port} serves no Service (cluster lookups are off); not excluded`);
           continue;
         }
-        const service = serviceOnPort(pod, namespace, cluster, port, namesOf(all, port));
+        names ??= portNames(all);
+        served ??= servedPorts(pod, namespace, cluster);
+        const service = serviceOnPort(served, port, names.get(port) ?? noNames);
         if (service) {
           warnings.push(`probe port ${port} also serves Service ${service}; excluding it would bypass mTLS — rely on Istio's probe rewrite`);
           continue;

@@ -1,0 +1,130 @@
+// Objects crafted to make the webhook slow or its answers huge. Mutating admission sees an object
+// before the API server validates it, so anyone who may create a Pod can send any of these. While
+// a request blocks the event loop, every other admission waits, times out and, with
+// failurePolicy: Ignore, goes through unchecked. Each case below took from seconds to minutes, or
+// answered hundreds of MiB, before its fix; the budgets are generous for a loaded CI machine.
+import t from 'tap';
+import type { KubeObject } from '../src/admission/types.js';
+import { buildReview } from '../src/admission/respond.js';
+import { evaluate } from '../src/engine/evaluate.js';
+import { MAX_WARNING, MAX_WARNINGS, line, verdictOf } from '../src/engine/verdict.js';
+import { appendPorts } from '../src/mesh/ports.js';
+import { parseProxyConfig, withProxyConfigKey } from '../src/mesh/proxy-config.js';
+import { MAX_PROXY_CONFIG } from '../src/policies/hold-application-until-proxy-starts.js';
+import { policies } from '../src/policies/index.js';
+import { MAX_WRAPPER_BYTES } from '../src/policies/job-sidecar-quit.js';
+import { configOf, engineOf, requestFor } from './support.js';
+
+const BUDGET_MS = 3000;
+const cluster = [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
+  { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] } },
+  // Many Services selecting the pod, each with many ports.
+  ...Array.from({ length: 500 }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: `s${i}`, namespace: 'shop' },
+    spec: { selector: { app: 'web' }, ports: Array.from({ length: 20 }, (_, p) => ({ port: 10000 + p, targetPort: `n${i}-${p}` })) },
+  })),
+];
+const engine = engineOf({ policies, cluster, config: configOf({ policies: { 'job-sidecar-quit': { requireShellCommand: false } } }) });
+const job = [{ apiVersion: 'batch/v1', kind: 'Job', name: 'j', uid: 'u', controller: true }];
+const pod = (metadata: Record<string, unknown>, containers: unknown[]): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', ...metadata }, spec: { containers } });
+
+/** Runs the engine as the server does and returns the answer's size and the time it took. */
+function admit(object: KubeObject, stage: 'mutate' | 'validate' = 'mutate') {
+  const started = performance.now();
+  const decisions = evaluate({ request: requestFor(object, { namespace: 'shop' }), stage }, engine);
+  const verdict = verdictOf(decisions, engine.scope.config);
+  const answer = JSON.stringify(buildReview('admission.k8s.io/v1', 'u', verdict));
+  return { ms: performance.now() - started, bytes: answer.length, verdict, decisions };
+}
+
+const spaces = ' '.repeat(200_000);
+
+t.test('a long run of separators at the end of excludeInboundPorts (quadratic regex)', async (t) => {
+  const r = admit(pod({ annotations: { 'traffic.sidecar.istio.io/excludeInboundPorts': `${spaces}x` } }, [{ name: 'a', livenessProbe: { tcpSocket: { port: 8087 } } }]));
+  t.ok(r.ms < BUDGET_MS, `${Math.round(r.ms)} ms`);
+  t.equal(appendPorts(`8080${spaces}x , ,\n`, [8087]), `8080${spaces}x,8087`, 'inner text kept, trailing separators dropped');
+  t.equal(appendPorts(' , ', [1, 2]), '1,2');
+  t.equal(appendPorts(undefined, [1]), '1');
+});
+
+t.test('long whitespace in a message quoting the user: probe port name, container name, host (quadratic regex)', async (t) => {
+  const cases: [string, KubeObject, 'mutate' | 'validate'][] = [
+    ['probe port name', pod({}, [{ name: 'a', livenessProbe: { tcpSocket: { port: `${spaces}x` } } }]), 'mutate'],
+    ['container name', pod({ ownerReferences: job }, [{ name: `${spaces}x` }]), 'mutate'],
+    ['DestinationRule host', { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'd', namespace: 'ns1' }, spec: { host: `a.${spaces}.svc.cluster.local` } }, 'validate'],
+  ];
+  for (const [what, object, stage] of cases) {
+    const r = admit(object, stage);
+    t.ok(r.ms < BUDGET_MS, `${what}: ${Math.round(r.ms)} ms`);
+    for (const w of [...r.verdict.warnings, ...r.verdict.denials]) t.ok(w.length <= MAX_WARNING, `${what}: ${w.length} characters`);
+  }
+  t.equal(line('p', 'a \n\t b  c\r\n'), 'meshguard p: a b  c ', 'whitespace runs with a line break become one space, others stay');
+  t.equal(line('p', `x${' '.repeat(300)}y`).length, MAX_WARNING);
+});
+
+t.test('many containers, probes and Service ports (probe ports × Service ports)', async (t) => {
+  const containers = Array.from({ length: 30_000 }, (_, i) => ({ name: `c${i}`, ports: [{ containerPort: i + 1, name: `p${i}` }], livenessProbe: { tcpSocket: { port: i + 1 } } }));
+  const r = admit(pod({ labels: { app: 'web' } }, containers));
+  t.ok(r.ms < BUDGET_MS, `${Math.round(r.ms)} ms`);
+  t.equal(r.verdict.patch.length, 1, 'one annotation');
+});
+
+t.test('a Service selecting the pod by port name still keeps that port captured', async (t) => {
+  // The index built for speed must find what the scan found: by number, by name, the first Service.
+  const r = admit(pod({ labels: { app: 'web' } }, [{ name: 'a', ports: [{ containerPort: 8080, name: 'http' }, { containerPort: 8087, name: 'health' }], livenessProbe: { tcpSocket: { port: 'http' } }, readinessProbe: { tcpSocket: { port: 8087 } } }]));
+  t.match(r.verdict.warnings, [/probe port 8080 also serves Service web;/]);
+  t.match(JSON.stringify(r.verdict.patch), /"8087"/);
+});
+
+t.test('thousands of Job containers: no patch of hundreds of MiB', async (t) => {
+  const many = admit(pod({ ownerReferences: job }, Array.from({ length: 50_000 }, (_, i) => ({ name: `c${i}`, command: ['sh'] }))));
+  t.ok(many.ms < BUDGET_MS, `${Math.round(many.ms)} ms`);
+  t.ok(many.bytes < 64 * 1024, `answer of ${many.bytes} bytes`);
+  t.match(many.verdict.warnings, [/job-sidecar-quit: 50000 containers not wrapped: their wrappers would add \d+ KiB to the pod, more than the 512 KiB/]);
+  const few = admit(pod({ ownerReferences: job }, Array.from({ length: 20 }, (_, i) => ({ name: `c${i}`, command: ['sh'] }))));
+  t.equal(few.verdict.patch.filter((op) => op.path.startsWith('/spec/containers/')).length, 40, '20 containers are wrapped as usual');
+  t.ok(MAX_WRAPPER_BYTES >= 100 * 1024);
+});
+
+t.test('thousands of warnings: at most MAX_WARNINGS come back', async (t) => {
+  const r = admit(pod({}, Array.from({ length: 30_000 }, (_, i) => ({ name: `c${i}`, livenessProbe: { tcpSocket: { port: `n${i}` } } }))));
+  t.ok(r.ms < BUDGET_MS, `${Math.round(r.ms)} ms`);
+  t.equal(r.verdict.warnings.length, MAX_WARNINGS);
+  t.equal(r.verdict.warnings.at(-1), `meshguard: ${30_000 - MAX_WARNINGS + 1} more warnings not shown`);
+});
+
+t.test('YAML aliases in proxy.istio.io/config: a "billion laughs" of a few hundred bytes', async (t) => {
+  const lines = ['l0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 40; i++) lines.push(`l${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+  for (const text of [lines.join('\n'), `{${lines.join(', ')}}`]) {
+    const r = admit(pod({ annotations: { 'proxy.istio.io/config': text } }, [{ name: 'a' }]));
+    t.ok(r.ms < BUDGET_MS, `${text.length} bytes: ${Math.round(r.ms)} ms`);
+    t.ok(r.bytes < 64 * 1024, `answer of ${r.bytes} bytes`);
+    t.equal(r.verdict.patch.length, 1, 'patched');
+  }
+  // Cycles and shared nodes compare as YAML means them.
+  for (const text of ['a: &a [*a]', 'a: &a {b: 1}\nc: *a', '{a: &a [1], b: *a}']) {
+    const parsed = parseProxyConfig(text);
+    t.ok(parsed.ok, text);
+    if (!parsed.ok) continue;
+    const out = withProxyConfigKey(text, parsed.value, 'holdApplicationUntilProxyStarts', true);
+    const again = parseProxyConfig(out);
+    t.ok(again.ok && again.value.holdApplicationUntilProxyStarts === true && Object.keys(again.value).length === Object.keys(parsed.value).length + 1, `${JSON.stringify(text)} → ${JSON.stringify(out)}`);
+  }
+});
+
+t.test('a proxy.istio.io/config larger than a ProxyConfig needs is left alone', async (t) => {
+  const big = `{a: [${Array(MAX_PROXY_CONFIG / 4).fill('[]').join(', ')}]}`;
+  const r = admit(pod({ annotations: { 'proxy.istio.io/config': big } }, [{ name: 'a' }]));
+  t.ok(r.ms < BUDGET_MS, `${Math.round(r.ms)} ms`);
+  t.equal(r.verdict.patch.length, 0);
+  t.match(r.verdict.warnings, [/hold-application-until-proxy-starts: proxy.istio.io\/config is larger than 16 KiB, more than a ProxyConfig needs; left unchanged/]);
+  const justUnder = `a: [${Array(Math.floor((MAX_PROXY_CONFIG - 10) / 3)).fill('{}').join(',')}]`;
+  t.ok(justUnder.length <= MAX_PROXY_CONFIG);
+  const u = admit(pod({ annotations: { 'proxy.istio.io/config': justUnder } }, [{ name: 'a' }]));
+  t.ok(u.ms < BUDGET_MS, `${Math.round(u.ms)} ms`);
+  t.equal(u.verdict.patch.length, 1, 'under the limit: patched');
+});
