@@ -3,9 +3,17 @@
 # Debian bookworm's `kubernetes` source package) and etcd 3.4 for meshguard's end-to-end tests.
 # See DESIGN.md section 6. Idempotent: once the binaries are cached this is a fast no-op.
 #
+# Also builds test/e2e/helm-render (a re-implementation of `helm template` from Debian's Go
+# packages, see its main.go) into the same bin directory, rebuilt whenever main.go changes.
+#
 #   MESHGUARD_KUBE_CACHE  cache directory (default: ~/.cache/meshguard/kubernetes-v1.20.2);
 #                         the binaries end up in $MESHGUARD_KUBE_CACHE/bin.
 set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly SCRIPT_DIR
+readonly HELM_RENDER_SRC="${SCRIPT_DIR}/helm-render"
+readonly GOCODE="/usr/share/gocode"
 
 readonly KUBE_VERSION="v1.20.2"
 readonly SRC_PACKAGE="kubernetes"
@@ -23,6 +31,14 @@ readonly APT_PACKAGES=(
   openssl
   ca-certificates
   debian-archive-keyring
+  # helm-render: Helm's template engine is text/template + these libraries.
+  golang-github-masterminds-sprig-dev
+  golang-github-masterminds-semver-dev
+  golang-github-mitchellh-copystructure-dev
+  golang-github-xeipuuv-gojsonschema-dev
+  golang-k8s-sigs-yaml-dev
+  golang-gopkg-yaml.v2-dev
+  golang-gopkg-yaml.v3-dev
 )
 
 CACHE="${MESHGUARD_KUBE_CACHE:-${HOME}/.cache/meshguard/kubernetes-${KUBE_VERSION}}"
@@ -59,9 +75,17 @@ binary_ok() {
   [[ "${out}" == *" ${KUBE_VERSION}" ]]
 }
 
+# helm-render is current when the checksum of its source recorded at build time still matches.
+helm_render_sum() { sha256sum "${HELM_RENDER_SRC}/main.go" | cut -d' ' -f1; }
+helm_render_ok() {
+  [[ -x "${BIN_DIR}/helm-render" && -f "${BIN_DIR}/helm-render.sha256" ]] \
+    && [[ "$(cat "${BIN_DIR}/helm-render.sha256")" == "$(helm_render_sum)" ]]
+}
+
 cached_ok() {
   binary_ok "${BIN_DIR}/kube-apiserver" \
     && binary_ok "${BIN_DIR}/kube-controller-manager" \
+    && helm_render_ok \
     && find_etcd >/dev/null \
     && command -v openssl >/dev/null 2>&1 # cluster.ts generates the serving certificate with it
 }
@@ -69,7 +93,28 @@ cached_ok() {
 report_ok() {
   local etcd_bin
   etcd_bin="$(find_etcd)"
-  step "cached and working: ${BIN_DIR}/kube-apiserver, ${BIN_DIR}/kube-controller-manager (${KUBE_VERSION}); etcd: ${etcd_bin} ($("${etcd_bin}" --version 2>/dev/null | head -n1))"
+  step "cached and working: ${BIN_DIR}/kube-apiserver, ${BIN_DIR}/kube-controller-manager (${KUBE_VERSION}), ${BIN_DIR}/helm-render; etcd: ${etcd_bin} ($("${etcd_bin}" --version 2>/dev/null | head -n1))"
+}
+
+# Build helm-render in GOPATH mode against Debian's Go sources (no module proxy is reachable).
+build_helm_render() {
+  local sum start=${SECONDS}
+  sum="$(helm_render_sum)"
+  step "building ${BIN_DIR}/helm-render from ${HELM_RENDER_SRC}/main.go (sha256 ${sum:0:12})"
+  run mkdir -p "${BIN_DIR}"
+  (
+    cd "${HELM_RENDER_SRC}"
+    run env -u GOFLAGS -u GOPATH -u GO111MODULE \
+      "PATH=${GO_BIN_DIR}:${PATH}" \
+      GO111MODULE=off "GOPATH=${GOCODE}" \
+      "GOCACHE=${CACHE}/helm-render-gocache" \
+      CGO_ENABLED=0 GOPROXY=off \
+      go build -trimpath -o "${BIN_DIR}/helm-render.tmp" .
+  )
+  run mv -f "${BIN_DIR}/helm-render.tmp" "${BIN_DIR}/helm-render"
+  printf '%s\n' "${sum}" >"${BIN_DIR}/helm-render.sha256"
+  helm_render_ok || die "helm-render was built but its checksum does not match"
+  step "helm-render build took $((SECONDS - start)) s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +161,8 @@ ETCD_BIN="$(find_etcd)" || die "etcd not found (expected /usr/bin/etcd from the 
 step "etcd: ${ETCD_BIN} ($("${ETCD_BIN}" --version 2>/dev/null | head -n1))"
 [[ -x "${GO_BIN_DIR}/go" ]] || die "Go 1.19 not found at ${GO_BIN_DIR}/go (package golang-1.19-go)"
 [[ -d "${REFLECT2_SRC}" ]] || die "${REFLECT2_SRC} missing (package golang-github-modern-go-reflect2-dev)"
+
+helm_render_ok || build_helm_render
 
 if binary_ok "${BIN_DIR}/kube-apiserver" && binary_ok "${BIN_DIR}/kube-controller-manager"; then
   report_ok

@@ -1,0 +1,495 @@
+// The Helm chart, rendered and handed to a real API server. test/e2e/helm-render (Helm 3's
+// template engine rebuilt from Debian's Go packages; see its main.go) renders charts/meshguard
+// with the live server's discovery as .Capabilities, like `helm install`; every rendered object
+// is then created with server-side dry-run (dryRun=All) against kube-apiserver v1.20.2, and the
+// answer must still hold every rendered field (1.20 drops unknown fields silently, so a typo in
+// a template would otherwise pass). On top: what the README promises about the chart.
+//
+// Objects go to the API server as the renderer printed them (raw HTTPS, no client model in
+// between): @kubernetes/client-node serialises known kinds through its models, which would drop
+// a misspelt field before the server could.
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
+import t from 'tap';
+import { defaultConfigPath, packageRoot } from '../../src/paths.js';
+import { rbacRoles, webhookConfigurations, webhookSpec } from './chart.js';
+import { kubeBinDir, startCluster } from './cluster.js';
+
+/** A subtest's `t` (the last overload of t.test takes just the callback). */
+type Sub = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const RENDER = join(kubeBinDir(), 'helm-render');
+if (!existsSync(RENDER)) throw new Error(`${RENDER} missing: run \`bash test/e2e/provision.sh\` (it builds helm-render)`);
+const chartDir = join(packageRoot, 'charts/meshguard');
+const RELEASE = 'meshguard';
+
+const cluster = await startCluster({ istioCrds: false, waitForControllers: false });
+t.teardown(() => cluster.stop());
+t.comment(`control plane ready in ${cluster.startupMs} ms`);
+const kc = cluster.kubeConfig;
+const core = kc.makeApiClient(CoreV1Api);
+const tmp = mkdtempSync(join(tmpdir(), 'meshguard-chart-'));
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+
+// --- rendering ------------------------------------------------------------------------------
+
+interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+interface Doc {
+  source: string;
+  obj: Obj;
+}
+interface Rendered {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+let valuesFiles = 0;
+/** helm-render RELEASE charts/meshguard --namespace NS -f VALUES --kubeconfig (live capabilities). */
+function render(namespace: string, values: object, extra: string[] = ['--kubeconfig', cluster.kubeconfigPath]): Promise<Rendered> {
+  const file = join(tmp, `values-${++valuesFiles}.json`);
+  writeFileSync(file, JSON.stringify(values));
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(RENDER, [RELEASE, chartDir, '--namespace', namespace, '-f', file, ...extra], { encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** `---` separated documents, each opened by helm's `# Source: meshguard/templates/FILE`. */
+function parse(out: string): Doc[] {
+  return out
+    .split(/^---\n/m)
+    .filter((chunk) => chunk.trim() !== '')
+    .map((chunk) => {
+      const source = /^# Source: (meshguard\/templates\/[\w.-]+)\n/.exec(chunk)?.[1];
+      if (source === undefined) throw new Error(`document without a # Source line:\n${chunk}`);
+      return { source, obj: yaml.load(chunk) as Obj };
+    });
+}
+
+async function renderOk(t: Sub, namespace: string, values: object): Promise<Doc[]> {
+  const r = await render(namespace, values);
+  t.equal(r.code, 0, `rendered in ${r.ms} ms ${r.stderr}`);
+  const docs = parse(r.stdout);
+  for (const d of docs) t.ok(existsSync(join(chartDir, 'templates', d.source.slice('meshguard/templates/'.length))), `${d.obj.kind} ${d.obj.metadata.name} from ${d.source}`);
+  return docs;
+}
+
+function one(docs: Doc[], kind: string): Obj {
+  const found = docs.filter((d) => d.obj.kind === kind);
+  if (found.length !== 1) throw new Error(`expected one ${kind}, found ${found.length}`);
+  return (found[0] as Doc).obj;
+}
+
+// --- the API server, raw ----------------------------------------------------------------------
+
+function api(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: unknown }> {
+  const url = new URL(path, cluster.server);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method, ca: cluster.caPem, headers: { authorization: `Bearer ${cluster.token}`, accept: 'application/json', 'content-type': contentType } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+interface ApiResource {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+const resourceLists = new Map<string, ApiResource[]>();
+/** The collection URL of an object's kind, from discovery. */
+async function collection(obj: Obj, namespace: string): Promise<string> {
+  const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+  let list = resourceLists.get(base);
+  if (list === undefined) {
+    const r = await api('GET', base);
+    if (r.status !== 200) throw new Error(`discovery ${base}: ${r.status} ${JSON.stringify(r.body)}`);
+    list = (r.body as { resources: ApiResource[] }).resources;
+    resourceLists.set(base, list);
+  }
+  const res = list.find((x) => x.kind === obj.kind && !x.name.includes('/'));
+  if (res === undefined) throw new Error(`the API server does not serve ${obj.apiVersion} ${obj.kind}`);
+  return `${base}${res.namespaced ? `/namespaces/${obj.metadata.namespace ?? namespace}` : ''}/${res.name}`;
+}
+
+/** Paths of rendered fields the answer lacks or changed (unknown fields are dropped on 1.20). */
+function lost(rendered: unknown, answer: unknown, at = ''): string[] {
+  if (rendered === null || rendered === undefined) return [];
+  if (Array.isArray(rendered)) {
+    if (!Array.isArray(answer) || answer.length !== rendered.length) return [`${at} (list)`];
+    return rendered.flatMap((v: unknown, i) => lost(v, answer[i], `${at}[${i}]`));
+  }
+  if (typeof rendered === 'object') {
+    if (typeof answer !== 'object' || answer === null) return [`${at} (object)`];
+    return Object.entries(rendered).flatMap(([k, v]) => lost(v, (answer as Record<string, unknown>)[k], `${at}.${k}`));
+  }
+  return String(rendered) === String(answer) ? [] : [`${at}: ${JSON.stringify(rendered)} became ${JSON.stringify(answer)}`];
+}
+
+/** Every document created with dryRun=All, in the order rendered (helm's install order). */
+async function dryRunAll(t: Sub, docs: Doc[], namespace: string): Promise<void> {
+  for (const { obj, source } of docs) {
+    const what = `${obj.apiVersion} ${obj.kind} ${obj.metadata.name} (${source})`;
+    const url = await collection(obj, namespace).catch((err: unknown) => {
+      t.fail(`${what}: ${(err as Error).message}`);
+      return undefined;
+    });
+    if (url === undefined) continue;
+    const r = await api('POST', `${url}?dryRun=All&fieldManager=helm`, obj);
+    t.equal(r.status, 201, `dry-run create ${what}: ${r.status === 201 ? 'accepted' : JSON.stringify(r.body)}`);
+    if (r.status === 201) t.strictSame(lost(obj, r.body), [], `${what}: the API server kept every rendered field`);
+  }
+  // Nothing was persisted.
+  const cm = await api('GET', `/api/v1/namespaces/${namespace}/configmaps/${RELEASE}`);
+  t.equal(cm.status, 404, 'dry-run: nothing stored');
+}
+
+// --- the cluster: release namespaces, minimal cert-manager CRDs --------------------------------
+
+function certManagerCrd(kind: string, plural: string): V1CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.cert-manager.io` },
+    spec: {
+      group: 'cert-manager.io',
+      scope: 'Namespaced',
+      names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
+      // In @kubernetes/client-node 1.x the model's property name; the wire name would be dropped.
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+    },
+  };
+}
+
+const crds = kc.makeApiClient(ApiextensionsV1Api);
+await Promise.all(
+  [certManagerCrd('Certificate', 'certificates'), certManagerCrd('Issuer', 'issuers')].map(async (body) => {
+    await crds.createCustomResourceDefinition({ body });
+    const name = body.metadata?.name ?? '';
+    for (let i = 0; ; i++) {
+      const crd = await crds.readCustomResourceDefinition({ name });
+      if ((crd.status?.conditions ?? []).some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (i > 300) throw new Error(`CRD ${name} not Established`);
+      await sleep(100);
+    }
+  }),
+);
+
+const NS_CM = 'meshguard'; // (a) cert-manager, as in the README
+const NS_TLS = 'mg-existing'; // (b) an existing Secret and caBundle
+for (const name of [NS_CM, NS_TLS]) await core.createNamespace({ body: { metadata: { name } } });
+
+const config = yaml.load(readFileSync(defaultConfigPath, 'utf8')) as { excludeNamespaces: string[] };
+const discovery = await api('GET', '/apis/policy');
+const policyVersions = (discovery.body as { versions: { version: string }[] }).versions.map((v) => v.version);
+
+// --- what both installations share: the README's promises ---------------------------------------
+
+function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePolicy: string): void {
+  const deployment = one(docs, 'Deployment') as Obj & { spec: DeploymentSpec };
+  const spec = deployment.spec;
+  const pod = spec.template.spec;
+  const container = pod.containers[0] as Container;
+  const podLabels = spec.template.metadata.labels;
+  const values = yaml.load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as { shutdownDelaySeconds: number; terminationGracePeriodSeconds: number };
+
+  t.test('Deployment: two replicas, hardened, spread, probed, drained gracefully', async (t) => {
+    t.equal(spec.replicas, 2);
+    t.match(pod.securityContext, { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } }, 'pod: non-root, RuntimeDefault seccomp');
+    t.match(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }, 'container: no escalation, read-only root, all capabilities dropped');
+    t.match(pod.topologySpreadConstraints, [{ topologyKey: 'kubernetes.io/hostname', maxSkew: 1, labelSelector: { matchLabels: spec.selector.matchLabels } }], 'spread across nodes');
+    t.match(container.livenessProbe, { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' } });
+    t.match(container.readinessProbe, { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' } });
+    t.ok(container.ports.some((p) => p.name === 'https'), 'probes use a named container port');
+    const delay = Number(/^--shutdown-delay=(\d+)$/.exec(container.args.find((a) => a.startsWith('--shutdown-delay=')) ?? '')?.[1]);
+    t.equal(delay, values.shutdownDelaySeconds, '--shutdown-delay from values');
+    t.ok(pod.terminationGracePeriodSeconds > delay + 20, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > shutdown delay ${delay} + 20`);
+    t.ok(container.args.includes(`--config-map=${namespace}/${RELEASE}`), 'reads its ConfigMap');
+    t.match(container.env, [{ name: 'MESHGUARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }], 'knows its own namespace (never evaluated)');
+    t.equal(pod.serviceAccountName, RELEASE);
+    t.match(podLabels, spec.selector.matchLabels, 'the selector selects the pod template');
+    t.equal(spec.template.metadata.annotations?.['sidecar.istio.io/inject'], 'false', 'never in the mesh');
+  });
+
+  t.test('PodDisruptionBudget: what the live API server serves (1.20: policy/v1beta1)', async (t) => {
+    const pdb = one(docs, 'PodDisruptionBudget') as Obj & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
+    t.notOk(policyVersions.includes('v1'), `v1.20.2 serves policy ${policyVersions.join(', ')}`);
+    t.equal(pdb.apiVersion, 'policy/v1beta1', '.Capabilities.APIVersions from discovery');
+    t.equal(pdb.spec.minAvailable, 1);
+    t.strictSame(pdb.spec.selector.matchLabels, spec.selector.matchLabels);
+  });
+
+  t.test('Service: the webhook port reaches the container', async (t) => {
+    const svc = one(docs, 'Service') as Obj & { spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] } };
+    t.match(podLabels, svc.spec.selector, 'selects the pods');
+    for (const p of svc.spec.ports) t.ok(container.ports.some((c) => c.name === p.targetPort), `port ${p.name} -> container port ${p.targetPort}`);
+    t.ok(svc.spec.ports.some((p) => p.name === 'http-metrics' && p.port === 9090), 'http-metrics on 9090');
+  });
+
+  t.test('ConfigMap config.yaml is policies/meshguard.yaml', async (t) => {
+    const cm = one(docs, 'ConfigMap') as Obj & { data: Record<string, string> };
+    t.strictSame(yaml.load(cm.data['config.yaml'] ?? ''), yaml.load(readFileSync(defaultConfigPath, 'utf8')));
+  });
+
+  t.test('RBAC is files/rbac.yaml, bound to the ServiceAccount', async (t) => {
+    const roles = rbacRoles(RELEASE, namespace);
+    t.strictSame((one(docs, 'ClusterRole') as Obj & { rules: unknown }).rules, roles.clusterRole.rules);
+    t.strictSame((one(docs, 'Role') as Obj & { rules: unknown }).rules, roles.role.rules);
+    const subjects = [{ kind: 'ServiceAccount', name: RELEASE, namespace }];
+    t.match(one(docs, 'ClusterRoleBinding'), { roleRef: { kind: 'ClusterRole', name: RELEASE }, subjects });
+    t.match(one(docs, 'RoleBinding'), { metadata: { namespace }, roleRef: { kind: 'Role', name: RELEASE }, subjects });
+    t.equal(one(docs, 'ServiceAccount').metadata.name, RELEASE);
+  });
+
+  t.test('webhooks: ordering, failure policies, selectors, and what the other e2e tests register', async (t) => {
+    const mutating = one(docs, 'MutatingWebhookConfiguration') as Obj & { webhooks: Webhook[] };
+    const validating = one(docs, 'ValidatingWebhookConfiguration') as Obj & { webhooks: Webhook[] };
+    for (const istio of ['istio-sidecar-injector', 'istio-sidecar-injector-1-22', 'istio-revision-tag-default']) {
+      t.ok(mutating.metadata.name < istio, `${mutating.metadata.name} sorts before ${istio}`);
+    }
+    const svc = one(docs, 'Service') as Obj & { spec: { ports: { name: string; port: number }[] } };
+    for (const w of [...mutating.webhooks, ...validating.webhooks]) {
+      t.match(w, { timeoutSeconds: 5, sideEffects: 'None', admissionReviewVersions: ['v1'] }, `${w.name}: 5 s, no side effects, v1 reviews`);
+      t.strictSame(
+        w.namespaceSelector.matchExpressions,
+        [
+          { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', namespace] },
+          { key: 'meshguard.io/ignore', operator: 'NotIn', values: ['true'] },
+        ],
+        `${w.name}: kube-system, kube-public, ${namespace} and meshguard.io/ignore=true excluded`,
+      );
+      t.match(w.clientConfig.service, { name: RELEASE, namespace, port: svc.spec.ports.find((p) => p.name === 'https-webhook')?.port });
+    }
+    t.match(mutating.webhooks, [{ name: 'mutate.meshguard.io', failurePolicy: 'Ignore', reinvocationPolicy: 'IfNeeded', clientConfig: { service: { path: '/mutate' } } }]);
+    t.match(validating.webhooks, [{ name: 'validate.meshguard.io', failurePolicy: validatingFailurePolicy, clientConfig: { service: { path: '/validate' } } }]);
+    // test/e2e/chart.ts builds the configurations meshguard.test.ts registers from the same files:
+    // apart from clientConfig (a URL there) and the validating failure policy (values here), equal.
+    const ours = webhookConfigurations('https://unused', 'unused', namespace);
+    const strip = (ws: object[] | undefined, policy?: string) =>
+      JSON.parse(JSON.stringify((ws ?? []).map((w) => ({ ...w, clientConfig: undefined, ...(policy !== undefined && { failurePolicy: policy }) })))) as unknown;
+    t.strictSame(strip(mutating.webhooks), strip(ours.mutating.webhooks), 'mutating: as test/e2e/chart.ts registers it');
+    t.strictSame(strip(validating.webhooks, 'X'), strip(ours.validating.webhooks, 'X'), 'validating: as test/e2e/chart.ts registers it');
+    t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
+  });
+}
+
+interface Container {
+  args: string[];
+  env: unknown[];
+  ports: { name: string; containerPort: number }[];
+  securityContext: unknown;
+  livenessProbe: unknown;
+  readinessProbe: unknown;
+}
+interface DeploymentSpec {
+  replicas: number;
+  selector: { matchLabels: Record<string, string> };
+  template: {
+    metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+    spec: {
+      containers: Container[];
+      securityContext: unknown;
+      topologySpreadConstraints: unknown;
+      terminationGracePeriodSeconds: number;
+      serviceAccountName: string;
+      volumes: { name: string; secret?: { secretName: string } }[];
+    };
+  };
+}
+interface Webhook {
+  name: string;
+  clientConfig: { service: { name: string; namespace: string; path: string; port: number }; caBundle?: string };
+  namespaceSelector: { matchExpressions: unknown[] };
+  [key: string]: unknown;
+}
+
+const tlsSecretOf = (docs: Doc[]) =>
+  (one(docs, 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.spec.volumes.find((v) => v.name === 'tls')?.secret?.secretName;
+
+// --- (a) with cert-manager --------------------------------------------------------------------
+
+t.test('(a) certManager.enabled=true: rendered, dry-run by the API server, as the README says', async (t) => {
+  const docs = await renderOk(t, NS_CM, { certManager: { enabled: true } });
+  t.strictSame(
+    docs.map((d) => d.obj.kind),
+    ['PodDisruptionBudget', 'ServiceAccount', 'ConfigMap', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'Deployment', 'Certificate', 'Issuer', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'],
+    "helm's install order",
+  );
+  await dryRunAll(t, docs, NS_CM);
+  checkCommon(t, docs, NS_CM, 'Ignore');
+
+  t.test('cert-manager issues the Secret the pods mount and injects its CA', async (t) => {
+    const cert = one(docs, 'Certificate') as Obj & { spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } };
+    const issuer = one(docs, 'Issuer') as Obj & { spec: unknown };
+    t.equal(cert.spec.secretName, tlsSecretOf(docs), 'the Deployment mounts the Certificate Secret');
+    t.strictSame(cert.spec.dnsNames, [`${RELEASE}.${NS_CM}.svc`, `${RELEASE}.${NS_CM}.svc.cluster.local`]);
+    t.strictSame(cert.spec.issuerRef, { name: issuer.metadata.name, kind: 'Issuer' }, "the chart's self-signed Issuer");
+    t.strictSame(issuer.spec, { selfSigned: {} });
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+      const conf = one(docs, kind) as Obj & { webhooks: Webhook[] };
+      t.equal(conf.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NS_CM}/${cert.metadata.name}`, `${kind}: cainjector annotation`);
+      t.ok(conf.webhooks.every((w) => w.clientConfig.caBundle === undefined), `${kind}: no caBundle of the chart's own`);
+    }
+  });
+
+  t.test('certManager.issuerRef: an existing ClusterIssuer instead of the self-signed Issuer', async (t) => {
+    const docs = await renderOk(t, NS_CM, { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } });
+    t.notOk(docs.some((d) => d.obj.kind === 'Issuer'), 'no Issuer');
+    t.strictSame((one(docs, 'Certificate') as Obj & { spec: { issuerRef: unknown } }).spec.issuerRef, { kind: 'ClusterIssuer', name: 'corp-ca' });
+    await dryRunAll(t, docs.filter((d) => d.obj.kind === 'Certificate'), NS_CM);
+  });
+});
+
+// --- (b) with an existing Secret and caBundle, from `meshguard certs` ---------------------------
+
+t.test('(b) tls.existingSecret + tls.caBundle from `meshguard certs`: rendered, dry-run, as the README says', async (t) => {
+  const out = join(tmp, 'certs');
+  const certs = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+    execFile(process.execPath, [join(packageRoot, 'dist/src/cli.js'), 'certs', '--service', RELEASE, '--namespace', NS_TLS, '--out', out], { encoding: 'utf8' }, (err, stdout, stderr) =>
+      err === null ? resolve({ stdout, stderr }) : reject(new Error(`meshguard certs: ${err.message} ${stderr}`)),
+    ),
+  );
+  const caBundle = certs.stdout.trim();
+  const [crt, key, caPem] = ['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFileSync(join(out, f), 'utf8')) as [string, string, string];
+  await core.createNamespacedSecret({
+    namespace: NS_TLS,
+    body: { metadata: { name: 'meshguard-tls' }, type: 'kubernetes.io/tls', data: { 'tls.crt': Buffer.from(crt).toString('base64'), 'tls.key': Buffer.from(key).toString('base64') } },
+  });
+
+  const docs = await renderOk(t, NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle }, webhook: { validatingFailurePolicy: 'Fail' } });
+  t.notOk(docs.some((d) => d.obj.apiVersion.startsWith('cert-manager.io/')), 'no cert-manager objects');
+  await dryRunAll(t, docs, NS_TLS);
+  checkCommon(t, docs, NS_TLS, 'Fail');
+
+  t.test('the webhooks trust the CA that signed the mounted Secret, for the name they call', async (t) => {
+    t.equal(tlsSecretOf(docs), 'meshguard-tls', 'the Deployment mounts tls.existingSecret');
+    t.equal(Buffer.from(caBundle, 'base64').toString(), caPem, 'caBundle is ca.crt');
+    const serving = new X509Certificate(crt);
+    t.ok(serving.verify(new X509Certificate(caPem).publicKey), 'tls.crt is signed by the caBundle CA');
+    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+      const conf = one(docs, kind) as Obj & { webhooks: Webhook[] };
+      t.equal(conf.metadata.annotations?.['cert-manager.io/inject-ca-from'], undefined, `${kind}: no cainjector annotation`);
+      for (const w of conf.webhooks) {
+        t.equal(w.clientConfig.caBundle, caBundle, `${w.name}: caBundle`);
+        const host = `${w.clientConfig.service.name}.${w.clientConfig.service.namespace}.svc`;
+        t.equal(serving.checkHost(host), host, `${w.name}: the certificate covers ${host}`);
+      }
+    }
+  });
+});
+
+// --- (c) neither ------------------------------------------------------------------------------
+
+t.test('(c) without cert-manager or an existing Secret and caBundle, rendering fails with the required message', async (t) => {
+  const cases: [object, RegExp][] = [
+    [{}, /^Error: execution error at \(meshguard\/templates\/webhooks\.yaml:\d+:\d+\): tls\.caBundle is required without certManager\.enabled$/m],
+    [{ tls: { existingSecret: 'meshguard-tls' } }, /tls\.caBundle is required without certManager\.enabled/],
+    [{ tls: { caBundle: 'Y2E=' } }, /^Error: execution error at \(meshguard\/templates\/deployment\.yaml:\d+:\d+\): tls\.existingSecret is required without certManager\.enabled$/m],
+  ];
+  for (const [values, message] of cases) {
+    const r = await render(NS_TLS, values);
+    t.equal(r.code, 1, `${JSON.stringify(values)}: exit 1`);
+    t.match(r.stderr, message);
+    t.equal(r.stdout, '', 'nothing rendered');
+  }
+});
+
+// --- the renderer's Helm behaviour the chart relies on ------------------------------------------
+
+t.test('values schema, kubeVersion, capabilities, guards', async (t) => {
+  const bad = await render(NS_CM, { certManager: { enabled: true }, replicaCount: 0, webhook: { validatingFailurePolicy: 'Sometimes' } });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /values don't meet the specifications of the schema\(s\) in the following chart\(s\):\nmeshguard:\n/);
+  t.match(bad.stderr, /replicaCount: Must be greater than or equal to 1/);
+  t.match(bad.stderr, /validatingFailurePolicy/);
+
+  const old = await render(NS_CM, { certManager: { enabled: true } }, ['--kube-version', 'v1.19.9']);
+  t.match(old.stderr, /chart requires kubeVersion: >=1\.20\.0-0 which is incompatible with Kubernetes v1\.19\.9/);
+
+  // `helm template` without a cluster: client-go's known kinds, policy/v1 among them.
+  const offline = await render(NS_CM, { certManager: { enabled: true } }, []);
+  t.equal(offline.code, 0, offline.stderr);
+  t.equal(one(parse(offline.stdout), 'PodDisruptionBudget').apiVersion, 'policy/v1', 'policy/v1 where it is served');
+
+  const single = await render(NS_CM, { certManager: { enabled: true }, replicaCount: 1 });
+  t.notOk(parse(single.stdout).some((d) => d.obj.kind === 'PodDisruptionBudget'), 'one replica: no budget that would block every drain');
+
+  const grace = await render(NS_CM, { certManager: { enabled: true }, shutdownDelaySeconds: 15, terminationGracePeriodSeconds: 30 });
+  t.equal(grace.code, 1);
+  t.match(grace.stderr, /terminationGracePeriodSeconds \(30\) must exceed shutdownDelaySeconds \+ 20 \(35\)/);
+
+  const nulled = await render(NS_CM, { certManager: { enabled: true }, podAnnotations: { 'example.com/a': 'b' }, nodeSelector: null });
+  t.equal(nulled.code, 0, nulled.stderr);
+  t.match((one(parse(nulled.stdout), 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.metadata.annotations, { 'sidecar.istio.io/inject': 'false', 'example.com/a': 'b' });
+});
+
+// --- Kubernetes 1.20: no kubernetes.io/metadata.name label ---------------------------------------
+
+t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and its advice works', async (t) => {
+  const kubeSystem = await core.readNamespace({ name: 'kube-system' });
+  t.equal(kubeSystem.metadata?.labels?.['kubernetes.io/metadata.name'], undefined, 'v1.20.2 does not label namespaces with their name (1.21+)');
+  t.ok(['kube-system', 'kube-public'].every((n) => config.excludeNamespaces.includes(n)), 'meshguard itself passes kube-system and kube-public (config.excludeNamespaces)');
+
+  const notes = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, ['--kubeconfig', cluster.kubeconfigPath, '--notes']);
+  t.match(notes.stdout, /WARNING: Kubernetes v1\.20\.2 does not label namespaces/);
+  t.match(notes.stdout, new RegExp(`kubectl label namespace kube-system kube-public ${NS_TLS} meshguard.io/ignore=true`));
+  const recent = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, ['--kube-version', 'v1.21.0', '--notes']);
+  t.notMatch(recent.stdout, /WARNING/, 'no warning from 1.21 on');
+
+  // Register the rendered fail-closed validating configuration for real, with nothing behind its
+  // Service: kube-system is not spared until it carries the label NOTES suggests.
+  const rendered = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' }, webhook: { validatingFailurePolicy: 'Fail' } });
+  const validating = one(parse(rendered.stdout), 'ValidatingWebhookConfiguration');
+  const created = await api('POST', await collection(validating, NS_TLS), validating);
+  t.equal(created.status, 201, `registered for real: ${created.status === 201 ? validating.metadata.name : JSON.stringify(created.body)}`);
+  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  t.teardown(() => admission.deleteValidatingWebhookConfiguration({ name: validating.metadata.name }).then(() => undefined));
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'probe', namespace: 'kube-system' }, spec: { ports: [{ port: 80 }] } };
+  let denied: { status: number; body: unknown } = { status: 0, body: undefined };
+  for (let i = 0; i < 50; i++) {
+    // The configuration reaches the admission chain within a moment.
+    denied = await api('POST', '/api/v1/namespaces/kube-system/services?dryRun=All', service);
+    if (denied.status !== 201) break;
+    await sleep(100);
+  }
+  t.equal(denied.status, 500, 'kube-system: sent to the absent webhook, failed closed');
+  t.match((denied.body as { message?: string }).message, /failed calling webhook "validate\.meshguard\.io": .*service "meshguard" not found/);
+  const label = (value: string | null) => api('PATCH', '/api/v1/namespaces/kube-system', { metadata: { labels: { 'meshguard.io/ignore': value } } }, 'application/merge-patch+json');
+  t.equal((await label('true')).status, 200, 'kube-system labelled meshguard.io/ignore=true');
+  t.teardown(() => label(null).then(() => undefined));
+  let admitted: { status: number; body: unknown } = { status: 0, body: undefined };
+  for (let i = 0; i < 50; i++) {
+    admitted = await api('POST', '/api/v1/namespaces/kube-system/services?dryRun=All', service);
+    if (admitted.status === 201) break;
+    await sleep(100);
+  }
+  t.equal(admitted.status, 201, `labelled meshguard.io/ignore=true: no longer sent${admitted.status === 201 ? '' : ` (${JSON.stringify(admitted.body)})`}`);
+});
