@@ -1,7 +1,7 @@
 import { setAnnotation } from '../admission/patch.js';
-import type { Policy } from '../engine/types.js';
+import type { Policy, Result } from '../engine/types.js';
 import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
-import { annotation } from '../mesh/pod.js';
+import { annotation, annotationsPatchable } from '../mesh/pod.js';
 import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
 
 const KEY = 'holdApplicationUntilProxyStarts';
@@ -13,13 +13,47 @@ const KEY = 'holdApplicationUntilProxyStarts';
 export const MAX_PROXY_CONFIG = 16 * 1024;
 const summary = `set ${KEY}: true in ${PROXY_CONFIG}`;
 
+/** What an existing annotation text calls for: it depends on the text alone. */
+type Reading = { kind: 'invalid'; warning: string } | { kind: 'explicit' } | { kind: 'append'; value: string };
+
+function read(current: string): Reading {
+  const parsed = parseProxyConfig(current);
+  if (!parsed.ok) {
+    return { kind: 'invalid', warning: `${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set` };
+  }
+  // Present, true or false: an explicit value is the user's choice.
+  if (Object.hasOwn(parsed.value, KEY)) return { kind: 'explicit' };
+  return { kind: 'append', value: withProxyConfigKey(current, parsed.value, KEY, true) };
+}
+
+// Every pod of a Deployment carries the same annotation text: remember what each text calls for,
+// so its YAML is parsed (twice: to read it, and to check the appended line) once per distinct
+// text, not once per pod. Bounded (at most ~2 MiB even when every pod differs); longer texts are
+// not remembered.
+const MEMO_ENTRIES = 256;
+const MEMO_TEXT = 2048;
+const memo = new Map<string, Reading>();
+
+function reading(current: string): Reading {
+  let r = memo.get(current);
+  if (r === undefined) {
+    r = read(current);
+    if (current.length <= MEMO_TEXT) {
+      if (memo.size >= MEMO_ENTRIES) memo.clear();
+      memo.set(current, r);
+    }
+  }
+  return r;
+}
+
 /** Makes the app wait for istio-proxy, so its first connections don't fail and restart the pod. */
 const policy: Policy<'hold-application-until-proxy-starts'> = {
   id: 'hold-application-until-proxy-starts',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, config }) {
+  evaluate({ object: pod, namespace, cluster, config }): Result {
     if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+    if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
     // A native sidecar is started, and ready, before any app container.
     if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
     const annotations = pod.metadata?.annotations;
@@ -30,13 +64,15 @@ const policy: Policy<'hold-application-until-proxy-starts'> = {
     if (current.length > MAX_PROXY_CONFIG) {
       return { result: 'warn', warnings: [`${PROXY_CONFIG} is larger than ${MAX_PROXY_CONFIG / 1024} KiB, more than a ProxyConfig needs; left unchanged, ${KEY} not set`] };
     }
-    const parsed = parseProxyConfig(current);
-    if (!parsed.ok) {
-      return { result: 'warn', warnings: [`${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set`] };
+    const r = reading(current);
+    switch (r.kind) {
+      case 'invalid':
+        return { result: 'warn', warnings: [r.warning] };
+      case 'explicit':
+        return { result: 'pass' };
+      case 'append':
+        return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, r.value)], summary };
     }
-    // Present, true or false: an explicit value is the user's choice.
-    if (Object.hasOwn(parsed.value, KEY)) return { result: 'pass' };
-    return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, withProxyConfigKey(current, parsed.value, KEY, true))], summary };
   },
 };
 
