@@ -128,3 +128,15 @@ t.test('a proxy.istio.io/config larger than a ProxyConfig needs is left alone', 
   t.ok(u.ms < BUDGET_MS, `${Math.round(u.ms)} ms`);
   t.equal(u.verdict.patch.length, 1, 'under the limit: patched');
 });
+
+t.test('metadata or annotations that are not maps: no policy throws, no patch that cannot apply', async (t) => {
+  // The API server never sends these; anyone else who reaches the webhook can. setAnnotation used
+  // `key in annotations`, which throws on a string, and an add under a non-object cannot apply.
+  const containers = [{ name: 'a', command: ['sh', '-c', 'true'], livenessProbe: { tcpSocket: { port: 8087 } } }];
+  for (const metadata of [-1, true, 'x', null, [], { annotations: 'a string' }, { annotations: 7 }, { annotations: ['a'] }, { annotations: true }]) {
+    const object = { apiVersion: 'v1', kind: 'Pod', metadata, spec: { containers } } as unknown as KubeObject;
+    const r = admit(object);
+    t.strictSame(r.decisions.filter((d) => d.outcome.result === 'error').map((d) => d.policy), [], `${JSON.stringify(metadata)}: no policy threw`);
+    t.strictSame(r.verdict.patch.filter((op) => op.path.startsWith('/metadata')), [], `${JSON.stringify(metadata)}: no annotation patch`);
+  }
+});

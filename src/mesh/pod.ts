@@ -67,6 +67,18 @@ export function probes(container: Container): Probe[] {
   return out;
 }
 
+/**
+ * Whether an annotation can be set by a JSON Patch: `metadata` is a map and `annotations` a map or
+ * absent. The API server always sends such a pod; anyone else who reaches the webhook may not, and
+ * a patch against another shape would not apply.
+ */
+export function annotationsPatchable(pod: KubeObject): boolean {
+  const metadata: unknown = pod.metadata;
+  if (!isObj(metadata)) return false;
+  const annotations = metadata.annotations;
+  return annotations == null || isObj(annotations);
+}
+
 export function annotation(pod: KubeObject, key: string): string | undefined {
   const value = pod.metadata?.annotations?.[key];
   return typeof value === 'string' ? value : undefined;

@@ -3,7 +3,7 @@ import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
 import { willBeInjected } from '../mesh/injection.js';
-import { annotation, containerPorts, containers, probes as probesOf, type Container } from '../mesh/pod.js';
+import { annotation, annotationsPatchable, containerPorts, containers, probes as probesOf, type Container } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
@@ -85,6 +85,7 @@ const policy: Policy<'probe-port-exclusion'> = {
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
   evaluate({ object: pod, namespace, cluster, options }) {
     if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+    if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
     const types = new Set<string>(options.probeTypes);
     // Istio rewrites httpGet and grpc probes to its agent unless told not to.
     if (annotation(pod, REWRITE) === 'false') types.add('httpGet').add('grpc');
