@@ -140,3 +140,12 @@ t.test('metadata or annotations that are not maps: no policy throws, no patch th
     t.strictSame(r.verdict.patch.filter((op) => op.path.startsWith('/metadata')), [], `${JSON.stringify(metadata)}: no annotation patch`);
   }
 });
+
+t.test('a DestinationRule whose name is a deeply nested list: judged, not a stack overflow', async (t) => {
+  // `${name}` turned the list into text recursively: the policy threw and the request was allowed.
+  const name = JSON.parse('['.repeat(10_000) + ']'.repeat(10_000)) as unknown;
+  const object = { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name, namespace: 'ns1' }, spec: { host: 'reviews.default.svc.cluster.local' } } as unknown as KubeObject;
+  const r = admit(object, 'validate');
+  t.strictSame(r.decisions.map((d) => d.outcome.result), ['fail'], 'denied as any misplaced rule');
+  t.equal(r.verdict.allowed, false);
+});

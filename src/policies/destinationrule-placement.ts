@@ -12,7 +12,9 @@ const policy: Policy<'destinationrule-placement'> = {
   action: 'validate',
   targets: [{ group: 'networking.istio.io', kind: 'DestinationRule', operations: ['CREATE', 'UPDATE'] }],
   evaluate({ object, namespace, config, cluster }) {
-    const name = `${namespace}/${object.metadata?.name ?? object.metadata?.generateName ?? ''}`;
+    // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
+    const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
+    const name = `${namespace}/${own}`;
     const spec = isObj(object.spec) ? object.spec : {};
     const host = spec.host;
     if (typeof host !== 'string' || host === '') {
