@@ -1,0 +1,72 @@
+// `npm run fuzz`: 100 000 fuzz cases through app.inject, then a share of them over real HTTPS to
+// `meshguard serve`; prints the counts and exits 1 on any failure.
+//   npm run fuzz -- [--cases 100000] [--https 5000] [--seed N] [--concurrency 4]
+import { parseArgs } from 'node:util';
+import { startServe } from '../serve-process.js';
+import { fuzzCases, judge, Tally } from './cases.js';
+import { fuzzApp, httpsCase, injectCase, pool } from './send.js';
+
+const { values } = parseArgs({
+  options: {
+    cases: { type: 'string', default: '100000' },
+    https: { type: 'string', default: '5000' },
+    seed: { type: 'string', default: String(Date.now() % 2 ** 31) },
+    concurrency: { type: 'string', default: '4' },
+  },
+});
+const seed = Number(values.seed);
+const count = Number(values.cases);
+const httpsCount = Number(values.https);
+
+function report(title: string, tally: Tally, ms: number): void {
+  console.log(`\n== ${title} (${(ms / 1000).toFixed(1)} s)`);
+  console.log(tally.summary());
+  for (const f of tally.failures.slice(0, 10)) console.log(`FAIL ${f.kind} ${f.path}: ${f.reason}\n  body: ${JSON.stringify(f.body)}`);
+}
+
+console.log(`meshguard fuzz: seed ${seed}; replay with npm run fuzz -- --seed ${seed}`);
+let failed = 0;
+
+{
+  const app = fuzzApp();
+  const tally = new Tally();
+  const started = performance.now();
+  let next = 10_000;
+  for (const c of fuzzCases(count, seed)) {
+    tally.add(c, await injectCase(app, c));
+    if (tally.cases === next) {
+      console.log(`  ${tally.cases} cases, ${tally.failures.length} failures`);
+      next += 10_000;
+    }
+  }
+  report('app.inject', tally, performance.now() - started);
+  failed += tally.failures.length;
+  await app.close();
+}
+
+if (httpsCount > 0) {
+  const served = await startServe(['--shutdown-delay', '0']);
+  const cas = [served.ca.cert];
+  const tally = new Tally();
+  const started = performance.now();
+  try {
+    await pool(fuzzCases(httpsCount, seed + 1), Number(values.concurrency), async (c) => {
+      tally.add(c, await httpsCase(served.port, cas, c));
+    });
+    report('HTTPS to meshguard serve', tally, performance.now() - started);
+    failed += tally.failures.length;
+    const probe = { kind: 'after', path: '/mutate' as const, contentType: 'application/json', body: Buffer.from('{}') };
+    const alive = served.proc.exitCode === null && judge(probe, await httpsCase(served.port, cas, probe)) === null;
+    console.log(`serve still running and answering: ${alive ? 'yes' : 'NO'}`);
+    if (!alive) failed++;
+    served.proc.kill('SIGTERM');
+    const code = await served.exited;
+    console.log(`serve exit code after SIGTERM: ${code}`);
+    if (code !== 0) failed++;
+  } finally {
+    served.proc.kill('SIGKILL');
+  }
+}
+
+console.log(`\n${failed === 0 ? 'OK' : 'FAILED'}: ${failed} failures`);
+process.exit(failed === 0 ? 0 : 1);

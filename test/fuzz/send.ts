@@ -1,0 +1,70 @@
+// Sends fuzz cases: in process through app.inject, or to `meshguard serve` over HTTPS.
+import { request } from 'node:https';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { MemoryClusterView } from '../../src/cluster/memory.js';
+import { ConfigStore } from '../../src/config/store.js';
+import { Registry } from '../../src/engine/registry.js';
+import { policies } from '../../src/policies/index.js';
+import { buildApp, DEFAULT_BODY_LIMIT } from '../../src/server/app.js';
+import { createMetrics } from '../../src/server/metrics.js';
+import { configOf } from '../support.js';
+import type { Answer, FuzzCase } from './cases.js';
+
+/** The app as `serve` builds it, with a cluster view where the fuzzed pods get injected. */
+export function fuzzApp(): FastifyInstance {
+  const cluster = MemoryClusterView.fromObjects([
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'batch', labels: { 'istio.io/rev': '1-24' } } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'other.example.com', ports: [{ port: 3306 }] } },
+  ]);
+  const store = new ConfigStore(configOf({ policies: { 'externalname-tcp-collision': { mode: 'enforce' } } }), 'fuzz', 'meshguard');
+  return buildApp({ store, registry: new Registry(policies), cluster, metrics: createMetrics(), logger: pino({ level: 'silent' }) });
+}
+
+const headers = (c: FuzzCase) => ({ ...(c.contentType !== undefined && { 'content-type': c.contentType }), 'content-length': String(c.body.length) });
+
+export async function injectCase(app: FastifyInstance, c: FuzzCase): Promise<Answer | Error> {
+  try {
+    const res = await app.inject({ method: 'POST', url: c.path, headers: headers(c), payload: c.body });
+    return { status: res.statusCode, body: res.body };
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+/**
+ * One request on a new connection; an Error when there is no answer within `timeoutMs`. A body
+ * over the limit is sent only if no answer comes to its headers: the server answers 413 at once and
+ * closes, and a client still writing would see EPIPE instead of the answer.
+ */
+export function httpsCase(port: number, cas: string[], c: FuzzCase, timeoutMs = 10_000): Promise<Answer | Error> {
+  return new Promise((resolve) => {
+    let answered = false;
+    const req = request({ host: '127.0.0.1', port, path: c.path, method: 'POST', ca: cas, agent: false, headers: headers(c) }, (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (err) => resolve(err));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms (hang)`)));
+    req.on('error', (err) => resolve(err));
+    if (c.body.length <= DEFAULT_BODY_LIMIT) {
+      req.end(c.body);
+    } else {
+      req.flushHeaders();
+      setTimeout(() => answered || req.end(c.body), 2000).unref();
+    }
+  });
+}
+
+/** Runs `work` on every item with at most `concurrency` at once. */
+export async function pool<T>(items: Iterable<T>, concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  const it = items[Symbol.iterator]();
+  const worker = async () => {
+    for (let next = it.next(); !next.done; next = it.next()) await work(next.value);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
