@@ -8,6 +8,8 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
 import tap from 'tap';
 import {
   PROXY_ENDPOINTS,
@@ -319,6 +321,56 @@ t.test('the original argv arrives byte-identical, with stdin and environment', a
   t.equal(quits(p).length, 1, 'quitquitquit once');
   t.equal(quits(p)[0]?.path, '/agent/quitquitquit');
   t.match(quits(p)[0]?.headers['user-agent'] ?? '', defaultAgent, 'called with the expected client');
+});
+
+t.test('more hostile argv: every kind of expansion, the wrapper\'s own names, 10 000 arguments', async (t) => {
+  const p = await fakeProxy(t);
+  const canary = join(dir, 'CANARY');
+  const hostile = [
+    '$((1+1))', `\${x:-$(touch ${canary})}`, `\${IFS}touch\${IFS}${canary}`, '{a,b}', '{1..3}', `<<EOF\ntouch ${canary}\nEOF`,
+    `<(touch ${canary})`, `>(touch ${canary})`, "$'\\x41'", 'a\rb', '\x1b[31mred\x1b[0m', '\x01\x7f', '2>&1', '|&', '!!', '!$',
+    `exec touch ${canary}`, `eval "touch ${canary}"`, "trap '' EXIT", 'kill -9 $$', 'set -e', 'exit 3', '. /dev/stdin', 'command -v sh',
+    '$mg_tool', '${mg_child}', '$mg_status', '$mg_signal', 'mg_quit', 'mg_http POST http://127.0.0.1:1/', '"$@"', '$#', '$*', '$?', '$$', '$!',
+    '# meshguard job-sidecar-quit v1', 'meshguard-job', '-', '--', '-c', '-x', '--version', '-exec', "'", '"', '`', "'\"'\"'",
+    ...Array.from({ length: 10_000 }, (_, i) => (i % 2 === 0 ? `arg${i}` : `$(touch ${canary})`)),
+  ];
+  const r = await run({ proxy: p, timeout: 0, ...rec(...hostile) });
+  t.equal(r.code, 0, 'exit 0');
+  t.equal(r.stderr, '', 'nothing on stderr');
+  t.strictSame(r.record?.argv, hostile, 'argv identical');
+  t.notOk(existsSync(canary), 'nothing ran as shell');
+  t.equal(quits(p).length, 1, 'quitquitquit once');
+});
+
+t.test('a program path full of shell syntax is run as that file, never parsed', async (t) => {
+  const p = await fakeProxy(t);
+  const canary = join(dir, 'CANARY');
+  const weirdDir = join(dir, `we ird $(touch ${canary}); \`x\` 'q' "d" *`);
+  mkdirSync(weirdDir, { recursive: true });
+  const program = join(weirdDir, '-node && touch x');
+  symlinkSync(node, program);
+  const r = await run({ proxy: p, timeout: 0, command: [program, recorder, 'a b'] });
+  t.equal(r.code, 0, `exit 0 ${r.stderr}`);
+  t.strictSame(r.record?.argv, ['a b'], 'the program ran with its arguments');
+  t.notOk(existsSync(canary), 'nothing ran as shell');
+});
+
+t.test('random argv arrives byte-identical under /bin/sh (fast-check)', async (t) => {
+  const canary = join(dir, 'CANARY');
+  const unit = fc.oneof(
+    fc.constantFrom('$', '(', ')', '`', "'", '"', ';', '&', '|', '<', '>', '*', '?', '[', ']', '{', '}', '~', '!', '#', '\\', '\n', '\r', '\t', ' ', '-', '=', '%', '^', '\x01', '\x7f'),
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
+  );
+  const arg = fc.oneof(fc.string({ unit, maxLength: 24 }), fc.constantFrom(`$(touch ${canary})`, `\`touch ${canary}\``, `; touch ${canary}`));
+  await fc.assert(
+    fc.asyncProperty(fc.array(arg, { maxLength: 12 }), async (argv) => {
+      const p = await fakeProxy(t);
+      const r = await run({ proxy: p, timeout: 0, ...rec(...argv) });
+      return r.code === 0 && r.stderr === '' && isDeepStrictEqual(r.record?.argv, argv) && !existsSync(canary) && quits(p).length === 1;
+    }),
+    { numRuns: Number(process.env.WRAPPER_RUNS ?? 25) },
+  );
+  t.pass('argv identical, exit 0, nothing ran as shell, one quit');
 });
 
 t.test('a shell command runs as it would have without the wrapper', async (t) => {
