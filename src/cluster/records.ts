@@ -26,6 +26,35 @@ export function namespaceRecord(obj: unknown): { name: string; labels: Record<st
   return { name: obj.metadata.name, labels: stringMap(obj.metadata.labels) ?? {} };
 }
 
+// Most Services of a cluster use one of a few port layouts (80→8080 "http", …): records share one
+// frozen list per layout, which is most of what a record would otherwise weigh. Bounded: past
+// MAX_LAYOUTS distinct layouts, new ones are simply not shared.
+const MAX_LAYOUTS = 10_000;
+const layouts = new Map<string, readonly ServicePort[]>();
+
+function sharedPorts(ports: ServicePort[]): readonly ServicePort[] {
+  if (ports.length === 0) return noPorts;
+  const key = JSON.stringify(ports.map((p) => [p.port, p.protocol, p.name, p.targetPort]));
+  const shared = layouts.get(key);
+  if (shared) return shared;
+  for (const p of ports) Object.freeze(p);
+  const frozen = Object.freeze(ports);
+  if (layouts.size < MAX_LAYOUTS) layouts.set(key, frozen);
+  return frozen;
+}
+const noPorts: readonly ServicePort[] = Object.freeze([]);
+
+// Namespace names are few and repeated by every object in them; one copy each (bounded as above).
+const MAX_NAMESPACES = 100_000;
+const namespaceNames = new Map<string, string>();
+
+function sharedNamespace(ns: string): string {
+  const known = namespaceNames.get(ns);
+  if (known !== undefined) return known;
+  if (namespaceNames.size < MAX_NAMESPACES) namespaceNames.set(ns, ns);
+  return ns;
+}
+
 export function serviceRecord(obj: unknown): ServiceRecord | undefined {
   if (!isObj(obj)) return undefined;
   const id = meta(obj);
@@ -39,10 +68,15 @@ export function serviceRecord(obj: unknown): ServiceRecord | undefined {
     if (typeof p.targetPort === 'number' || typeof p.targetPort === 'string') port.targetPort = p.targetPort;
     ports.push(port);
   }
-  const record: ServiceRecord = { ...id, type: str(spec.type) ?? 'ClusterIP', ports };
   const selector = stringMap(spec.selector);
+  // By convention a Service selects app=<its own name>: keep one copy of that string.
+  if (selector) for (const k in selector) if (selector[k] === id.name) selector[k] = id.name;
+  const externalName = str(spec.externalName);
+  // A literal, not `{ ...id, type }`: V8 builds a spread-then-extended object on a slow path, into
+  // a dictionary of several hundred bytes; a cluster view holds tens of thousands of these.
+  const record: ServiceRecord = { namespace: sharedNamespace(id.namespace), name: id.name, type: str(spec.type) ?? 'ClusterIP', ports: sharedPorts(ports) };
   if (selector && Object.keys(selector).length > 0) record.selector = selector;
-  if (typeof spec.externalName === 'string') record.externalName = spec.externalName;
+  if (externalName !== undefined) record.externalName = externalName;
   return record;
 }
 
@@ -55,7 +89,7 @@ export function serviceEntryRecord(obj: unknown): ServiceEntryRecord | undefined
     if (!isObj(p) || typeof p.number !== 'number') return [];
     return [{ number: p.number, ...(typeof p.protocol === 'string' && { protocol: p.protocol }), ...(typeof p.name === 'string' && { name: p.name }) }];
   });
-  const record: ServiceEntryRecord = { ...id, hosts: strings(spec.hosts), addresses: strings(spec.addresses), ports };
+  const record: ServiceEntryRecord = { namespace: sharedNamespace(id.namespace), name: id.name, hosts: strings(spec.hosts), addresses: strings(spec.addresses), ports };
   if (Array.isArray(spec.exportTo)) record.exportTo = strings(spec.exportTo);
   return record;
 }
