@@ -8,6 +8,7 @@ import type { ClusterView } from '../cluster/view.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
 import type { Registry } from '../engine/registry.js';
+import type { AdmissionRequest } from '../admission/types.js';
 import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
 import type { Metrics } from './metrics.js';
@@ -55,13 +56,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
   app.removeContentTypeParser('text/plain');
 
-  const logDecisions = (decisions: readonly Decision[], req: { uid: string; kind: string; namespace?: string; name?: string; operation: string; dryRun?: boolean }) => {
+  // Fields are written out, not spread: `{ ...req, policy }` takes V8's slow path (µs per object).
+  const logDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
+    const name = req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
+    let debug: boolean | undefined;
     for (const d of decisions) {
-      metrics.policyResults.inc({ policy: d.policy, result: d.outcome.result });
-      const quiet = d.outcome.result === 'pass' || d.outcome.result === 'skip';
-      if (quiet && !logger.isLevelEnabled('debug')) continue;
-      const fields = { ...req, policy: d.policy, result: d.outcome.result, mode: d.mode, subject: d.subject };
-      if (d.outcome.result === 'error') logger.error({ ...fields, err: d.outcome.error }, 'policy error');
+      const result = d.outcome.result;
+      metrics.policyResults.inc({ policy: d.policy, result });
+      const quiet = result === 'pass' || result === 'skip';
+      if (quiet && !(debug ??= logger.isLevelEnabled('debug'))) continue;
+      const fields = {
+        uid: req.uid,
+        kind: req.kind.kind,
+        namespace: req.namespace,
+        name,
+        operation: req.operation,
+        dryRun: req.dryRun,
+        policy: d.policy,
+        result,
+        mode: d.mode,
+        subject: d.subject,
+      };
+      if (d.outcome.result === 'error') logger.error(Object.assign(fields, { err: d.outcome.error }), 'policy error');
       else if (quiet) logger.debug(fields, 'decision');
       else logger.info(fields, 'decision');
     }
@@ -81,10 +97,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     try {
       const decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
       verdict = verdictOf(decisions, scope.config);
-      if (decisions.length > 0) {
-        const name = req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
-        logDecisions(decisions, { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name, operation: req.operation, dryRun: req.dryRun });
-      }
+      if (decisions.length > 0) logDecisions(decisions, req);
     } catch (err) {
       // Policies' own errors are decisions; this is a bug in the engine. Never block on it.
       logger.error({ err, uid: req.uid, kind: req.kind.kind }, 'engine error');
