@@ -7,6 +7,7 @@ import t from 'tap';
 import type { KubeObject } from '../src/admission/types.js';
 import { buildReview } from '../src/admission/respond.js';
 import { evaluate } from '../src/engine/evaluate.js';
+import { compileScope } from '../src/engine/scope.js';
 import { MAX_WARNING, MAX_WARNINGS, line, verdictOf } from '../src/engine/verdict.js';
 import { appendPorts } from '../src/mesh/ports.js';
 import { parseProxyConfig, withProxyConfigKey } from '../src/mesh/proxy-config.js';
@@ -148,4 +149,18 @@ t.test('a DestinationRule whose name is a deeply nested list: judged, not a stac
   const r = admit(object, 'validate');
   t.strictSame(r.decisions.map((d) => d.outcome.result), ['fail'], 'denied as any misplaced rule');
   t.equal(r.verdict.allowed, false);
+});
+
+t.test('a namespace longer than any namespace name, against globs with several stars', async (t) => {
+  // Only a caller other than the API server sends one. picomatch's regex for `*-*-*-tmp`
+  // backtracks cubically (11 s on 4 000 dashes), and each name stayed in the override cache.
+  const scope = compileScope(configOf({ excludeNamespaces: ['kube-system', '*-*-*-tmp'], overrides: [{ namespaces: ['team-*-*-*'], mode: 'warn' }] }));
+  const started = performance.now();
+  for (const ns of ['-'.repeat(100_000) + '/', `team-${'-'.repeat(100_000)}/`]) {
+    t.equal(scope.excluded(ns), false, 'not excluded');
+    t.equal(scope.modeOf('destinationrule-placement', ns), 'enforce', 'no override');
+  }
+  t.ok(performance.now() - started < BUDGET_MS, `${Math.round(performance.now() - started)} ms`);
+  t.equal(scope.excluded('a-b-c-tmp'), true, 'real names still match');
+  t.equal(scope.modeOf('destinationrule-placement', 'team-a-b-c'), 'warn');
 });

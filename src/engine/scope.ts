@@ -15,12 +15,21 @@ function matcher(patterns: readonly string[]): (ns: string) => boolean {
   return picomatch([...patterns], { dot: true });
 }
 
+/**
+ * Namespace names are DNS labels of at most 63 characters, and the API server only sends those.
+ * Anything else (from a caller other than the API server) matches no pattern: a glob with several
+ * stars backtracks polynomially on a long name (`*-*-*-tmp` took 11 s on 4 000 dashes), and the
+ * override cache would keep each such name.
+ */
+const isNamespaceName = (ns: string) => ns.length <= 63;
+
 export function compileScope(config: Config, selfNamespace?: string): Scope {
   const excludedMatch = matcher(selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces);
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
   const overrideCache = new Map<string, Override | null>();
 
   function overrideFor(ns: string): Override | null {
+    if (!isNamespaceName(ns)) return null;
     let found = overrideCache.get(ns);
     if (found === undefined) {
       found = overrides.find((o) => o.match(ns))?.override ?? null;
@@ -35,7 +44,7 @@ export function compileScope(config: Config, selfNamespace?: string): Scope {
   return {
     config,
     // Cluster-scoped objects have no namespace to exclude them by.
-    excluded: (ns) => ns !== '' && excludedMatch(ns),
+    excluded: (ns) => ns !== '' && isNamespaceName(ns) && excludedMatch(ns),
     modeOf(policy, ns) {
       const override = ns === '' ? null : overrideFor(ns);
       const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
