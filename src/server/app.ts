@@ -87,7 +87,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     let debug: boolean | undefined;
     for (const d of decisions) {
       const result = d.outcome.result;
-      metrics.policyResults.inc({ policy: d.policy, result });
+      metrics.countPolicyResult(d.policy, result);
       const quiet = result === 'pass' || result === 'skip';
       if (quiet && !(debug ??= logger.isLevelEnabled('debug'))) continue;
       const fields = {
@@ -112,7 +112,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const started = performance.now();
     const decoded = decodeReview(request.body);
     if (!decoded.ok) {
-      metrics.requests.inc({ endpoint: stage, kind: '', operation: '', outcome: 'invalid' });
+      metrics.countRequest(stage, '', '', 'invalid');
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: decoded.reason });
     }
     const { review } = decoded;
@@ -129,7 +129,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       verdict = failOpen;
     }
     const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
-    metrics.requests.inc({ endpoint: stage, kind: req.kind.kind, operation: req.operation, outcome });
+    metrics.countRequest(stage, req.kind.kind, req.operation, outcome);
     metrics.duration.observe({ endpoint: stage }, (performance.now() - started) / 1000);
     return buildReview(review.apiVersion, req.uid, verdict);
   };

@@ -2,29 +2,73 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/**
+ * Counts kept in a Map on the hot path and added to a prom-client counter when the registry is
+ * read (a scrape, a test): prom-client's inc() hashes and validates its labels object on every
+ * call, and an admission makes several. Entries stay (at zero) once seen, so the Map holds what
+ * the counter holds, and label sets appear in the output in the order they first occurred.
+ * Keys join the label values with spaces, the one free-form value (a request's kind) last.
+ */
+class Tally<L extends string> {
+  private readonly counts = new Map<string, { labels: Record<L, string | number>; n: number }>();
+
+  add(key: string, labels: () => Record<L, string | number>): void {
+    const entry = this.counts.get(key);
+    if (entry) entry.n++;
+    else this.counts.set(key, { labels: labels(), n: 1 });
+  }
+
+  /** Moves the counts into the counter. */
+  fold(counter: Counter<L>): void {
+    for (const entry of this.counts.values()) {
+      if (entry.n === 0) continue;
+      counter.inc(entry.labels, entry.n);
+      entry.n = 0;
+    }
+  }
+}
+
 /** A registry per server (not prom-client's global), so tests can build many apps. */
 export function createMetrics(opts: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  const requestCounts = new Tally<'endpoint' | 'kind' | 'operation' | 'outcome'>();
+  const policyCounts = new Tally<'policy' | 'result'>();
+  const requests = new Counter({
+    name: 'meshguard_admission_requests_total',
+    help: 'Admission requests by endpoint, kind, operation and outcome (allowed, patched, denied, invalid).',
+    labelNames: ['endpoint', 'kind', 'operation', 'outcome'] as const,
+    registers: [registry],
+    collect() {
+      requestCounts.fold(this);
+    },
+  });
+  const policyResults = new Counter({
+    name: 'meshguard_policy_results_total',
+    help: 'Policy results by policy and result (pass, fail, warn, mutate, skip, error).',
+    labelNames: ['policy', 'result'] as const,
+    registers: [registry],
+    collect() {
+      policyCounts.fold(this);
+    },
+  });
   return {
     registry,
-    requests: new Counter({
-      name: 'meshguard_admission_requests_total',
-      help: 'Admission requests by endpoint, kind, operation and outcome (allowed, patched, denied, invalid).',
-      labelNames: ['endpoint', 'kind', 'operation', 'outcome'] as const,
-      registers: [registry],
-    }),
+    requests,
+    policyResults,
+    /** An admission answered (outcome: allowed, patched, denied or invalid); the hot path's way to count one. */
+    countRequest(endpoint: string, kind: string, operation: string, outcome: string): void {
+      requestCounts.add(`${endpoint} ${operation} ${outcome} ${kind}`, () => ({ endpoint, kind, operation, outcome }));
+    },
+    /** One policy's result for a request. */
+    countPolicyResult(policy: string, result: string): void {
+      policyCounts.add(`${policy} ${result}`, () => ({ policy, result }));
+    },
     duration: new Histogram({
       name: 'meshguard_admission_duration_seconds',
       help: 'Time from a decoded review to its answer.',
       labelNames: ['endpoint'] as const,
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
-      registers: [registry],
-    }),
-    policyResults: new Counter({
-      name: 'meshguard_policy_results_total',
-      help: 'Policy results by policy and result (pass, fail, warn, mutate, skip, error).',
-      labelNames: ['policy', 'result'] as const,
       registers: [registry],
     }),
     configReloads: new Counter({
