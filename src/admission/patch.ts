@@ -7,11 +7,15 @@ export type PatchOp =
 
 /** RFC 6901: `~` → `~0`, `/` → `~1`. */
 export function escapePointer(segment: string): string {
+  // Most segments have neither: no new strings for them.
+  if (!segment.includes('~') && !segment.includes('/')) return segment;
   return segment.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
 export function pointer(...segments: (string | number)[]): string {
-  return segments.map((s) => '/' + escapePointer(String(s))).join('');
+  let path = '';
+  for (const s of segments) path += '/' + (typeof s === 'number' ? String(s) : escapePointer(s));
+  return path;
 }
 
 /**
