@@ -2,25 +2,52 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+type Level<L extends string> = Map<string, Level<L> | Entry<L>>;
+interface Entry<L extends string> {
+  labels: Partial<Record<L, string>>;
+  n: number;
+}
+
 /**
- * Counts kept in a Map on the hot path and added to a prom-client counter when the registry is
- * read (a scrape, a test): prom-client's inc() hashes and validates its labels object on every
- * call, and an admission makes several. Entries stay (at zero) once seen, so the Map holds what
- * the counter holds, and label sets appear in the output in the order they first occurred.
- * Keys join the label values with spaces, the one free-form value (a request's kind) last.
+ * Counts kept in nested Maps on the hot path (one level per label, so no key is built per count)
+ * and added to a prom-client counter when the registry is read (a scrape, a test): prom-client's
+ * inc() hashes and validates its labels object on every call, and an admission makes several.
+ * Entries stay (at zero) once seen, so this holds the label sets the counter holds, and they
+ * appear in the output in the order they first occurred.
  */
 class Tally<L extends string> {
-  private readonly counts = new Map<string, { labels: Record<L, string | number>; n: number }>();
+  private readonly root: Level<L> = new Map();
+  private readonly entries: Entry<L>[] = [];
 
-  add(key: string, labels: () => Record<L, string | number>): void {
-    const entry = this.counts.get(key);
-    if (entry) entry.n++;
-    else this.counts.set(key, { labels: labels(), n: 1 });
+  constructor(private readonly names: readonly [L, L] | readonly [L, L, L, L]) {}
+
+  /** One occurrence of these label values, in the order of the names. */
+  add(a: string, b: string, c = '', d = ''): void {
+    const depth = this.names.length;
+    let level = this.root;
+    for (let i = 0; i < depth - 1; i++) {
+      const value = i === 0 ? a : i === 1 ? b : c;
+      let next = level.get(value) as Level<L> | undefined;
+      if (!next) level.set(value, (next = new Map()));
+      level = next;
+    }
+    const last = depth === 2 ? b : d;
+    const entry = level.get(last) as Entry<L> | undefined;
+    if (entry) {
+      entry.n++;
+      return;
+    }
+    const values = [a, b, c, d];
+    const labels: Partial<Record<L, string>> = {};
+    this.names.forEach((name, i) => (labels[name] = values[i] ?? ''));
+    const created = { labels, n: 1 };
+    level.set(last, created);
+    this.entries.push(created);
   }
 
   /** Moves the counts into the counter. */
   fold(counter: Counter<L>): void {
-    for (const entry of this.counts.values()) {
+    for (const entry of this.entries) {
       if (entry.n === 0) continue;
       counter.inc(entry.labels, entry.n);
       entry.n = 0;
@@ -32,8 +59,8 @@ class Tally<L extends string> {
 export function createMetrics(opts: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.processMetrics) collectDefaultMetrics({ register: registry });
-  const requestCounts = new Tally<'endpoint' | 'kind' | 'operation' | 'outcome'>();
-  const policyCounts = new Tally<'policy' | 'result'>();
+  const requestCounts = new Tally(['endpoint', 'kind', 'operation', 'outcome'] as const);
+  const policyCounts = new Tally(['policy', 'result'] as const);
   const requests = new Counter({
     name: 'meshguard_admission_requests_total',
     help: 'Admission requests by endpoint, kind, operation and outcome (allowed, patched, denied, invalid).',
@@ -58,11 +85,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     policyResults,
     /** An admission answered (outcome: allowed, patched, denied or invalid); the hot path's way to count one. */
     countRequest(endpoint: string, kind: string, operation: string, outcome: string): void {
-      requestCounts.add(`${endpoint} ${operation} ${outcome} ${kind}`, () => ({ endpoint, kind, operation, outcome }));
+      requestCounts.add(endpoint, kind, operation, outcome);
     },
     /** One policy's result for a request. */
     countPolicyResult(policy: string, result: string): void {
-      policyCounts.add(`${policy} ${result}`, () => ({ policy, result }));
+      policyCounts.add(policy, result);
     },
     duration: new Histogram({
       name: 'meshguard_admission_duration_seconds',
