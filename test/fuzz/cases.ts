@@ -171,7 +171,7 @@ const hugeSize = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1024 * 1024, max: 3 * 1024 * 1024 }) },
   { weight: 1, arbitrary: fc.constant(DEFAULT_BODY_LIMIT + 1) },
 );
-const hugeString = fc.tuple(hugeSize, fc.constantFrom('a', ' ', '\n', ',', 'é', '\\"', '$(x)')).map(([n, unit]) => unit.repeat(Math.max(1, Math.floor(n / Buffer.byteLength(unit)))));
+const hugeString = fc.tuple(hugeSize, fc.constantFrom('a', ' ', '\n', ',', '-', 'é', '\\"', '$(x)')).map(([n, unit]) => unit.repeat(Math.max(1, Math.floor(n / Buffer.byteLength(unit)))));
 
 /** Byte sequences that are not UTF-8: stray continuation bytes, overlong forms, surrogates, 0xFF. */
 const invalidUtf8 = fc.constantFrom(
@@ -190,15 +190,33 @@ type Mutation = fc.Arbitrary<(r: Review) => { kind: string; body: Buffer }>;
 
 const asIs: Mutation = fc.constant((r) => ({ kind: 'valid', body: serialize(r.review) }));
 
-const wrongType: Mutation = fc.tuple(fc.nat(), anyValue).map(([n, value]) => (r) => {
-  const path = pick(places(r.review), n);
+const wrongType: Mutation = fc.tuple(fc.nat(), anyValue, fc.boolean()).map(([n, value, shallow]) => (r) => {
+  const path = somePlace(r.review, n, shallow);
   return { kind: 'wrong-type', body: serialize(replaceAt(r.review, path, value)) };
 });
 
-const huge: Mutation = fc.tuple(fc.nat(), hugeString).map(([n, s]) => (r) => {
-  const path = pick(places(r.review), n);
+/** Half the time one of the review's own fields (namespace, name, uid, kind…), the rest anywhere. */
+const somePlace = (review: unknown, n: number, shallow: boolean) => {
+  const all = places(review);
+  return pick(shallow ? all.filter((p) => p.length >= 2 && p.length <= 3) : all, n);
+};
+
+const huge: Mutation = fc.tuple(fc.nat(), hugeString, fc.boolean()).map(([n, s, shallow]) => (r) => {
+  const path = somePlace(r.review, n, shallow);
   return { kind: 'huge-string', body: serialize(replaceAt(r.review, path, s)) };
 });
+
+/** The classic shape that makes a backtracking regex slow: a long run of one separator, then a character that breaks the match. */
+const longRun: Mutation = fc
+  .tuple(fc.nat(), fc.constantFrom('-', ' ', '.', ',', '*', '/', 'a-', '\t', '0'), fc.constantFrom('/', 'x', '!', '\n', ''), fc.integer({ min: 1000, max: 100_000 }))
+  .map(([n, unit, breaker, length]) => (r) => {
+    const fields = places(r.review).filter((p) => {
+      let v: unknown = r.review;
+      for (const k of p) v = (v as Record<string | number, unknown>)[k];
+      return typeof v === 'string';
+    });
+    return { kind: 'long-run', body: serialize(replaceAt(r.review, pick(fields, n), unit.repeat(Math.ceil(length / unit.length)) + breaker)) };
+  });
 
 const deepNesting: Mutation = fc.tuple(fc.nat(), fc.constantFrom(['[', ']'], ['{"a":', '}'], ['{"__proto__":', '}'], ['[{"constructor":{"prototype":', '}}]']), fc.constantFrom(1000, 10_000, 10_000, 10_000, 100_000)).map(([n, [open, close], depth]) => (r) => {
   const path = pick(places(r.review), n);
@@ -276,6 +294,7 @@ const mutation: Mutation = fc.oneof(
   { weight: 3, arbitrary: asIs },
   { weight: 4, arbitrary: wrongType },
   { weight: 1, arbitrary: huge },
+  { weight: 1, arbitrary: longRun },
   { weight: 1, arbitrary: deepNesting },
   { weight: 2, arbitrary: protoKeys },
   { weight: 2, arbitrary: duplicateKeys },
@@ -347,8 +366,12 @@ export interface Answer {
 }
 
 /** null when the answer is right, else what is wrong with it. */
-export function judge(c: FuzzCase, answer: Answer | Error): string | null {
+/** Longer than this is a hang: the event loop was blocked for every other admission meanwhile. */
+export const SLOW_MS = 3000;
+
+export function judge(c: FuzzCase, answer: Answer | Error, ms = 0): string | null {
   if (answer instanceof Error) return `no answer: ${answer.message}`;
+  if (ms > SLOW_MS) return `answered after ${Math.round(ms)} ms`;
   if (answer.status >= 500) return `${answer.status}: ${answer.body.slice(0, 200)}`;
   const want = expected(c);
   if (want.status === 'rejected') {
@@ -396,13 +419,13 @@ export class Tally {
   readonly byKind = new Map<string, number>();
   readonly failures: { kind: string; path: string; reason: string; body: string }[] = [];
 
-  add(c: FuzzCase, answer: Answer | Error): string | null {
+  add(c: FuzzCase, answer: Answer | Error, ms = 0): string | null {
     this.cases++;
     const status = answer instanceof Error ? 'no answer' : String(answer.status);
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
     const kind = c.kind.split(',')[0] ?? c.kind;
     this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + 1);
-    const reason = judge(c, answer);
+    const reason = judge(c, answer, ms);
     if (reason !== null) {
       const shown = c.body.length > 300 ? `${c.body.subarray(0, 300).toString('utf8')}… (${c.body.length} bytes)` : c.body.toString('utf8');
       this.failures.push({ kind: c.kind, path: c.path, reason, body: shown });

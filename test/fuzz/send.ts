@@ -1,5 +1,6 @@
 // Sends fuzz cases: in process through app.inject, or to `meshguard serve` over HTTPS.
 import { request } from 'node:https';
+import { Worker } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
@@ -19,7 +20,13 @@ export function fuzzApp(): FastifyInstance {
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] } },
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'other.example.com', ports: [{ port: 3306 }] } },
   ]);
-  const store = new ConfigStore(configOf({ policies: { 'externalname-tcp-collision': { mode: 'enforce' } } }), 'fuzz', 'meshguard');
+  // Globs with several stars: their regexes backtrack on long names (see engine/scope.ts).
+  const config = configOf({
+    excludeNamespaces: ['kube-system', 'kube-public', '*-*-*-tmp'],
+    overrides: [{ namespaces: ['team-*-*', 'legacy'], mode: 'warn' }],
+    policies: { 'externalname-tcp-collision': { mode: 'enforce' } },
+  });
+  const store = new ConfigStore(config, 'fuzz', 'meshguard');
   return buildApp({ store, registry: new Registry(policies), cluster, metrics: createMetrics(), logger: pino({ level: 'silent' }) });
 }
 
@@ -67,4 +74,48 @@ export async function pool<T>(items: Iterable<T>, concurrency: number, work: (it
     for (let next = it.next(); !next.done; next = it.next()) await work(next.value);
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/**
+ * Runs cases through app.inject in a worker thread: a case that blocks the event loop longer than
+ * `timeoutMs` comes back as an Error (a hang), and the worker is replaced.
+ */
+export class InjectRunner {
+  private worker: Worker | undefined;
+
+  constructor(private readonly timeoutMs = 10_000) {}
+
+  private start(): Worker {
+    if (!this.worker) {
+      // Node 20 does not apply the main thread's --import tsx to a worker's entry: register it first.
+      const entry = new URL('./inject-worker.ts', import.meta.url).href;
+      const code = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+      this.worker = new Worker(code, { eval: true });
+    }
+    return this.worker;
+  }
+
+  run(c: FuzzCase): Promise<{ answer: Answer | Error; ms: number }> {
+    const worker = this.start();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        worker.off('message', onMessage);
+        this.worker = undefined;
+        void worker.terminate();
+        resolve({ answer: new Error(`no answer in ${this.timeoutMs} ms (hang)`), ms: this.timeoutMs });
+      }, this.timeoutMs);
+      const onMessage = (m: { answer?: Answer; error?: string; ms: number }) => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        resolve({ answer: m.answer ?? new Error(m.error ?? 'no answer'), ms: m.ms });
+      };
+      worker.on('message', onMessage);
+      worker.postMessage(c);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.terminate();
+    this.worker = undefined;
+  }
 }
