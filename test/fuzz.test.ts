@@ -3,12 +3,12 @@
 // gets its uid back. `npm run fuzz` runs 100 000 of the same cases (test/fuzz/run.ts).
 // FUZZ_CASES and FUZZ_SEED change the number of cases and replay a run.
 import t from 'tap';
-import { fuzzCases, judge, Tally } from './fuzz/cases.js';
-import { httpsCase, InjectRunner, pool } from './fuzz/send.js';
+import { everyFieldWrongType, fuzzCases, judge, Tally } from './fuzz/cases.js';
+import { httpsCase, InjectRunner, pool, recordedReviews } from './fuzz/send.js';
 import { startServe } from './serve-process.js';
 
 const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-const cases = Number(process.env.FUZZ_CASES ?? 3000);
+const cases = Number(process.env.FUZZ_CASES ?? 2000);
 
 t.test(`${cases} cases through app.inject (seed ${seed})`, async (t) => {
   // In a worker thread: a case that blocks the event loop is reported, not waited for.
@@ -25,6 +25,19 @@ t.test(`${cases} cases through app.inject (seed ${seed})`, async (t) => {
   for (const kind of ['valid', 'wrong-type', 'huge-string', 'long-run', 'deep-nesting', 'proto-keys', 'duplicate-keys', 'invalid-utf8', 'truncated', 'byte-flips', 'garbage']) {
     t.ok((tally.byKind.get(kind) ?? 0) > 0, `has ${kind} cases`);
   }
+  await runner.close();
+});
+
+t.test('every field of every recorded review, replaced by each other type', async (t) => {
+  const runner = new InjectRunner();
+  const tally = new Tally();
+  for (const c of everyFieldWrongType(recordedReviews())) {
+    const { answer, ms } = await runner.run(c);
+    tally.add(c, answer, ms);
+  }
+  t.comment(tally.summary().split('\n').filter((l) => !l.startsWith('by kind')).join('\n'));
+  t.strictSame(tally.failures.slice(0, 5), [], 'no failures');
+  t.ok(tally.cases > 4000, `${tally.cases} cases`);
   await runner.close();
 });
 

@@ -1,8 +1,10 @@
 // The HTTP fuzzer's cases and their judge, shared by test/fuzz.test.ts (a few thousand in
 // `npm test`) and test/fuzz/run.ts (`npm run fuzz`, 100 000). A case is a request body with a
-// content type; the judge says what the answer must be, from what the body is (an independent
-// oracle: it parses the body as the server should, without the server's code) — a valid review
-// gets 200 and its uid back; anything else a 400, 413 or 415; never a 5xx, never a hang.
+// content type; the judge says what the answer must be, from what the body is (the oracle reads
+// the body as the server should — UTF-8, JSON, no __proto__ or constructor.prototype keys — and
+// takes the server's own review check, decodeReview, as the definition of an AdmissionReview): a
+// valid review gets 200, its uid and a patch that applies; anything else a 400, 413 or 415; never
+// a 5xx, a policy error, or a hang.
 import fc from 'fast-check';
 import jsonpatch from 'fast-json-patch';
 import { decodeReview } from '../../src/admission/decode.js';
@@ -311,6 +313,25 @@ export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.tuple(validReview, mutation, 
   return { kind: contentType === 'application/json' ? kind : `${kind}, content-type ${contentType ?? 'none'}`, path, contentType, body };
 });
 
+/** The values every field is replaced with, one at a time, by `everyFieldWrongType`. */
+const wrongValues: unknown[] = [null, true, 0, -1.5, '', 'x', [], {}, deep(10_000, '[', ']')];
+
+/**
+ * Every field of a review replaced, one at a time, by a value of each other type: reviews
+ * recorded from a real API server, so that every field they have is tried.
+ */
+export function* everyFieldWrongType(reviews: readonly { name: string; review: Record<string, unknown> }[]): Generator<FuzzCase> {
+  for (const { name, review } of reviews) {
+    const request = review.request as { kind?: { kind?: unknown } } | undefined;
+    const path = request?.kind?.kind === 'Pod' ? '/mutate' : '/validate';
+    for (const at of places(review)) {
+      for (const value of wrongValues) {
+        yield { kind: `every-field ${name} ${at.join('.')}`, path, contentType: 'application/json', body: serialize(replaceAt(review, at, value)) };
+      }
+    }
+  }
+}
+
 /** `count` cases from a seed, generated in batches. The same seed gives the same cases. */
 export function* fuzzCases(count: number, seed: number): Generator<FuzzCase> {
   const batch = 500;
@@ -435,6 +456,6 @@ export class Tally {
 
   summary(): string {
     const sorted = (m: Map<string, number>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join(', ');
-    return [`cases run: ${this.cases}`, `by status: ${sorted(this.byStatus)}`, `by kind: ${sorted(this.byKind)}`, `failures: ${this.failures.length}`].join('\n');
+    return [`cases run: ${this.cases}`, `by status: ${sorted(this.byStatus)}`, ...(this.byKind.size > 0 ? [`by kind: ${sorted(this.byKind)}`] : []), `failures: ${this.failures.length}`].join('\n');
   }
 }

@@ -1,10 +1,11 @@
-// `npm run fuzz`: 100 000 fuzz cases through app.inject, then a share of them over real HTTPS to
-// `meshguard serve`; prints the counts and exits 1 on any failure.
+// `npm run fuzz`: 100 000 fuzz cases through app.inject, every field of the recorded reviews with
+// each wrong type, then a share of the cases over real HTTPS to `meshguard serve`; prints the
+// counts and exits 1 on any failure.
 //   npm run fuzz -- [--cases 100000] [--https 5000] [--seed N] [--concurrency 4]
 import { parseArgs } from 'node:util';
 import { startServe } from '../serve-process.js';
-import { fuzzCases, judge, Tally } from './cases.js';
-import { httpsCase, InjectRunner, pool } from './send.js';
+import { everyFieldWrongType, fuzzCases, judge, Tally } from './cases.js';
+import { httpsCase, InjectRunner, pool, recordedReviews } from './send.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,6 +43,20 @@ let failed = 0;
     }
   }
   report('app.inject', tally, performance.now() - started);
+  failed += tally.failures.length;
+  await runner.close();
+}
+
+{
+  const runner = new InjectRunner();
+  const tally = new Tally();
+  const started = performance.now();
+  for (const c of everyFieldWrongType(recordedReviews())) {
+    const { answer, ms } = await runner.run(c);
+    tally.add(c, answer, ms);
+  }
+  tally.byKind.clear();
+  report('every field of every recorded review, replaced by each other type', tally, performance.now() - started);
   failed += tally.failures.length;
   await runner.close();
 }

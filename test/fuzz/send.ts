@@ -1,4 +1,5 @@
 // Sends fuzz cases: in process through app.inject, or to `meshguard serve` over HTTPS.
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { Worker } from 'node:worker_threads';
 import type { FastifyInstance } from 'fastify';
@@ -65,6 +66,15 @@ export function httpsCase(port: number, cas: string[], c: FuzzCase, timeoutMs = 
       setTimeout(() => answered || req.end(c.body), 2000).unref();
     }
   });
+}
+
+/** The AdmissionReviews recorded from a real API server (test/fixtures/reviews). */
+export function recordedReviews(): { name: string; review: Record<string, unknown> }[] {
+  const dir = new URL('../fixtures/reviews/', import.meta.url);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ name: f.replace(/\.json$/, ''), review: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as Record<string, unknown> }));
 }
 
 /** Runs `work` on every item with at most `concurrency` at once. */
