@@ -1,0 +1,89 @@
+// What every part of the benchmark shares: the recorded reviews, the cluster they assume, stats.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AdmissionReview } from '../src/admission/types.js';
+import { MemoryClusterView } from '../src/cluster/memory.js';
+import { packageRoot } from '../src/paths.js';
+
+export const REVIEWS = {
+  pod: 'pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json',
+  destinationRule: 'destinationrule-create-myservice.validate.json',
+  service: 'service-create-mysql-b.validate.json',
+  jobPod: 'pod-create-report-job.mutate.json',
+} as const;
+
+/** The recorded review's text, byte for byte as the API server sent it. */
+export function reviewText(file: string): string {
+  return readFileSync(join(packageRoot, 'test', 'fixtures', 'reviews', file), 'utf8');
+}
+
+export function review(file: string): AdmissionReview {
+  return JSON.parse(reviewText(file)) as AdmissionReview;
+}
+
+/**
+ * The cluster the recorded reviews come from, as the watches would see it: `shop` labelled for
+ * injection, a Service sending traffic to the nginx pods' `http` port (so the probe port 8087 is
+ * a dedicated health port), the ExternalName Service mysql-b collides with, and a few neighbours.
+ */
+export function benchObjects(): unknown[] {
+  const ns = (name: string, labels: Record<string, string> = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } },
+  });
+  return [
+    ns('default'),
+    ns('istio-system'),
+    ns('shop', { 'istio-injection': 'enabled' }),
+    ns('payments', { 'istio-injection': 'enabled' }),
+    ns('ns1', { 'istio-injection': 'enabled' }),
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'nginx', namespace: 'shop' },
+      spec: { type: 'ClusterIP', selector: { app: 'nginx' }, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'cart', namespace: 'shop' },
+      spec: { type: 'ClusterIP', selector: { app: 'cart' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'myservice', namespace: 'default' },
+      spec: { type: 'ClusterIP', selector: { app: 'myservice' }, ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'mysql-a', namespace: 'shop' },
+      spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ name: 'tcp-mysql', port: 3306, protocol: 'TCP' }] },
+    },
+  ];
+}
+
+export function benchCluster(): MemoryClusterView {
+  return MemoryClusterView.fromObjects(benchObjects());
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+export function fmt(n: number, digits = 2): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A markdown table, columns padded so it also reads well on a terminal. */
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,322 @@
+// In-process micro-benchmarks: policies and the engine on the recorded reviews, the ExternalName
+// collision lookup against growing clusters, the cluster view's memory, and start-to-ready.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeReview } from '../src/admission/decode.js';
+import { buildReview } from '../src/admission/respond.js';
+import type { AdmissionRequest, KubeObject } from '../src/admission/types.js';
+import { MemoryClusterView } from '../src/cluster/memory.js';
+import { serviceRecord } from '../src/cluster/records.js';
+import type { ClusterView } from '../src/cluster/view.js';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
+import { evaluate } from '../src/engine/evaluate.js';
+import { Registry } from '../src/engine/registry.js';
+import { compileScope } from '../src/engine/scope.js';
+import type { Policy, Stage } from '../src/engine/types.js';
+import { verdictOf } from '../src/engine/verdict.js';
+import { packageRoot } from '../src/paths.js';
+import { policies } from '../src/policies/index.js';
+import { generateCa, generateServing } from '../src/tls/generate.js';
+import { benchCluster, benchObjects, fmt, median, REVIEWS, review, reviewText, table } from './common.js';
+
+export interface MicroOptions {
+  /** Timed samples per benchmark; the median is reported. */
+  samples: number;
+  /** Minimum duration of one sample, in ms (the batch size is calibrated to it). */
+  sampleMs: number;
+  /** Sizes of the cluster for the ExternalName lookup. */
+  externalNameSizes: readonly number[];
+  memory: { services: number; namespaces: number };
+  startRuns: number;
+  log?: (line: string) => void;
+}
+
+export interface Timing {
+  name: string;
+  medianUs: number;
+  minUs: number;
+  samples: number;
+  perSample: number;
+}
+
+/** Median µs per call of fn, over `samples` batches each lasting at least `sampleMs`. */
+export function time(name: string, fn: () => unknown, opts: { samples: number; sampleMs: number }): Timing {
+  let sink: unknown;
+  // Warm up (and let the JIT settle), then size a batch to last sampleMs.
+  const warmEnd = performance.now() + Math.max(20, opts.sampleMs * 2);
+  let n = 0;
+  while (performance.now() < warmEnd) {
+    sink = fn();
+    n++;
+  }
+  let batch = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) sink = fn();
+    const took = performance.now() - t0;
+    if (took >= opts.sampleMs || batch >= 1 << 26) break;
+    batch = took <= 0 ? batch * 10 : Math.max(batch * 2, Math.ceil((batch * opts.sampleMs) / took));
+  }
+  const per: number[] = [];
+  for (let s = 0; s < opts.samples; s++) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) sink = fn();
+    per.push(((performance.now() - t0) * 1000) / batch);
+  }
+  if (sink === Symbol.for('never')) console.log(n);
+  return { name, medianUs: median(per), minUs: Math.min(...per), samples: opts.samples, perSample: batch };
+}
+
+interface Ctx {
+  config: Config;
+  cluster: ClusterView;
+}
+
+function policyRun(policy: Policy, req: AdmissionRequest, ctx: Ctx): () => unknown {
+  const object = req.object as KubeObject;
+  return () =>
+    policy.evaluate({
+      object,
+      oldObject: req.oldObject ?? null,
+      namespace: req.namespace ?? '',
+      operation: req.operation,
+      options: ctx.config.policies[policy.id],
+      config: ctx.config,
+      cluster: ctx.cluster,
+    });
+}
+
+/** An engine run as the server does one: evaluate, then the verdict. */
+function engineRun(req: AdmissionRequest, stage: Stage, config: Config, cluster: ClusterView): () => unknown {
+  const registry = new Registry(policies);
+  const scope = compileScope(config);
+  return () => verdictOf(evaluate({ request: req, stage }, { registry, scope, cluster }), config);
+}
+
+/**
+ * A cluster of n Services: ClusterIP Services across namespaces and, one in twenty, ExternalName
+ * Services each on a port of its own (a cluster without collisions), plus mysql-a on 3306, the
+ * one mysql-b really collides with. The lookup should cost what collides, not what the cluster holds.
+ */
+export function clusterOfServices(n: number): MemoryClusterView {
+  const view = MemoryClusterView.fromObjects(benchObjects());
+  for (let i = 0; view.size.services < n; i++) {
+    const external = i % 20 === 0;
+    const svc = serviceRecord({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `svc-${i}`, namespace: `ns-${i % 1000}` },
+      spec: external
+        ? { type: 'ExternalName', externalName: `db-${i}.example.com`, ports: [{ name: 'tcp', port: 10_000 + (i / 20), protocol: 'TCP' }] }
+        : { type: 'ClusterIP', selector: { app: `app-${i}` }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+    });
+    if (svc) view.setService(svc);
+  }
+  return view;
+}
+
+export interface MemoryResult {
+  services: number;
+  namespaces: number;
+  heapPerService: number;
+  heapPerNamespace: number;
+  rssPerService: number;
+  heapTotalMiB: number;
+}
+
+/** Runs bench/memory.js in a fresh process with --expose-gc. */
+export function memoryChild(services: number, namespaces: number): Promise<MemoryResult> {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const fromSource = import.meta.url.endsWith('.ts');
+  const args = ['--expose-gc', ...(fromSource ? ['--import', 'tsx'] : []), join(here, fromSource ? 'memory.ts' : 'memory.js'), String(services), String(namespaces)];
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as MemoryResult) : reject(new Error(`memory benchmark exited with ${code}`))));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function readyz(port: number, ca: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/readyz', ca, agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+export type Starter = 'meshguard' | 'fastify' | 'node';
+
+/**
+ * ms from spawning a server with certificate files to its first /readyz 200, for each starter,
+ * interleaved: meshguard is `serve --cluster off`; fastify (a bare fastify HTTPS server) and node
+ * (node:https alone) show what the stack itself costs on this machine at the same moment.
+ */
+export async function startToReady(runs: number, starters: readonly Starter[] = ['meshguard', 'fastify', 'node']): Promise<Record<Starter, number[]>> {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const fromSource = import.meta.url.endsWith('.ts');
+  const loader = fromSource ? ['--import', 'tsx'] : [];
+  const commands: Record<Starter, string[]> = {
+    meshguard: [...loader, join(packageRoot, fromSource ? 'src/cli.ts' : 'dist/src/cli.js'), 'serve', '--cluster', 'off', '--host', '127.0.0.1', '--metrics-port', '0', '--shutdown-delay', '0'],
+    fastify: [...loader, join(here, fromSource ? 'start-bare.ts' : 'start-bare.js'), 'fastify'],
+    node: [...loader, join(here, fromSource ? 'start-bare.ts' : 'start-bare.js'), 'node'],
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-start-'));
+  try {
+    const ca = await generateCa('meshguard bench CA', 1);
+    const pair = await generateServing(ca, ['localhost', '127.0.0.1'], 1);
+    writeFileSync(join(dir, 'tls.crt'), pair.cert);
+    writeFileSync(join(dir, 'tls.key'), pair.key);
+    const out: Record<Starter, number[]> = { meshguard: [], fastify: [], node: [] };
+    for (let i = 0; i < runs; i++) {
+      for (const starter of starters) {
+        const port = await freePort();
+        const t0 = performance.now();
+        const proc = spawn(process.execPath, [...commands[starter], '--port', String(port), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], { stdio: 'ignore' });
+        const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
+        let ms = NaN;
+        while (performance.now() - t0 < 30_000 && proc.exitCode === null) {
+          if ((await readyz(port, ca.cert)) === 200) {
+            ms = performance.now() - t0;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        proc.kill('SIGTERM');
+        const code = await exited;
+        if (!Number.isFinite(ms)) throw new Error(`${starter} never became ready (exit ${code})`);
+        out[starter].push(ms);
+      }
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface MicroReport {
+  policies: Timing[];
+  engine: Timing[];
+  edge: Timing[];
+  externalName: { services: number; medianUs: number }[];
+  externalNameRatio: number;
+  memory: MemoryResult;
+  startMs: Record<Starter, number[]>;
+  startMedianMs: number;
+}
+
+export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
+  const log = opts.log ?? (() => {});
+  // First, while this process is still small: the servers start beside it.
+  log(`start to ready: ${opts.startRuns} runs each of meshguard, bare fastify and node:https, interleaved`);
+  const startMs = await startToReady(opts.startRuns);
+  const { config } = await loadConfig();
+  const cluster = benchCluster();
+  const ctx = { config, cluster };
+  const t = (name: string, fn: () => unknown) => {
+    const r = time(name, fn, opts);
+    log(`${name}: ${fmt(r.medianUs, 3)} µs`);
+    return r;
+  };
+  const pod = review(REVIEWS.pod).request;
+  const jobPod = review(REVIEWS.jobPod).request;
+  const dr = review(REVIEWS.destinationRule).request;
+  const svc = review(REVIEWS.service).request;
+  const byId = new Map(policies.map((p) => [p.id, p]));
+  const p = (id: string) => byId.get(id as Policy['id']) as Policy;
+
+  const policyTimings = [
+    t('hold-application-until-proxy-starts (pod review)', policyRun(p('hold-application-until-proxy-starts'), pod, ctx)),
+    t('probe-port-exclusion (pod review)', policyRun(p('probe-port-exclusion'), pod, ctx)),
+    t('job-sidecar-quit (pod review: not a Job, skip)', policyRun(p('job-sidecar-quit'), pod, ctx)),
+    t('job-sidecar-quit (Job pod review: wraps)', policyRun(p('job-sidecar-quit'), jobPod, ctx)),
+    t('destinationrule-placement (DR review)', policyRun(p('destinationrule-placement'), dr, ctx)),
+    t('externalname-tcp-collision (Service review)', policyRun(p('externalname-tcp-collision'), svc, ctx)),
+  ];
+  const engineTimings = [
+    t('engine: pod review at /mutate (evaluate + verdictOf)', engineRun(pod, 'mutate', config, cluster)),
+    t('engine: DR review at /validate (evaluate + verdictOf)', engineRun(dr, 'validate', config, cluster)),
+  ];
+  const podText = reviewText(REVIEWS.pod);
+  const parsed: unknown = JSON.parse(podText);
+  const verdict = verdictOf(evaluate({ request: pod, stage: 'mutate' }, { registry: new Registry(policies), scope: compileScope(config), cluster }), config);
+  const edgeTimings = [
+    t('JSON.parse of the pod review (context)', () => JSON.parse(podText)),
+    t('decodeReview of the pod review', () => decodeReview(parsed)),
+    t('buildReview + JSON.stringify of the pod answer', () => JSON.stringify(buildReview('admission.k8s.io/v1', pod.uid, verdict))),
+  ];
+
+  const ext: { services: number; medianUs: number }[] = [];
+  for (const n of opts.externalNameSizes) {
+    const view = clusterOfServices(n);
+    const run = policyRun(p('externalname-tcp-collision'), svc, { config, cluster: view });
+    const outcome = run() as { result: string };
+    if (outcome.result !== 'fail') throw new Error(`externalname check at ${n}: expected the collision with mysql-a, got ${outcome.result}`);
+    ext.push({ services: n, medianUs: t(`externalname-tcp-collision with ${n.toLocaleString('en-US')} Services`, run).medianUs });
+  }
+  const first = ext[0]?.medianUs ?? NaN;
+  const last = ext[ext.length - 1]?.medianUs ?? NaN;
+
+  log(`memory: ${opts.memory.services} Services, ${opts.memory.namespaces} Namespaces (fresh process, --expose-gc)`);
+  const memory = await memoryChild(opts.memory.services, opts.memory.namespaces);
+  return {
+    policies: policyTimings,
+    engine: engineTimings,
+    edge: edgeTimings,
+    externalName: ext,
+    externalNameRatio: last / first,
+    memory,
+    startMs,
+    startMedianMs: median(startMs.meshguard),
+  };
+}
+
+export function formatMicro(r: MicroReport): string {
+  const row = (x: Timing) => [x.name, fmt(x.medianUs, 3), fmt(x.minUs, 3)];
+  const m = r.memory;
+  return [
+    'Micro-benchmarks (in process, median of samples, µs per call):',
+    '',
+    table(['what', 'median µs', 'min µs'], [...r.policies, ...r.engine, ...r.edge].map(row)),
+    '',
+    table(
+      ['ExternalName check, Services in view', 'median µs'],
+      r.externalName.map((x) => [x.services.toLocaleString('en-US'), fmt(x.medianUs, 3)]),
+    ),
+    `ratio largest ÷ smallest: ${fmt(r.externalNameRatio)}×`,
+    '',
+    `Cluster view with ${m.services.toLocaleString('en-US')} Services and ${m.namespaces.toLocaleString('en-US')} Namespaces: ` +
+      `${fmt(m.heapPerService, 0)} B heap per Service, ${fmt(m.heapPerNamespace, 0)} B per Namespace, ` +
+      `RSS +${fmt(m.rssPerService, 0)} B per Service, heap in use ${fmt(m.heapTotalMiB, 1)} MiB`,
+    '',
+    table(
+      ['start to /readyz 200 (spawn, certificate files)', 'median ms', 'runs ms'],
+      (['meshguard', 'fastify', 'node'] as const).map((k) => [
+        { meshguard: 'meshguard serve --cluster off', fastify: 'bare fastify HTTPS (limit)', node: 'node:https alone' }[k],
+        fmt(median(r.startMs[k]), 0),
+        r.startMs[k].map((x) => fmt(x, 0)).join(' '),
+      ]),
+    ),
+  ].join('\n');
+}

@@ -1,0 +1,99 @@
+// npm run bench [-- load|micro] [--duration S] [--rounds N] [--warmup S] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]
+// Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
+// figures against the targets of the performance issue.
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { fmt, table } from './common.js';
+import { ensureWrk, formatLoad, LABELS, runLoad, type LoadReport, type TargetName } from './load.js';
+import { formatMicro, runMicro, type MicroReport } from './micro.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    duration: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '16' },
+    json: { type: 'string' },
+    // Profiles the servers under load (node --cpu-prof into DIR); the figures are then not for the record.
+    profile: { type: 'string' },
+    // Only some targets, e.g. --only bare,mutate (ratios need bare).
+    only: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write('usage: npm run bench [-- load|micro] [--duration S] [--rounds N] [--warmup S] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
+  process.exit(0);
+}
+const what = positionals[0] ?? 'all';
+if (!['all', 'load', 'micro'].includes(what)) {
+  process.stderr.write(`unknown part ${JSON.stringify(what)}: load, micro or nothing for both\n`);
+  process.exit(2);
+}
+const log = (l: string) => process.stderr.write(`  ${l}\n`);
+const only = values.only?.split(',');
+if (only?.some((name) => !(name in LABELS))) {
+  process.stderr.write(`--only: targets are ${Object.keys(LABELS).join(', ')}\n`);
+  process.exit(2);
+}
+const num = (v: string | undefined, name: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) {
+    process.stderr.write(`--${name}: expected a positive number\n`);
+    process.exit(2);
+  }
+  return n;
+};
+
+const started = new Date();
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at start`;
+process.stdout.write(`meshguard bench, ${started.toISOString()}\n${machine}\n\n`);
+
+let load: LoadReport | undefined;
+let micro: MicroReport | undefined;
+if (what === 'all' || what === 'load') {
+  const missing = ensureWrk({ install: true, log });
+  if (missing) {
+    process.stderr.write(`\nmeshguard bench: ${missing}\n`);
+    process.exit(2);
+  }
+  if (cpus().length < 2) process.stderr.write('  only one CPU: server and wrk share it, the figures mean little\n');
+  process.stderr.write('load benchmark\n');
+  load = await runLoad({
+    duration: num(values.duration, 'duration'),
+    rounds: num(values.rounds, 'rounds'),
+    warmup: num(values.warmup, 'warmup'),
+    connections: num(values.connections, 'connections'),
+    serverCpu: '0',
+    loaderCpu: cpus().length > 1 ? '1' : '0',
+    ...(only && { targets: only as TargetName[] }),
+    ...(values.profile && { serverNodeArgs: ['--cpu-prof', '--cpu-prof-dir', values.profile] }),
+    log,
+  });
+  process.stdout.write(formatLoad(load) + '\n\n');
+}
+if (what === 'all' || what === 'micro') {
+  process.stderr.write('micro-benchmarks\n');
+  micro = await runMicro({ samples: 15, sampleMs: 20, externalNameSizes: [100, 10_000, 100_000], memory: { services: 50_000, namespaces: 5_000 }, startRuns: 7, log });
+  process.stdout.write(formatMicro(micro) + '\n\n');
+}
+
+// The issue's targets, with what this run measured.
+const rows: string[][] = [];
+const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+const mutate = load?.ratios.find((r) => r.target === 'mutate');
+if (mutate) {
+  rows.push(['pod mutation throughput ÷ bare', '≥ 0.90×', `${fmt(mutate.rps)}×`, mark(mutate.rps >= 0.9)]);
+  rows.push(['pod mutation CPU/request ÷ bare', '≤ 1.15×', `${fmt(mutate.cpu)}×`, mark(mutate.cpu <= 1.15)]);
+}
+if (micro) {
+  const engine = micro.engine[0]?.medianUs ?? NaN;
+  rows.push(['engine on the pod review (median)', '≤ 10 µs', `${fmt(engine)} µs`, mark(engine <= 10)]);
+  rows.push(['ExternalName check 100 000 ÷ 100 Services', '≤ 1.5×', `${fmt(micro.externalNameRatio)}×`, mark(micro.externalNameRatio <= 1.5)]);
+  rows.push(['cluster view, bytes per cached Service', '≤ 300 B', `${fmt(micro.memory.heapPerService, 0)} B`, mark(micro.memory.heapPerService <= 300)]);
+  rows.push(['start to ready (median)', '≤ 500 ms', `${fmt(micro.startMedianMs, 0)} ms`, mark(micro.startMedianMs <= 500)]);
+}
+process.stdout.write(`Targets:\n\n${table(['target', 'goal', 'this run', ''], rows)}\n\nload average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+if (values.json) writeFileSync(values.json, JSON.stringify({ started, machine, load, micro }, null, 2));

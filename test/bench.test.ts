@@ -1,0 +1,28 @@
+// A smoke run of `npm run bench`: the micro-benchmarks with tiny counts, and the load harness for
+// a second against the bare server (wrk needed; skipped, saying so, when it is not installed).
+// It checks that the benchmark works, not how fast anything is.
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import t from 'tap';
+import { formatLoad, runLoad } from '../bench/load.js';
+import { formatMicro, runMicro } from '../bench/micro.js';
+
+t.test('micro-benchmarks, tiny counts', async (t) => {
+  const report = await runMicro({ samples: 2, sampleMs: 1, externalNameSizes: [100, 1000], memory: { services: 2000, namespaces: 200 }, startRuns: 1 });
+  t.ok(report.engine.every((x) => x.medianUs > 0), 'the engine is timed');
+  t.equal(report.policies.length, 6, 'each policy is timed');
+  t.equal(report.externalName.length, 2);
+  t.ok(report.memory.heapPerService > 0, 'the cluster view is weighed');
+  t.equal(report.startMs.meshguard.length, 1, 'meshguard serve got ready');
+  t.match(formatMicro(report), /start to \/readyz 200/);
+});
+
+const wrk = spawnSync('sh', ['-c', 'command -v wrk && command -v taskset'], { stdio: 'ignore' }).status === 0;
+t.test('load harness, 1 s against the bare server', { skip: wrk ? false : 'wrk (or taskset) is not installed: apt-get install wrk to smoke-test the load harness' }, async (t) => {
+  const report = await runLoad({ duration: 1, warmup: 1, rounds: 1, connections: 2, serverCpu: '0', loaderCpu: cpus().length > 1 ? '1' : '0', targets: ['bare'] });
+  const [run] = report.runs;
+  t.ok(run && run.requests > 0, 'wrk made requests');
+  t.equal(run?.bad, 0, 'every response was the verified 200 answer');
+  t.ok(run && run.serverCpuUsPerReq > 0, 'server CPU per request was read from /proc');
+  t.match(formatLoad(report), /bare fastify/);
+});
