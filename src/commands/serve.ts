@@ -74,7 +74,16 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   });
   const stops: (() => void)[] = [];
   let draining = false;
-  if (configFile) stops.push(watchFiles([configFile], ([text = '']) => store.setBase(text, configFile)));
+  if (configFile) {
+    stops.push(
+      watchFiles([configFile], ([text = '']) => {
+        // An editor writing in place can be caught with the file still empty; an empty file at
+        // start means the defaults, but while running it is far more likely half-written.
+        if (text.trim() === '') store.refuse(configFile, ['the file is empty; ignored until it has content']);
+        else store.setBase(text, configFile);
+      }),
+    );
+  }
 
   // Cluster lookups: watches feed the view the policies read; readiness waits for the first sync.
   const connection = clusterMode === 'off' ? undefined : await kubeConfigFor(str(values, 'kubeconfig'), env);

@@ -11,6 +11,7 @@ import type { Registry } from '../engine/registry.js';
 import type { AdmissionRequest, AdmissionResponse } from '../admission/types.js';
 import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
+import { workloadKinds } from '../engine/workloads.js';
 import type { Metrics } from './metrics.js';
 
 /** Room for a 3 MiB object plus its oldObject and the review around them. */
@@ -108,6 +109,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
   };
 
+  const knownKinds = new Set([...registry.policies.flatMap((p) => p.targets.map((t) => t.kind)), ...workloadKinds.map((w) => w.kind)]);
+
   const admit = (stage: Stage) => async (request: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     const decoded = decodeReview(request.body);
@@ -119,17 +122,26 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const req = review.request;
     const { scope } = store.current;
     let verdict: Verdict;
+    let decisions: readonly Decision[] = [];
     try {
-      const decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
+      decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
       verdict = verdictOf(decisions, scope.config);
-      if (decisions.length > 0) logDecisions(decisions, req);
     } catch (err) {
       // Policies' own errors are decisions; this is a bug in the engine. Never block on it.
       logger.error({ err, uid: req.uid, kind: req.kind.kind }, 'engine error');
       verdict = failOpen;
     }
+    if (decisions.length > 0) {
+      try {
+        logDecisions(decisions, req);
+      } catch (err) {
+        // The answer stands: a logging failure must not turn a denial into an allow.
+        logger.error({ err: (err as Error).message, uid: req.uid }, 'decision log failed');
+      }
+    }
     const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
-    metrics.countRequest(stage, req.kind.kind, req.operation, outcome);
+    // Kinds come from the caller: only the ones meshguard handles become label values.
+    metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
     metrics.duration.observe({ endpoint: stage }, (performance.now() - started) / 1000);
     return buildReview(review.apiVersion, req.uid, verdict);
   };
