@@ -1,7 +1,7 @@
 // The load benchmark: wrk over keep-alive HTTPS against meshguard (/mutate, /validate) and a bare
 // fastify server, server pinned to one core and wrk to the other, interleaved rounds, medians.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -241,18 +241,35 @@ interface Server {
   proc: ChildProcess;
   port: number;
   exited: Promise<void>;
+  /** Decision lines the server logged so far. */
+  decisions(): number;
 }
 
-async function startServer(kind: ServerKind, dir: string, cpu: string, extra: readonly string[]): Promise<Server> {
+const DECISION = '"msg":"decision"';
+
+async function startServer(kind: ServerKind, cpu: string, extra: readonly string[], dir: string): Promise<Server> {
   const port = await freePort();
-  const logFd = openSync(join(dir, `${kind}.log`), 'w');
-  // taskset execs node: the child's pid is the server's.
+  // taskset execs node: the child's pid is the server's. Its stdout is a pipe this process
+  // drains, as a container runtime would: lines are counted, then dropped (a file would grow by
+  // hundreds of MB, and the file system's cost is not meshguard's).
   const proc = spawn('taskset', ['-c', cpu, process.execPath, ...extra, ...nodeArgs, serverScript, kind, String(port), join(dir, 'tls.crt'), join(dir, 'tls.key')], {
-    stdio: ['ignore', logFd, 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  closeSync(logFd);
-  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
-  return { proc, port, exited };
+  let decisions = 0;
+  let tail = '';
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => {
+    const text = tail + chunk;
+    let at = text.indexOf(DECISION);
+    while (at >= 0) {
+      decisions++;
+      at = text.indexOf(DECISION, at + DECISION.length);
+    }
+    tail = text.slice(-(DECISION.length - 1));
+  });
+  // 'close': exited, and its stdout read to the end.
+  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
+  return { proc, port, exited, decisions: () => decisions };
 }
 
 async function untilAnswering(server: Server, target: Target, ca: string): Promise<string> {
@@ -298,7 +315,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     writeFileSync(join(dir, 'tls.key'), pair.key);
 
     const all = targets().filter((t) => !opts.targets || opts.targets.includes(t.name));
-    for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, dir, opts.serverCpu, opts.serverNodeArgs ?? []));
+    for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
 
     // One verified request per target before any load; wrk then demands exactly this answer.
     const scripts = new Map<TargetName, string>();
@@ -408,12 +425,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         });
       }
     }
-    const mgLog = servers.has('meshguard') ? join(dir, 'meshguard.log') : undefined;
     const mgRequests = runs.filter((r) => r.target === 'mutate' || r.target === 'validate').reduce((a, r) => a + r.requests, 0);
+    const meshguard = servers.get('meshguard');
     for (const s of servers.values()) s.proc.kill('SIGTERM');
     await Promise.all([...servers.values()].map((s) => s.exited));
     servers.clear();
-    const logLines = mgLog ? readFileSync(mgLog, 'utf8').split('\n').filter((l) => l.includes('"msg":"decision"')).length : 0;
+    const logLines = meshguard?.decisions() ?? 0;
     const requestsToMeshguard = mgRequests;
     return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines, requestsToMeshguard };
   } finally {
