@@ -3,14 +3,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonpatch from 'fast-json-patch';
 import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
 import { generateCa, generateServing } from '../src/tls/generate.js';
-import { fmt, median, REVIEWS, review, reviewText, table } from './common.js';
+import { fmt, freePort, median, REVIEWS, review, reviewText, table } from './common.js';
 
 export interface LoadOptions {
   /** Seconds of each measured run. */
@@ -112,16 +111,6 @@ export function ensureWrk(opts: { install: boolean; log: (l: string) => void }):
   return 'wrk is not installed. Install it (Debian/Ubuntu: sudo apt-get install wrk) and run npm run bench again.';
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function post(port: number, path: string, body: string, ca: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

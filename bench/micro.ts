@@ -3,7 +3,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +22,7 @@ import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
 import { generateCa, generateServing } from '../src/tls/generate.js';
-import { benchCluster, benchObjects, fmt, median, REVIEWS, review, reviewText, table } from './common.js';
+import { benchCluster, benchObjects, fmt, freePort, median, REVIEWS, review, reviewText, table } from './common.js';
 
 export interface MicroOptions {
   /** Timed samples per benchmark; the median is reported. */
@@ -171,16 +170,6 @@ export function memoryChild(services: number, namespaces: number): Promise<Memor
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function readyz(port: number, ca: string): Promise<number> {
   return new Promise((resolve) => {
