@@ -24,19 +24,7 @@ export function pointer(...segments: (string | number)[]): string {
  */
 export function setAnnotation(annotations: Record<string, string> | undefined, key: string, value: string): PatchOp {
   if (annotations == null) return { op: 'add', path: '/metadata/annotations', value: { [key]: value } };
-  return { op: key in annotations ? 'replace' : 'add', path: annotationPath(key), value };
-}
-
-// Policies set a handful of annotation keys, every one with a '/' to escape: their paths are kept.
-const annotationPaths = new Map<string, string>();
-
-function annotationPath(key: string): string {
-  let path = annotationPaths.get(key);
-  if (path === undefined) {
-    path = pointer('metadata', 'annotations', key);
-    if (annotationPaths.size < 64) annotationPaths.set(key, path);
-  }
-  return path;
+  return { op: Object.hasOwn(annotations, key) ? 'replace' : 'add', path: pointer('metadata', 'annotations', key), value };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

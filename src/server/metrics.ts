@@ -2,55 +2,31 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-type Level<L extends string> = Map<string, Level<L> | Entry<L>>;
-interface Entry<L extends string> {
-  labels: Partial<Record<L, string>>;
-  n: number;
-}
-
 /**
- * Counts kept in nested Maps on the hot path (one level per label, so no key is built per count)
- * and added to a prom-client counter when the registry is read (a scrape, a test): prom-client's
- * inc() hashes and validates its labels object on every call, and an admission makes several.
- * Entries stay (at zero) once seen, so this holds the label sets the counter holds, and they
- * appear in the output in the order they first occurred.
+ * Counts kept in a Map on the hot path and added to a prom-client counter when the registry is read
+ * (a scrape, a test): prom-client's inc() hashes and validates a labels object on every call, and
+ * an admission makes several. Entries stay (at zero) once seen, in the order they first occurred.
  */
 class Tally<L extends string> {
-  private readonly root: Level<L> = new Map();
-  private readonly entries: Entry<L>[] = [];
+  private readonly counts = new Map<string, number>();
 
-  constructor(private readonly names: readonly [L, L] | readonly [L, L, L, L]) {}
+  constructor(private readonly names: readonly L[]) {}
 
   /** One occurrence of these label values, in the order of the names. */
   add(a: string, b: string, c = '', d = ''): void {
-    const depth = this.names.length;
-    let level = this.root;
-    for (let i = 0; i < depth - 1; i++) {
-      const value = i === 0 ? a : i === 1 ? b : c;
-      let next = level.get(value) as Level<L> | undefined;
-      if (!next) level.set(value, (next = new Map()));
-      level = next;
-    }
-    const last = depth === 2 ? b : d;
-    const entry = level.get(last) as Entry<L> | undefined;
-    if (entry) {
-      entry.n++;
-      return;
-    }
-    const values = [a, b, c, d];
-    const labels: Partial<Record<L, string>> = {};
-    this.names.forEach((name, i) => (labels[name] = values[i] ?? ''));
-    const created = { labels, n: 1 };
-    level.set(last, created);
-    this.entries.push(created);
+    const key = this.names.length === 2 ? `${a}\0${b}` : `${a}\0${b}\0${c}\0${d}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
   }
 
   /** Moves the counts into the counter. */
   fold(counter: Counter<L>): void {
-    for (const entry of this.entries) {
-      if (entry.n === 0) continue;
-      counter.inc(entry.labels, entry.n);
-      entry.n = 0;
+    for (const [key, n] of this.counts) {
+      if (n === 0) continue;
+      const values = key.split('\0');
+      const labels: Partial<Record<L, string>> = {};
+      this.names.forEach((name, i) => (labels[name] = values[i] ?? ''));
+      counter.inc(labels, n);
+      this.counts.set(key, 0);
     }
   }
 }
