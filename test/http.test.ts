@@ -20,10 +20,10 @@ const cluster = MemoryClusterView.fromObjects([
   { apiVersion: 'v1', kind: 'Service', metadata: { name: 'mysql-a', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] } },
 ]);
 
-function app(opts: { config?: unknown; policies?: readonly Policy[]; notReady?: () => string | null; bodyLimit?: number } = {}) {
+function app(opts: { config?: unknown; policies?: readonly Policy[]; notReady?: () => string | null; draining?: () => boolean; bodyLimit?: number } = {}) {
   const metrics = createMetrics();
   const store = new ConfigStore(configOf(opts.config), 'test');
-  const built = buildApp({ store, registry: new Registry(opts.policies ?? policies), cluster, metrics, logger: pino({ level: 'silent' }), notReady: opts.notReady, bodyLimit: opts.bodyLimit });
+  const built = buildApp({ store, registry: new Registry(opts.policies ?? policies), cluster, metrics, logger: pino({ level: 'silent' }), notReady: opts.notReady, draining: opts.draining, bodyLimit: opts.bodyLimit });
   return { app: built, metrics, store };
 }
 
@@ -177,4 +177,23 @@ t.test('health and readiness', async (t) => {
   t.match(notReady.json(), { reason: 'caches not synced' });
   reason = null;
   t.match((await a.inject('/readyz')).json(), { status: 'ready', configGeneration: 1 });
+});
+
+t.test('while draining, every answer asks the client to close its keep-alive connection', async (t) => {
+  let draining = false;
+  const { app: a } = app({ draining: () => draining });
+  const pod = review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json');
+  const answers = () =>
+    Promise.all([
+      post(a, '/mutate', pod),
+      post(a, '/validate', review('destinationrule-create-myservice.validate.json')),
+      post(a, '/mutate', { kind: 'NotAReview' }),
+      a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'text/plain' }, payload: 'x' }),
+      a.inject({ method: 'GET', url: '/readyz' }),
+    ]);
+  for (const res of await answers()) t.not(res.headers.connection, 'close', `${res.statusCode}: kept alive before the drain`);
+  draining = true;
+  const during = await answers();
+  t.strictSame(during.map((r) => r.statusCode), [200, 200, 400, 415, 503]);
+  for (const res of during) t.equal(res.headers.connection, 'close', `${res.statusCode}: connection: close while draining`);
 });

@@ -11,7 +11,7 @@ import { Registry } from '../engine/registry.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../paths.js';
 import { policies } from '../policies/index.js';
-import { buildApp, DEFAULT_BODY_LIMIT } from '../server/app.js';
+import { buildApp, DEFAULT_BODY_LIMIT, noSchemaCompilers } from '../server/app.js';
 import { createMetrics } from '../server/metrics.js';
 import { checkPair, devCertificate, loadPair } from '../tls/serving.js';
 import { watchFiles } from '../watch-files.js';
@@ -147,7 +147,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     );
   }
 
-  const metricsApp = Fastify({ logger: false });
+  const metricsApp = Fastify({ logger: false, schemaController: noSchemaCompilers });
   metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   await app.listen({ port, host: str(values, 'host') ?? '0.0.0.0' });
