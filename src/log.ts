@@ -60,5 +60,6 @@ export function createLogger(level: string): Logger {
       // stdout already gone: nothing to save the lines to
     }
   });
-  return pino({ level, base: { name: 'meshguard' }, timestamp: isoTime }, destination);
+  // No base fields: a decision line's `name` is the object's (pid and hostname say nothing in a pod).
+  return pino({ level, base: null, timestamp: isoTime }, destination);
 }

@@ -20,10 +20,10 @@ const cluster = MemoryClusterView.fromObjects([
   { apiVersion: 'v1', kind: 'Service', metadata: { name: 'mysql-a', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] } },
 ]);
 
-function app(opts: { config?: unknown; policies?: readonly Policy[]; notReady?: () => string | null; draining?: () => boolean; bodyLimit?: number } = {}) {
+function app(opts: { config?: unknown; policies?: readonly Policy[]; notReady?: () => string | null; draining?: () => boolean; bodyLimit?: number; logger?: pino.Logger } = {}) {
   const metrics = createMetrics();
   const store = new ConfigStore(configOf(opts.config), 'test');
-  const built = buildApp({ store, registry: new Registry(opts.policies ?? policies), cluster, metrics, logger: pino({ level: 'silent' }), notReady: opts.notReady, draining: opts.draining, bodyLimit: opts.bodyLimit });
+  const built = buildApp({ store, registry: new Registry(opts.policies ?? policies), cluster, metrics, logger: opts.logger ?? pino({ level: 'silent' }), notReady: opts.notReady, draining: opts.draining, bodyLimit: opts.bodyLimit });
   return { app: built, metrics, store };
 }
 
@@ -196,4 +196,27 @@ t.test('while draining, every answer asks the client to close its keep-alive con
   const during = await answers();
   t.strictSame(during.map((r) => r.statusCode), [200, 200, 400, 415, 503]);
   for (const res of during) t.equal(res.headers.connection, 'close', `${res.statusCode}: connection: close while draining`);
+});
+
+t.test('decision lines: one per decision that is not a pass, with the request and decision fields', async (t) => {
+  const lines = (level: string) => {
+    const out: string[] = [];
+    return { out, logger: pino({ level, base: null }, { write: (line: string) => void out.push(line) }) };
+  };
+  const pod = review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json');
+  const info = lines('info');
+  await post(app({ logger: info.logger }).app, '/mutate', pod);
+  const entries = info.out.map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.strictSame(entries.map((e) => [e.policy, e.result]), [['hold-application-until-proxy-starts', 'mutate'], ['probe-port-exclusion', 'mutate']]);
+  for (const [i, e] of entries.entries()) {
+    t.match(e, { level: 30, msg: 'decision', uid: pod.request.uid, kind: 'Pod', namespace: 'shop', name: 'nginx-deployment-basic-5bc5489d6c-', operation: 'CREATE', dryRun: false, mode: 'enforce', subject: 'object' });
+    t.equal(info.out[i]?.match(/"name":/g)?.length, 1, 'no key twice in a line');
+  }
+  const debug = lines('debug');
+  await post(app({ logger: debug.logger }).app, '/mutate', pod);
+  const results = debug.out.map((l) => (JSON.parse(l) as { result: string }).result);
+  t.ok(results.includes('skip') && results.filter((r) => r === 'mutate').length === 2, 'passes and skips too, at debug');
+  const warn = lines('warn');
+  await post(app({ logger: warn.logger }).app, '/mutate', pod);
+  t.strictSame(warn.out, [], 'nothing at warn');
 });

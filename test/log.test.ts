@@ -1,0 +1,49 @@
+// createLogger: JSON lines on stdout, batched, and none lost when the process ends by itself,
+// by process.exit() or by an uncaught exception.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { packageRoot } from '../src/paths.js';
+
+const logModule = join(packageRoot, 'src', 'log.ts');
+
+function run(ending: string, lines = 50): { status: number | null; entries: Record<string, unknown>[] } {
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(logModule)});
+    const log = createLogger('info');
+    for (let i = 0; i < ${lines}; i++) log.info({ i, name: 'pod-' + i }, 'line');
+    log.debug('not at info');
+    ${ending}
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: packageRoot });
+  const entries = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { status: r.status, entries };
+}
+
+for (const [how, ending, status] of [
+  ['when the process ends by itself', '', 0],
+  ['on process.exit()', 'process.exit(3);', 3],
+  ['on an uncaught exception', "setTimeout(() => { throw new Error('boom'); }, 0);", 1],
+  ['on a fatal line right before exit', "log.fatal('last words'); process.exit(1);", 1],
+] as const) {
+  t.test(`every line is written ${how}`, async (t) => {
+    const r = run(ending);
+    t.equal(r.status, status);
+    const lines = r.entries.filter((e) => e.msg === 'line');
+    t.strictSame(lines.map((e) => e.i), Array.from({ length: 50 }, (_, i) => i), 'all 50 lines, in order');
+    t.notOk(r.entries.some((e) => e.msg === 'not at info'), 'debug is off at info');
+    if (ending.includes('fatal')) t.equal(r.entries.at(-1)?.msg, 'last words');
+  });
+}
+
+t.test('a line is one JSON object with its own name, no logger name, pid or hostname', async (t) => {
+  const r = run('', 1);
+  t.equal(r.entries.length, 1);
+  t.match(r.entries[0], { level: 30, time: /^\d{4}-\d\d-\d\dT/, name: 'pod-0', msg: 'line' });
+  t.notOk('pid' in (r.entries[0] ?? {}) || 'hostname' in (r.entries[0] ?? {}));
+});
+
+t.test('lines beyond one batch are all written, each whole', async (t) => {
+  const r = run('', 2000);
+  t.equal(r.entries.filter((e) => e.msg === 'line').length, 2000);
+});
