@@ -8,7 +8,7 @@ import type { ClusterView } from '../cluster/view.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
 import type { Registry } from '../engine/registry.js';
-import type { AdmissionRequest, AdmissionResponse } from '../admission/types.js';
+import type { AdmissionRequest } from '../admission/types.js';
 import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
 import { workloadKinds } from '../engine/workloads.js';
