@@ -220,3 +220,31 @@ t.test('decision lines: one per decision that is not a pass, with the request an
   await post(app({ logger: warn.logger }).app, '/mutate', pod);
   t.strictSame(warn.out, [], 'nothing at warn');
 });
+
+t.test('the duration histogram: every answered review observed once, buckets cumulative', async (t) => {
+  const { app: a, metrics } = app();
+  for (let i = 0; i < 3; i++) await post(a, '/mutate', review('pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json'));
+  await post(a, '/validate', review('destinationrule-create-myservice.validate.json'));
+  const text = await metrics.registry.metrics();
+  t.match(text, /# TYPE meshguard_admission_duration_seconds histogram/);
+  for (const [endpoint, n] of [['mutate', 3], ['validate', 1]] as const) {
+    const buckets = [...text.matchAll(new RegExp(`meshguard_admission_duration_seconds_bucket\\{le="([^"]+)",endpoint="${endpoint}"\\} (\\d+)`, 'g'))].map((m) => [m[1], Number(m[2])] as const);
+    t.strictSame(buckets.map(([le]) => le), ['0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.1', '1', '+Inf']);
+    t.ok(buckets.every(([, c], i) => i === 0 || c >= (buckets[i - 1]?.[1] ?? 0)), `${endpoint}: cumulative`);
+    t.equal(buckets.at(-1)?.[1], n, `${endpoint}: +Inf is the count`);
+    t.match(text, new RegExp(`meshguard_admission_duration_seconds_count\\{endpoint="${endpoint}"\\} ${n}\\n`));
+    const sum = Number(new RegExp(`meshguard_admission_duration_seconds_sum\\{endpoint="${endpoint}"\\} ([0-9.e-]+)`).exec(text)?.[1]);
+    t.ok(sum > 0 && sum < n, `${endpoint}: sum of ${n} durations in seconds (${sum})`);
+  }
+  const json = await metrics.registry.getMetricsAsJSON();
+  t.ok(json.some((m) => m.name === 'meshguard_admission_duration_seconds' && m.values.length === 2 * 13), 'JSON form too');
+});
+
+t.test('the duration histogram puts a duration in the first bucket whose bound is not below it', async (t) => {
+  const metrics = createMetrics();
+  for (const seconds of [0.0003, 0.0005, 2]) metrics.observeDuration('mutate', seconds);
+  const text = await metrics.registry.metrics();
+  const count = (le: string) => Number(new RegExp(`_bucket\\{le="${le.replace('+', '\\+')}",endpoint="mutate"\\} (\\d+)`).exec(text)?.[1]);
+  t.strictSame(['0.00025', '0.0005', '0.001', '1', '+Inf'].map(count), [0, 2, 2, 2, 3]);
+  t.match(text, /_sum\{endpoint="mutate"\} 2\.0008/);
+});

@@ -139,7 +139,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
     // Kinds come from the caller: only the ones meshguard handles become label values.
     metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
-    metrics.duration.observe({ endpoint: stage }, (performance.now() - started) / 1000);
+    metrics.observeDuration(stage, (performance.now() - started) / 1000);
     return buildReview(review.apiVersion, req.uid, verdict);
   };
 
