@@ -24,7 +24,19 @@ export function pointer(...segments: (string | number)[]): string {
  */
 export function setAnnotation(annotations: Record<string, string> | undefined, key: string, value: string): PatchOp {
   if (annotations == null) return { op: 'add', path: '/metadata/annotations', value: { [key]: value } };
-  return { op: Object.hasOwn(annotations, key) ? 'replace' : 'add', path: pointer('metadata', 'annotations', key), value };
+  return { op: Object.hasOwn(annotations, key) ? 'replace' : 'add', path: annotationPath(key), value };
+}
+
+// Policies set a few constant keys, each with a `/` to escape: escaping them for every pod was 8 %
+// of the time a pod review spends in the engine and its answer. Bounded all the same.
+const annotationPaths = new Map<string, string>();
+function annotationPath(key: string): string {
+  let path = annotationPaths.get(key);
+  if (path === undefined) {
+    path = pointer('metadata', 'annotations', key);
+    if (annotationPaths.size < 64) annotationPaths.set(key, path);
+  }
+  return path;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
