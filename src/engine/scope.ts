@@ -23,20 +23,26 @@ function matcher(patterns: readonly string[]): (ns: string) => boolean {
  */
 const isNamespaceName = (ns: string) => ns.length <= 63;
 
+interface NamespaceScope {
+  excluded: boolean;
+  override: Override | null;
+}
+
 export function compileScope(config: Config, selfNamespace?: string): Scope {
   const excludedMatch = matcher(selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces);
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
-  const overrideCache = new Map<string, Override | null>();
-
-  function overrideFor(ns: string): Override | null {
-    if (!isNamespaceName(ns)) return null;
-    let found = overrideCache.get(ns);
+  // Whether a namespace is excluded, and its override, worked out once per namespace: matching
+  // globs on every request cost more than the lookup. Namespaces are few and long-lived; the cache
+  // dies with this config. The bound only matters if someone other than the API server sends
+  // made-up namespaces.
+  const namespaces = new Map<string, NamespaceScope>();
+  function namespaceScope(ns: string): NamespaceScope {
+    let found = namespaces.get(ns);
     if (found === undefined) {
-      found = overrides.find((o) => o.match(ns))?.override ?? null;
-      // Namespaces are few and long-lived; the cache dies with this config. The bound only
-      // matters if someone other than the API server sends made-up namespaces.
-      if (overrideCache.size >= 10_000) overrideCache.clear();
-      overrideCache.set(ns, found);
+      if (!isNamespaceName(ns)) return { excluded: false, override: null };
+      found = { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null };
+      if (namespaces.size >= 10_000) namespaces.clear();
+      namespaces.set(ns, found);
     }
     return found;
   }
@@ -44,9 +50,9 @@ export function compileScope(config: Config, selfNamespace?: string): Scope {
   return {
     config,
     // Cluster-scoped objects have no namespace to exclude them by.
-    excluded: (ns) => ns !== '' && isNamespaceName(ns) && excludedMatch(ns),
+    excluded: (ns) => ns !== '' && namespaceScope(ns).excluded,
     modeOf(policy, ns) {
-      const override = ns === '' ? null : overrideFor(ns);
+      const override = ns === '' ? null : namespaceScope(ns).override;
       const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
       if (mode === 'off') return 'off';
       const cap = override?.mode ?? config.mode;
