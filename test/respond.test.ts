@@ -1,0 +1,24 @@
+// buildReview: the patch goes out as base64 of its JSON, whatever was answered before.
+import t from 'tap';
+import type { PatchOp } from '../src/admission/patch.js';
+import { buildReview } from '../src/admission/respond.js';
+
+const decode = (patch: string | undefined) => JSON.parse(Buffer.from(patch ?? '', 'base64').toString('utf8')) as PatchOp[];
+const answer = (patch: PatchOp[]) => buildReview('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch }).response;
+
+t.test('each patch is encoded as itself, also when the same patch comes again', async (t) => {
+  const patches: PatchOp[][] = [
+    [{ op: 'add', path: '/metadata/annotations/a', value: 'x' }],
+    [{ op: 'add', path: '/metadata/annotations/a', value: 'y' }],
+    [{ op: 'add', path: '/metadata/annotations/ü', value: 'naïve — ünïcode 🚀' }],
+    [{ op: 'replace', path: '/spec/containers/0/command', value: ['/bin/sh', '-c', 'x'.repeat(10_000)] }],
+  ];
+  for (let round = 0; round < 3; round++) {
+    for (const patch of patches) t.strictSame(decode(answer(patch).patch), patch);
+  }
+  for (let i = 0; i < 600; i++) {
+    const patch: PatchOp[] = [{ op: 'add', path: '/metadata/annotations/n', value: String(i) }];
+    if (decode(answer(patch).patch)[0]?.op !== 'add' || (decode(answer(patch).patch)[0] as { value: string }).value !== String(i)) t.fail(`patch ${i}`);
+  }
+  t.equal(answer([]).patch, undefined, 'no patch, no patch field');
+});
