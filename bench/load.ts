@@ -292,10 +292,24 @@ function parseWrk(out: string): Record<string, number> {
   return Object.fromEntries(line.slice(3).split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k ?? '', Number(v)]));
 }
 
+/**
+ * Sets this process's CPUs (all its threads) and returns the ones it had. It drains the meshguard
+ * server's log pipe: woken by each write, it would run on the server's core (the kernel wakes a
+ * pipe reader next to its writer), taking CPU time and caches from the server it measures.
+ */
+function pinSelf(cpus: string): string | undefined {
+  const pid = String(process.pid);
+  const before = /list:\s*(\S+)/.exec(spawnSync('taskset', ['-c', '-p', pid], { encoding: 'utf8' }).stdout)?.[1];
+  spawnSync('taskset', ['-a', '-c', '-p', cpus, pid], { stdio: 'ignore' });
+  return before;
+}
+
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const log = opts.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-bench-'));
   const servers = new Map<string, Server>();
+  // With the loader, not the servers, while they run (their own taskset sets their CPU).
+  const cpusBefore = pinSelf(opts.loaderCpu);
   try {
     // The same kind of certificate meshguard serves in production: ECDSA P-256 from src/tls.
     const ca = await generateCa('meshguard bench CA', 1);
@@ -425,6 +439,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   } finally {
     for (const s of servers.values()) s.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    if (cpusBefore) pinSelf(cpusBefore);
   }
 }
 
