@@ -1,5 +1,6 @@
 // RFC 6902 JSON Patch helpers. Policies emit ops against the object they were given; the
 // engine merges the ops of several policies into one patch the API server can apply.
+import { memoize } from '../memo.js';
 
 export type PatchOp =
   | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
@@ -28,16 +29,8 @@ export function setAnnotation(annotations: Record<string, string> | undefined, k
 }
 
 // Policies set a few constant keys, each with a `/` to escape: escaping them for every pod was 8 %
-// of the time a pod review spends in the engine and its answer. Bounded all the same.
-const annotationPaths = new Map<string, string>();
-function annotationPath(key: string): string {
-  let path = annotationPaths.get(key);
-  if (path === undefined) {
-    path = pointer('metadata', 'annotations', key);
-    if (annotationPaths.size < 64) annotationPaths.set(key, path);
-  }
-  return path;
-}
+// of the time a pod review spends in the engine and its answer.
+const annotationPath = memoize((key) => pointer('metadata', 'annotations', key), 64);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,5 +1,6 @@
 import type { AdmissionResponse, AdmissionReviewResponse, ReviewVersion } from './types.js';
 import type { PatchOp } from './patch.js';
+import { memoize } from '../memo.js';
 
 export interface Verdict {
   allowed: boolean;
@@ -11,17 +12,8 @@ export interface Verdict {
 
 // The pods of one workload get the same patch, so its base64 is kept by the patch's JSON text:
 // under load, encoding it for every pod cost 5 % of a pod review's CPU (paired runs), looking it
-// up much less. Bounded: at most 256 texts of up to 4 KiB.
-const encoded = new Map<string, string>();
-function base64Of(json: string): string {
-  let text = encoded.get(json);
-  if (text === undefined) {
-    text = Buffer.from(json).toString('base64');
-    if (encoded.size >= 256) encoded.clear();
-    if (json.length <= 4096) encoded.set(json, text);
-  }
-  return text;
-}
+// up much less. At most 256 texts of up to 4 KiB.
+const base64Of = memoize((json) => Buffer.from(json).toString('base64'), 256, 4096);
 
 /** Builds the response answered in the same version the request came in. */
 export function buildReview(version: ReviewVersion, uid: string, verdict: Verdict): AdmissionReviewResponse {

@@ -1,3 +1,4 @@
+import { memoize } from '../memo.js';
 import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
 
 // Slim records from raw API objects: only what policies read, so a cache of 50 000 Services
@@ -44,16 +45,8 @@ function sharedPorts(ports: ServicePort[]): readonly ServicePort[] {
 }
 const noPorts: readonly ServicePort[] = Object.freeze([]);
 
-// Namespace names are few and repeated by every object in them; one copy each (bounded as above).
-const MAX_NAMESPACES = 100_000;
-const namespaceNames = new Map<string, string>();
-
-function sharedNamespace(ns: string): string {
-  const known = namespaceNames.get(ns);
-  if (known !== undefined) return known;
-  if (namespaceNames.size < MAX_NAMESPACES) namespaceNames.set(ns, ns);
-  return ns;
-}
+// Namespace names are few and repeated by every object in them; one copy each.
+const sharedNamespace = memoize((ns) => ns, 100_000);
 
 export function serviceRecord(obj: unknown): ServiceRecord | undefined {
   if (!isObj(obj)) return undefined;

@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { memoize } from '../memo.js';
 import type { Config, Mode, Override, PolicyId } from '../config/types.js';
 
 /**
@@ -19,33 +20,28 @@ function matcher(patterns: readonly string[]): (ns: string) => boolean {
  * Namespace names are DNS labels of at most 63 characters, and the API server only sends those.
  * Anything else (from a caller other than the API server) matches no pattern: a glob with several
  * stars backtracks polynomially on a long name (`*-*-*-tmp` took 11 s on 4 000 dashes), and the
- * override cache would keep each such name.
+ * memo of namespaces would keep each such name.
  */
-const isNamespaceName = (ns: string) => ns.length <= 63;
+const MAX_NAMESPACE_NAME = 63;
 
 interface NamespaceScope {
   excluded: boolean;
   override: Override | null;
 }
+const notANamespace: NamespaceScope = { excluded: false, override: null };
 
 export function compileScope(config: Config, selfNamespace?: string): Scope {
   const excludedMatch = matcher(selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces);
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
   // Whether a namespace is excluded, and its override, worked out once per namespace: matching
-  // globs on every request cost more than the lookup. Namespaces are few and long-lived; the cache
-  // dies with this config. The bound only matters if someone other than the API server sends
-  // made-up namespaces.
-  const namespaces = new Map<string, NamespaceScope>();
-  function namespaceScope(ns: string): NamespaceScope {
-    let found = namespaces.get(ns);
-    if (found === undefined) {
-      if (!isNamespaceName(ns)) return { excluded: false, override: null };
-      found = { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null };
-      if (namespaces.size >= 10_000) namespaces.clear();
-      namespaces.set(ns, found);
-    }
-    return found;
-  }
+  // globs on every request cost more than the lookup. Namespaces are few and long-lived; the memo
+  // dies with this config, and its bound only matters if someone other than the API server sends
+  // made-up namespaces. Longer names than a namespace can have are neither matched nor kept.
+  const namespaceScope = memoize(
+    (ns): NamespaceScope => (ns.length <= MAX_NAMESPACE_NAME ? { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null } : notANamespace),
+    10_000,
+    MAX_NAMESPACE_NAME,
+  );
 
   return {
     config,

@@ -1,5 +1,6 @@
 import { setAnnotation } from '../admission/patch.js';
 import type { Policy, Result } from '../engine/types.js';
+import { memoize } from '../memo.js';
 import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
 import { annotation, annotationsPatchable } from '../mesh/pod.js';
 import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
@@ -28,23 +29,8 @@ function read(current: string): Reading {
 
 // Every pod of a Deployment carries the same annotation text: remember what each text calls for,
 // so its YAML is parsed (twice: to read it, and to check the appended line) once per distinct
-// text, not once per pod. Bounded (at most ~2 MiB even when every pod differs); longer texts are
-// not remembered.
-const MEMO_ENTRIES = 256;
-const MEMO_TEXT = 2048;
-const memo = new Map<string, Reading>();
-
-function reading(current: string): Reading {
-  let r = memo.get(current);
-  if (r === undefined) {
-    r = read(current);
-    if (current.length <= MEMO_TEXT) {
-      if (memo.size >= MEMO_ENTRIES) memo.clear();
-      memo.set(current, r);
-    }
-  }
-  return r;
-}
+// text, not once per pod. At most 256 texts of up to 2 KiB (~2 MiB even when every pod differs).
+const reading = memoize(read, 256, 2048);
 
 /** Makes the app wait for istio-proxy, so its first connections don't fail and restart the pod. */
 const policy: Policy<'hold-application-until-proxy-starts'> = {
