@@ -55,7 +55,6 @@ const policySubject = (policy: Policy): Subject => ({
   run(w, pod) {
     const config = configFor(w.config);
     const outcome = policy.evaluate({ object: pod, oldObject: null, namespace: w.namespace, operation: 'CREATE', options: config.policies[policy.id], config, cluster: w.cluster });
-    assert.notEqual((outcome as { result: string }).result, 'error');
     const warnings = 'warnings' in outcome ? (outcome.warnings ?? []) : [];
     return { patch: outcome.result === 'mutate' ? outcome.patch : [], warnings };
   },
