@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { AdmissionReview } from '../src/admission/types.js';
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { packageRoot } from '../src/paths.js';
+import { devCertificate } from '../src/tls/serving.js';
 
 export const REVIEWS = {
   pod: 'pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json',
@@ -99,4 +100,13 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * tls.crt and tls.key in `dir` with the CA that signed them, made as `serve` makes its dev
+ * certificate (the same kind production serves: ECDSA P-256); the CA's PEM, to trust it.
+ */
+export async function servingPair(dir: string): Promise<string> {
+  const { caFile } = await devCertificate(dir);
+  return readFileSync(caFile, 'utf8');
 }

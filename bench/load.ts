@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonpatch from 'fast-json-patch';
 import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
-import { generateCa, generateServing } from '../src/tls/generate.js';
-import { fmt, freePort, median, REVIEWS, review, reviewText, table } from './common.js';
+import { fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table } from './common.js';
 
 export interface LoadOptions {
   /** Seconds of each measured run. */
@@ -312,10 +311,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const cpusBefore = pinSelf(opts.loaderCpu);
   try {
     // The same kind of certificate meshguard serves in production: ECDSA P-256 from src/tls.
-    const ca = await generateCa('meshguard bench CA', 1);
-    const pair = await generateServing(ca, ['localhost', '127.0.0.1'], 1);
-    writeFileSync(join(dir, 'tls.crt'), pair.cert);
-    writeFileSync(join(dir, 'tls.key'), pair.key);
+    const ca = await servingPair(dir);
 
     const all = targets().filter((t) => !opts.targets || opts.targets.includes(t.name));
     for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
@@ -324,7 +320,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     const scripts = new Map<TargetName, string>();
     for (const t of all) {
       const server = servers.get(t.server) as Server;
-      const body = await untilAnswering(server, t, ca.cert);
+      const body = await untilAnswering(server, t, ca);
       const problem = t.verify(JSON.parse(body) as AdmissionReviewResponse);
       if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}\n${body}`);
       const file = join(dir, `${t.name}.lua`);
@@ -434,8 +430,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     await Promise.all([...servers.values()].map((s) => s.exited));
     servers.clear();
     const logLines = meshguard?.decisions() ?? 0;
-    const requestsToMeshguard = mgRequests;
-    return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines, requestsToMeshguard };
+    return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines, requestsToMeshguard: mgRequests };
   } finally {
     for (const s of servers.values()) s.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

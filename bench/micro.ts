@@ -1,7 +1,7 @@
 // In-process micro-benchmarks: policies and the engine on the recorded reviews, the ExternalName
 // collision lookup against growing clusters, the cluster view's memory, and start-to-ready.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +21,7 @@ import type { Policy, Stage } from '../src/engine/types.js';
 import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
-import { generateCa, generateServing } from '../src/tls/generate.js';
-import { benchCluster, benchObjects, fmt, freePort, median, REVIEWS, review, reviewText, table } from './common.js';
+import { benchCluster, benchObjects, fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table } from './common.js';
 
 export interface MicroOptions {
   /** Timed samples per benchmark; the median is reported. */
@@ -46,33 +45,14 @@ export interface Timing {
 
 /** Median µs per call of fn, over `samples` batches each lasting at least `sampleMs`. */
 export function time(name: string, fn: () => unknown, opts: { samples: number; sampleMs: number }): Timing {
-  let sink: unknown;
-  // Warm up (and let the JIT settle), then size a batch to last sampleMs.
-  const warmEnd = performance.now() + Math.max(20, opts.sampleMs * 2);
-  let n = 0;
-  while (performance.now() < warmEnd) {
-    sink = fn();
-    n++;
-  }
-  let batch = 1;
-  for (;;) {
-    const t0 = performance.now();
-    for (let i = 0; i < batch; i++) sink = fn();
-    const took = performance.now() - t0;
-    if (took >= opts.sampleMs || batch >= 1 << 26) break;
-    batch = took <= 0 ? batch * 10 : Math.max(batch * 2, Math.ceil((batch * opts.sampleMs) / took));
-  }
-  const per: number[] = [];
-  for (let s = 0; s < opts.samples; s++) {
-    const t0 = performance.now();
-    for (let i = 0; i < batch; i++) sink = fn();
-    per.push(((performance.now() - t0) * 1000) / batch);
-  }
-  if (sink === Symbol.for('never')) console.log(n);
-  return { name, medianUs: median(per), minUs: Math.min(...per), samples: opts.samples, perSample: batch };
+  return timeInterleaved([{ name, fn }], opts)[0] as Timing;
 }
 
-/** Like time(), for several functions whose samples alternate; one batch size for all. */
+/**
+ * Median µs per call of each function, over `samples` batches each lasting at least `sampleMs`
+ * (after a warm-up that lets the JIT settle); the functions' samples alternate, one batch size
+ * for all.
+ */
 export function timeInterleaved(fns: readonly { name: string; fn: () => unknown }[], opts: { samples: number; sampleMs: number }): Timing[] {
   let sink: unknown;
   for (const { fn } of fns) {
@@ -201,10 +181,7 @@ export async function startToReady(runs: number, starters: readonly Starter[] = 
   };
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-start-'));
   try {
-    const ca = await generateCa('meshguard bench CA', 1);
-    const pair = await generateServing(ca, ['localhost', '127.0.0.1'], 1);
-    writeFileSync(join(dir, 'tls.crt'), pair.cert);
-    writeFileSync(join(dir, 'tls.key'), pair.key);
+    const ca = await servingPair(dir);
     const out: Record<Starter, number[]> = { meshguard: [], fastify: [], node: [] };
     for (let i = 0; i < runs; i++) {
       for (const starter of starters) {
@@ -214,7 +191,7 @@ export async function startToReady(runs: number, starters: readonly Starter[] = 
         const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
         let ms = NaN;
         while (performance.now() - t0 < 30_000 && proc.exitCode === null) {
-          if ((await readyz(port, ca.cert)) === 200) {
+          if ((await readyz(port, ca)) === 200) {
             ms = performance.now() - t0;
             break;
           }

@@ -7,8 +7,9 @@
 //   3. SIGTERM: every request in flight is answered, new connections are then refused, and the
 //      process exits 0 within the grace period.
 // Shared by test/faults.test.ts (short) and test/faults/run.ts (`npm run faults`, 60 s).
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
@@ -99,8 +100,6 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const want = { A: expectedAnswer(CONFIG_A), B: expectedAnswer(CONFIG_B) };
   if (isDeepStrictEqual(want.A, want.B)) throw new Error('the two configurations answer alike: a mix would go unseen');
 
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-faults-'));
   const configFile = join(dir, 'config.yaml');
   // Replaced by rename, as a mounted ConfigMap changes (a reader sees the old file or the new),
