@@ -4,6 +4,7 @@
 //   node --import tsx scripts/generate-validators.ts [--check]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Ajv, type Options } from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { reviewSchema } from '../src/admission/review-schema.js';
@@ -55,7 +56,7 @@ export function generatedValidators(): Map<string, string> {
   return out;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const check = process.argv.includes('--check');
   let stale = 0;
   for (const [file, text] of generatedValidators()) {

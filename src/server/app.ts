@@ -77,10 +77,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
   app.removeContentTypeParser('text/plain');
 
-  // One line per decision that is not a pass (passes at debug). The request's fields are bound once
-  // in a child logger, so each line only serialises the decision's own; fields are written out,
-  // not spread: `{ ...a, b }` takes V8's slow path (µs per object).
-  const logDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
+  // Each decision is counted and logged: one line per decision that is not a pass (passes at
+  // debug). The request's fields are bound once in a child logger, so each line only serialises the
+  // decision's own; fields are written out, not spread: `{ ...a, b }` takes V8's slow path.
+  const recordDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
     let log: Logger | undefined;
     for (const d of decisions) {
       const { result } = d.outcome;
@@ -130,10 +130,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
     if (decisions.length > 0) {
       try {
-        logDecisions(decisions, req);
+        recordDecisions(decisions, req);
       } catch (err) {
         // The answer stands: a logging failure must not turn a denial into an allow.
-        logger.error({ err: (err as Error).message, uid: req.uid }, 'decision log failed');
+        logger.error({ err: (err as Error).message, uid: req.uid }, 'recording decisions failed');
       }
     }
     const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
