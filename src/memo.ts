@@ -7,7 +7,8 @@
 export function memoize<T>(compute: (key: string) => T, entries: number, maxKeyLength = Infinity): (key: string) => T {
   const kept = new Map<string, T>();
   return (key) => {
-    if (kept.has(key)) return kept.get(key) as T;
+    const known = kept.get(key);
+    if (known !== undefined || kept.has(key)) return known as T;
     const value = compute(key);
     if (key.length <= maxKeyLength) {
       if (kept.size >= entries) kept.clear();
