@@ -3,6 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
+import pino from 'pino';
+import { writeLine } from '../src/log.js';
 import { packageRoot } from '../src/paths.js';
 
 const logModule = join(packageRoot, 'src', 'log.ts');
@@ -46,4 +48,32 @@ t.test('a line is one JSON object with its own name, no logger name, pid or host
 t.test('lines beyond one batch are all written, each whole', async (t) => {
   const r = run('', 2000);
   t.equal(r.entries.filter((e) => e.msg === 'line').length, 2000);
+});
+
+t.test('lines of any size and script are written whole and in order', async (t) => {
+  // Multi-byte text fills a batch's buffer faster than its length says; a line longer than a
+  // batch goes out on its own, after the lines before it.
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(logModule)});
+    const log = createLogger('info');
+    for (let i = 0; i < 300; i++) log.info({ i, text: i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : 'naïve ✓ ' + i }, 'line');
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: packageRoot, maxBuffer: 64 * 1024 * 1024 });
+  const entries = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i: number; text: string });
+  t.strictSame(entries.map((e) => e.i), Array.from({ length: 300 }, (_, i) => i), 'all 300 lines, in order');
+  t.ok(entries.every((e) => e.text === (e.i % 50 === 7 ? 'ü🚀'.repeat(5000 + e.i) : 'naïve ✓ ' + e.i)), 'each line intact');
+});
+
+t.test('writeLine writes the line pino would write for the same fields', async (t) => {
+  const lines: string[] = [];
+  const stream = { write: (line: string) => void lines.push(line) };
+  for (const options of [{ base: null }, {}, { base: { service: 'mg' }, level: 'debug' }]) {
+    const logger = pino({ ...options, timestamp: () => ',"time":"T"' }, stream).child({ bound: 'b"\\' });
+    for (const level of ['info', 'debug', 'warn'] as const) {
+      lines.length = 0;
+      logger[level]({ uid: 'ü"\n', dryRun: false, n: 1 }, 'decision');
+      writeLine(logger, level, '"uid":"ü\\"\\n","dryRun":false,"n":1', 'decision');
+      if (logger.isLevelEnabled(level)) t.equal(lines[1], lines[0], `${JSON.stringify(options)} ${level}`);
+    }
+  }
 });

@@ -1,10 +1,12 @@
-// buildReview: the patch goes out as base64 of its JSON, whatever was answered before.
+// answerJson: the patch goes out as base64 of its JSON, whatever was answered before.
 import t from 'tap';
 import type { PatchOp } from '../src/admission/patch.js';
-import { buildReview } from '../src/admission/respond.js';
+import type { AdmissionReviewResponse } from '../src/admission/types.js';
+import { answerJson } from '../src/admission/respond.js';
 
 const decode = (patch: string | undefined) => JSON.parse(Buffer.from(patch ?? '', 'base64').toString('utf8')) as PatchOp[];
-const answer = (patch: PatchOp[]) => buildReview('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch }).response;
+const answer = (patch: PatchOp[]) =>
+  (JSON.parse(answerJson('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch })) as AdmissionReviewResponse).response;
 
 t.test('each patch is encoded as itself, also when the same patch comes again', async (t) => {
   const patches: PatchOp[][] = [

@@ -1,4 +1,4 @@
-import type { AdmissionResponse, AdmissionReviewResponse, ReviewVersion } from './types.js';
+import type { ReviewVersion } from './types.js';
 import type { PatchOp } from './patch.js';
 import { memoize } from '../memo.js';
 
@@ -15,15 +15,18 @@ export interface Verdict {
 // up much less. At most 256 texts of up to 4 KiB.
 const base64Of = memoize((json) => Buffer.from(json).toString('base64'), 256, 4096);
 
-/** Builds the response answered in the same version the request came in. */
-export function buildReview(version: ReviewVersion, uid: string, verdict: Verdict): AdmissionReviewResponse {
-  const response: AdmissionResponse = { uid, allowed: verdict.allowed };
-  if (!verdict.allowed) response.status = { code: 403, message: verdict.denials.join('; ') };
-  if (verdict.warnings.length > 0) response.warnings = verdict.warnings;
+/**
+ * The answer to a review (an AdmissionReviewResponse), as the JSON text that is sent, in the
+ * version the request came in. Written out rather than built as an object for JSON.stringify:
+ * that would escape-check the patch's base64 character by character, which cannot need escaping,
+ * and cost about 10 000 instructions per pod review (callgrind). Everything else that comes from
+ * the request or from policies goes through JSON.stringify.
+ */
+export function answerJson(version: ReviewVersion, uid: string, verdict: Verdict): string {
+  let response = `{"uid":${JSON.stringify(uid)},"allowed":${verdict.allowed ? 'true' : 'false'}`;
+  if (!verdict.allowed) response += `,"status":{"code":403,"message":${JSON.stringify(verdict.denials.join('; '))}}`;
+  if (verdict.warnings.length > 0) response += `,"warnings":${JSON.stringify(verdict.warnings)}`;
   // The API server rejects a patch on a denial; a patch only makes sense when allowed.
-  if (verdict.allowed && verdict.patch.length > 0) {
-    response.patch = base64Of(JSON.stringify(verdict.patch));
-    response.patchType = 'JSONPatch';
-  }
-  return { apiVersion: version, kind: 'AdmissionReview', response };
+  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${base64Of(JSON.stringify(verdict.patch))}","patchType":"JSONPatch"`;
+  return `{"apiVersion":${JSON.stringify(version)},"kind":"AdmissionReview","response":${response}}}`;
 }
