@@ -16,37 +16,27 @@ function isoTime(): string {
 }
 
 const BATCH = 4096;
-/** Room for a batch and the line that completes it: a UTF-16 unit takes at most 3 bytes of UTF-8. */
-const ROOM = 4 * BATCH;
 
 /**
- * Lines batched in front of pino's synchronous destination (sonic-boom, in buffer mode). Each line
- * is encoded once, into the batch's buffer; sonic-boom gets one buffer per batch and writes it
- * with write(2), retrying EAGAIN on a non-blocking pipe. Handing it strings instead cost three
- * passes over each one (its byte length, flattening the concatenated batch, encoding it again to
- * write), about 17 000 instructions per pod review (callgrind). A batch's buffer is never reused:
- * sonic-boom keeps it until written.
+ * Lines batched in front of pino's synchronous destination (sonic-boom, in buffer mode): a line is
+ * appended to a string, and sonic-boom gets each batch encoded once, as a buffer, which it writes
+ * with write(2), retrying EAGAIN on a non-blocking pipe. Handed strings, sonic-boom measures each
+ * one's UTF-8 length and encodes it again to write it: about 17 000 instructions per pod review
+ * (callgrind), against 5 000 for this. (Its own `minLength` buffering is worse: it measures
+ * everything buffered on every write.)
  */
 function batched(sink: ReturnType<typeof pino.destination>): DestinationStream & { flush(): void } {
-  let batch = Buffer.allocUnsafeSlow(ROOM);
-  let used = 0;
+  let pending = '';
   const flush = () => {
-    if (used === 0) return;
-    const full = batch.subarray(0, used);
-    batch = Buffer.allocUnsafeSlow(ROOM);
-    used = 0;
-    sink.write(full as unknown as string);
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    sink.write(Buffer.from(text) as unknown as string);
   };
   return {
     write(line: string) {
-      if (line.length * 3 > ROOM - used) {
-        // Only a line of thousands of characters: it goes out on its own.
-        flush();
-        sink.write(Buffer.from(line) as unknown as string);
-        return;
-      }
-      used += batch.write(line, used);
-      if (used >= BATCH) flush();
+      pending += line;
+      if (pending.length >= BATCH) flush();
     },
     flush,
   };
@@ -85,26 +75,19 @@ type PinoParts = Record<symbol, unknown> & {
 };
 
 /**
- * Writes a line whose fields are already JSON text (`"key":value,…`), assembled from the logger's
- * own parts exactly as pino assembles one (level, time, bindings, fields, message, end) and written
- * to its stream. For the decision lines only: logging a fields object through pino (a child per
- * request, then its generic serialiser per line) cost about 30 000 instructions per pod review,
- * 7 % of the review's CPU, which writing the known fields as text does in a fifth of that
- * (callgrind). Loggers with mixins, hooks or formatters for the line would be bypassed: createLogger
- * makes none.
+ * A writer of lines with one message, whose fields are given as JSON text (`"key":value,…`): each
+ * line is assembled from the logger's own parts exactly as pino assembles one (level, time,
+ * bindings, fields, message, end) and written to its stream. For the decision lines only: logging
+ * a fields object through pino (a child per request, then its generic serialiser per line) cost
+ * about 30 000 instructions per pod review, 7 % of the review's CPU, which writing the known
+ * fields as text does in a fifth of that (callgrind). Loggers with mixins, hooks or formatters for
+ * the line would be bypassed: createLogger makes none.
  */
-export function writeLine(logger: Logger, level: string, fields: string, msg: string): void {
+export function lineWriter(logger: Logger, msg: string): (level: string, fields: string) => void {
   const parts = logger as unknown as PinoParts;
-  const num = logger.levels.values[level] as number;
-  const text =
-    parts[pino.symbols.lsCacheSym][num] +
-    parts[pino.symbols.timeSym]() +
-    parts[pino.symbols.chindingsSym] +
-    (fields === '' ? '' : ',' + fields) +
-    ',"' +
-    parts[pino.symbols.messageKeySym] +
-    '":' +
-    JSON.stringify(msg) +
-    parts[pino.symbols.endSym];
-  parts[pino.symbols.streamSym].write(text);
+  const end = `,"${parts[pino.symbols.messageKeySym]}":${JSON.stringify(msg)}${parts[pino.symbols.endSym]}`;
+  return (level, fields) => {
+    const head = parts[pino.symbols.lsCacheSym][logger.levels.values[level] as number];
+    parts[pino.symbols.streamSym].write(`${head}${parts[pino.symbols.timeSym]()}${parts[pino.symbols.chindingsSym]}${fields === '' ? '' : ','}${fields}${end}`);
+  };
 }

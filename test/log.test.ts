@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { writeLine } from '../src/log.js';
+import { lineWriter } from '../src/log.js';
 import { packageRoot } from '../src/paths.js';
 
 const logModule = join(packageRoot, 'src', 'log.ts');
@@ -51,8 +51,7 @@ t.test('lines beyond one batch are all written, each whole', async (t) => {
 });
 
 t.test('lines of any size and script are written whole and in order', async (t) => {
-  // Multi-byte text fills a batch's buffer faster than its length says; a line longer than a
-  // batch goes out on its own, after the lines before it.
+  // Batches are counted in UTF-16 units and written as UTF-8; lines longer than a batch too.
   const script = `
     const { createLogger } = await import(${JSON.stringify(logModule)});
     const log = createLogger('info');
@@ -64,7 +63,7 @@ t.test('lines of any size and script are written whole and in order', async (t) 
   t.ok(entries.every((e) => e.text === (e.i % 50 === 7 ? 'ü🚀'.repeat(5000 + e.i) : 'naïve ✓ ' + e.i)), 'each line intact');
 });
 
-t.test('writeLine writes the line pino would write for the same fields', async (t) => {
+t.test('lineWriter writes the line pino would write for the same fields', async (t) => {
   const lines: string[] = [];
   const stream = { write: (line: string) => void lines.push(line) };
   for (const options of [{ base: null }, {}, { base: { service: 'mg' }, level: 'debug' }]) {
@@ -72,7 +71,7 @@ t.test('writeLine writes the line pino would write for the same fields', async (
     for (const level of ['info', 'debug', 'warn'] as const) {
       lines.length = 0;
       logger[level]({ uid: 'ü"\n', dryRun: false, n: 1 }, 'decision');
-      writeLine(logger, level, '"uid":"ü\\"\\n","dryRun":false,"n":1', 'decision');
+      lineWriter(logger, 'decision')(level, '"uid":"ü\\"\\n","dryRun":false,"n":1');
       if (logger.isLevelEnabled(level)) t.equal(lines[1], lines[0], `${JSON.stringify(options)} ${level}`);
     }
   }

@@ -45,10 +45,12 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[] {
   const out: PatchOp[] = [];
-  const created = new Map<string, Record<string, unknown>>(); // path → object value we add there
+  // path → object value we add there; most patches add none, and then need no map
+  let created: Map<string, Record<string, unknown>> | undefined;
   for (const patch of patches) {
     for (const op of patch) {
       if (op.op === 'add' && isPlainObject(op.value)) {
+        created ??= new Map();
         const existing = created.get(op.path);
         if (existing) {
           Object.assign(existing, op.value);
@@ -59,7 +61,7 @@ export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[
         out.push({ op: 'add', path: op.path, value });
         continue;
       }
-      if (op.op === 'add' || op.op === 'replace') {
+      if (created && (op.op === 'add' || op.op === 'replace')) {
         const slash = op.path.lastIndexOf('/');
         const parent = created.get(op.path.slice(0, slash));
         if (parent) {

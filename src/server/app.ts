@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ServerOptions } from 'node:https';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { writeLine } from '../log.js';
+import { lineWriter } from '../log.js';
 import { decodeReview } from '../admission/decode.js';
 import { answerJson, type Verdict } from '../admission/respond.js';
 import type { ClusterView } from '../cluster/view.js';
@@ -13,6 +13,7 @@ import type { AdmissionRequest } from '../admission/types.js';
 import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
 import { workloadKinds } from '../engine/workloads.js';
+import { parseJsonBody } from './json-body.js';
 import type { Metrics } from './metrics.js';
 
 /** Room for a 3 MiB object plus its oldObject and the review around them. */
@@ -79,12 +80,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // a request id, costs about as much as a decision line.
   app.setChildLoggerFactory((logger) => logger);
   // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
-  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
 
   // Each decision is counted and logged: one line per decision that is not a pass (passes at
   // debug). The request's fields are serialised once, by JSON.stringify (which leaves out the
   // undefined ones, as pino does), and shared by its lines; a decision's own fields are ids and
   // enum values of meshguard's, written as they are. Errors keep pino's err serialiser.
+  const decisionLine = lineWriter(logger, 'decision');
   const recordDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
     let request: Record<string, unknown> | undefined;
     let requestText = '';
@@ -107,7 +110,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (d.outcome.result === 'error') {
         logger.error({ ...request, policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
       } else {
-        writeLine(logger, level, `${requestText && requestText + ","}"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`, 'decision');
+        decisionLine(level, `${requestText && requestText + ","}"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
       }
     }
   };
