@@ -2,6 +2,7 @@ import { setAnnotation } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
+import type { ProbeType } from '../config/types.js';
 import { willBeInjected } from '../mesh/injection.js';
 import { annotation, annotationsPatchable, containerPorts, containers, probes as probesOf, type Container } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
@@ -86,12 +87,12 @@ const policy: Policy<'probe-port-exclusion'> = {
   evaluate({ object: pod, namespace, cluster, options }) {
     if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
-    const types = new Set<string>(options.probeTypes);
     // Istio rewrites httpGet and grpc probes to its agent unless told not to.
-    if (annotation(pod, REWRITE) === 'false') types.add('httpGet').add('grpc');
+    const notRewritten = annotation(pod, REWRITE) === 'false';
+    const checked = (handler: string) => options.probeTypes.includes(handler as ProbeType) || (notRewritten && (handler === 'httpGet' || handler === 'grpc'));
     const included = annotation(pod, INCLUDE);
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
-    const excluded = new Set(portList(annotation(pod, EXCLUDE)));
+    const excluded = portList(annotation(pod, EXCLUDE));
     const all = containers(pod).map((c) => c.container);
     let names: Map<number, Set<string>> | undefined;
     let served: ReturnType<typeof servedPorts> | undefined;
@@ -101,7 +102,7 @@ const policy: Policy<'probe-port-exclusion'> = {
     const seen = new Set<number>();
     for (const container of all) {
       for (const probe of probesOf(container)) {
-        if (!types.has(probe.handler) || probe.port === undefined) continue;
+        if (probe.port === undefined || !checked(probe.handler)) continue;
         let port = probe.port;
         if (typeof port === 'string') {
           const named = containerPorts(container).find((p) => p.name === probe.port);
@@ -113,7 +114,7 @@ const policy: Policy<'probe-port-exclusion'> = {
         }
         if (seen.has(port)) continue;
         seen.add(port);
-        if (excluded.has(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
+        if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
         if (!cluster.enabled) {
           warnings.push(`could not verify that probe port ${port} serves no Service (cluster lookups are off); not excluded`);
           continue;
