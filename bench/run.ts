@@ -11,8 +11,8 @@ import { formatMicro, runMicro, type MicroReport } from './micro.js';
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    duration: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '5' },
     connections: { type: 'string', default: '16' },
     json: { type: 'string' },
