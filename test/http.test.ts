@@ -159,6 +159,20 @@ t.test('a throwing policy: allowed with a warning, or denied with onError: deny'
   t.match(closed.response.status?.message, /internal error \(boom\); denied by onError: deny/);
 });
 
+t.test('a server error is answered with a 500 and logged at error by meshguard\'s logger', async (t) => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info', base: null }, { write: (line: string) => void lines.push(line) });
+  const { app: a } = app({ logger });
+  // Any route of the app goes through its error handler; this one fails as a bug would.
+  a.get('/broken', async () => {
+    throw new Error('boom');
+  });
+  const res = await a.inject({ method: 'GET', url: '/broken' });
+  t.equal(res.statusCode, 500);
+  t.match(res.json(), { statusCode: 500, error: 'Internal Server Error', message: 'boom' });
+  t.match(lines.map((l) => JSON.parse(l) as unknown), [{ level: 50, msg: 'request failed', method: 'GET', url: '/broken', err: { message: 'boom' } }]);
+});
+
 t.test('a configuration change applies to the next request', async (t) => {
   const { app: a, store } = app();
   const body = review('destinationrule-create-myservice.validate.json');
