@@ -29,7 +29,7 @@ export interface LoadOptions {
 }
 
 export type TargetName = 'bare' | 'mutate' | 'validate' | 'mutate-quiet';
-type ServerKind = 'bare' | 'meshguard' | 'meshguard-quiet';
+export type ServerKind = 'bare' | 'meshguard' | 'meshguard-quiet';
 
 export const LABELS: Record<TargetName, string> = {
   bare: 'bare fastify (limit)',
@@ -38,7 +38,7 @@ export const LABELS: Record<TargetName, string> = {
   'mutate-quiet': 'meshguard /mutate, no decision logs',
 };
 
-interface Target {
+export interface Target {
   name: TargetName;
   label: string;
   server: ServerKind;
@@ -88,7 +88,7 @@ const fromSource = import.meta.url.endsWith('.ts');
 const serverScript = join(here, fromSource ? 'server.ts' : 'server.js');
 const nodeArgs = fromSource ? ['--import', 'tsx'] : [];
 
-function which(cmd: string): boolean {
+export function which(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
@@ -111,7 +111,7 @@ export function ensureWrk(opts: { install: boolean; log: (l: string) => void }):
 }
 
 
-function post(port: number, path: string, body: string, ca: string): Promise<{ status: number; body: string }> {
+export function post(port: number, path: string, body: string, ca: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path, method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
@@ -150,7 +150,7 @@ function coreTicks(): Map<string, { busy: number; total: number }> {
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-function targets(): Target[] {
+export function targets(): Target[] {
   const pod = review(REVIEWS.pod);
   const dr = review(REVIEWS.destinationRule);
   const mutate = (name: TargetName, server: ServerKind): Target => ({
@@ -225,7 +225,7 @@ end
 `;
 }
 
-interface Server {
+export interface Server {
   proc: ChildProcess;
   port: number;
   exited: Promise<void>;
@@ -235,12 +235,13 @@ interface Server {
 
 const DECISION = '"msg":"decision"';
 
-async function startServer(kind: ServerKind, cpu: string, extra: readonly string[], dir: string): Promise<Server> {
+/** A server pinned to `cpu`, run under `wrapper` (a command line such as valgrind's) when given. */
+export async function startServer(kind: ServerKind, cpu: string, extra: readonly string[], dir: string, wrapper: readonly string[] = []): Promise<Server> {
   const port = await freePort();
   // taskset execs node: the child's pid is the server's. Its stdout is a pipe this process
   // drains, as a container runtime would: lines are counted, then dropped (a file would grow by
   // hundreds of MB, and the file system's cost is not meshguard's).
-  const proc = spawn('taskset', ['-c', cpu, process.execPath, ...extra, ...nodeArgs, serverScript, kind, String(port), join(dir, 'tls.crt'), join(dir, 'tls.key')], {
+  const proc = spawn('taskset', ['-c', cpu, ...wrapper, process.execPath, ...extra, ...nodeArgs, serverScript, kind, String(port), join(dir, 'tls.crt'), join(dir, 'tls.key')], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let decisions = 0;
@@ -260,8 +261,9 @@ async function startServer(kind: ServerKind, cpu: string, extra: readonly string
   return { proc, port, exited, decisions: () => decisions };
 }
 
-async function untilAnswering(server: Server, target: Target, ca: string): Promise<string> {
-  const deadline = Date.now() + 30_000;
+/** The first answer the server gives to the target's request, waiting up to `waitMs` for it to listen. */
+export async function untilAnswering(server: Server, target: Target, ca: string, waitMs = 30_000): Promise<string> {
+  const deadline = Date.now() + waitMs;
   for (;;) {
     try {
       return (await post(server.port, target.path, target.body, ca)).body;
@@ -296,7 +298,7 @@ function parseWrk(out: string): Record<string, number> {
  * server's log pipe: woken by each write, it would run on the server's core (the kernel wakes a
  * pipe reader next to its writer), taking CPU time and caches from the server it measures.
  */
-function pinSelf(cpus: string): string | undefined {
+export function pinSelf(cpus: string): string | undefined {
   const pid = String(process.pid);
   const before = /list:\s*(\S+)/.exec(spawnSync('taskset', ['-c', '-p', pid], { encoding: 'utf8' }).stdout)?.[1];
   spawnSync('taskset', ['-a', '-c', '-p', cpus, pid], { stdio: 'ignore' });

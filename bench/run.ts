@@ -1,19 +1,24 @@
-// npm run bench [-- load|micro] [--duration S] [--rounds N] [--warmup S] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]
+// npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--warmup S] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]
 // Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
-// figures against the targets of the performance issue.
+// figures against the targets of the performance issue. `instructions` (not part of the default
+// run: it needs valgrind and takes minutes) counts instructions per request under callgrind.
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fmt, table } from './common.js';
 import { ensureWrk, formatLoad, LABELS, runLoad, type LoadReport, type TargetName } from './load.js';
 import { formatMicro, runMicro, type MicroReport } from './micro.js';
+import { ensureValgrind, formatInstructions, runInstructions, type InstructionReport } from './instructions.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     duration: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '15' },
-    warmup: { type: 'string', default: '5' },
+    // Seconds of load before the rounds; for instructions, requests (default 6000).
+    warmup: { type: 'string' },
+    // instructions: requests counted per target.
+    requests: { type: 'string', default: '2000' },
     connections: { type: 'string', default: '16' },
     json: { type: 'string' },
     // Profiles the servers under load (node --cpu-prof into DIR); the figures are then not for the record.
@@ -24,12 +29,12 @@ const { values, positionals } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: npm run bench [-- load|micro] [--duration S] [--rounds N] [--warmup S] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
+  process.stdout.write('usage: npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
   process.exit(0);
 }
 const what = positionals[0] ?? 'all';
-if (!['all', 'load', 'micro'].includes(what)) {
-  process.stderr.write(`unknown part ${JSON.stringify(what)}: load, micro or nothing for both\n`);
+if (!['all', 'load', 'micro', 'instructions'].includes(what)) {
+  process.stderr.write(`unknown part ${JSON.stringify(what)}: load, micro, instructions, or nothing for load and micro\n`);
   process.exit(2);
 }
 const log = (l: string) => process.stderr.write(`  ${l}\n`);
@@ -53,6 +58,7 @@ process.stdout.write(`meshguard bench, ${started.toISOString()}\n${machine}\n\n`
 
 let load: LoadReport | undefined;
 let micro: MicroReport | undefined;
+let instructions: InstructionReport | undefined;
 if (what === 'all' || what === 'load') {
   const missing = ensureWrk({ install: true, log });
   if (missing) {
@@ -64,7 +70,7 @@ if (what === 'all' || what === 'load') {
   load = await runLoad({
     duration: num(values.duration, 'duration'),
     rounds: num(values.rounds, 'rounds'),
-    warmup: num(values.warmup, 'warmup'),
+    warmup: num(values.warmup ?? '5', 'warmup'),
     connections: num(values.connections, 'connections'),
     serverCpu: '0',
     loaderCpu: cpus().length > 1 ? '1' : '0',
@@ -73,6 +79,24 @@ if (what === 'all' || what === 'load') {
     log,
   });
   process.stdout.write(formatLoad(load) + '\n\n');
+}
+if (what === 'instructions') {
+  const missing = ensureValgrind({ install: true, log });
+  if (missing) {
+    process.stderr.write(`\nmeshguard bench: ${missing}\n`);
+    process.exit(2);
+  }
+  process.stderr.write('instructions per request (callgrind; about a minute and a half per target)\n');
+  instructions = await runInstructions({
+    warmup: num(values.warmup ?? '6000', 'warmup'),
+    requests: num(values.requests, 'requests'),
+    connections: num(values.connections, 'connections'),
+    serverCpu: '0',
+    loaderCpu: cpus().length > 1 ? '1' : '0',
+    ...(only && { targets: only as TargetName[] }),
+    log,
+  });
+  process.stdout.write(formatInstructions(instructions) + '\n\n');
 }
 if (what === 'all' || what === 'micro') {
   process.stderr.write('micro-benchmarks\n');
@@ -95,5 +119,6 @@ if (micro) {
   rows.push(['cluster view, bytes per cached Service', '≤ 300 B', `${fmt(micro.memory.heapPerService, 0)} B`, mark(micro.memory.heapPerService <= 300)]);
   rows.push(['start to ready (median)', '≤ 500 ms', `${fmt(micro.startMedianMs, 0)} ms`, mark(micro.startMedianMs <= 500)]);
 }
-process.stdout.write(`Targets:\n\n${table(['target', 'goal', 'this run', ''], rows)}\n\nload average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
-if (values.json) writeFileSync(values.json, JSON.stringify({ started, machine, load, micro }, null, 2));
+if (rows.length > 0) process.stdout.write(`Targets:\n\n${table(['target', 'goal', 'this run', ''], rows)}\n\n`);
+process.stdout.write(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+if (values.json) writeFileSync(values.json, JSON.stringify({ started, machine, load, micro, instructions }, null, 2));

@@ -1,8 +1,10 @@
-// A smoke run of `npm run bench`: the micro-benchmarks with tiny counts, and the load harness for
-// a second against the bare server (wrk needed; skipped, saying so, when it is not installed).
-// It checks that the benchmark works, not how fast anything is.
+// A smoke run of `npm run bench`: the micro-benchmarks with tiny counts, the load harness for a
+// second against the bare server, and the instruction count of a few requests to it (wrk and
+// valgrind needed; each part is skipped, saying so, when its tool is not installed). It checks
+// that the benchmark works, not how fast anything is.
 import { cpus } from 'node:os';
 import t from 'tap';
+import { ensureValgrind, formatInstructions, runInstructions } from '../bench/instructions.js';
 import { ensureWrk, formatLoad, runLoad } from '../bench/load.js';
 import { formatMicro, runMicro } from '../bench/micro.js';
 
@@ -25,4 +27,13 @@ t.test('load harness, 1 s against the bare server', { skip: missing ?? false }, 
   t.equal(run?.bad, 0, 'every response was the verified 200 answer');
   t.ok(run && run.serverCpuUsPerReq > 0, 'server CPU per request was read from /proc');
   t.match(formatLoad(report), /bare fastify/);
+});
+
+const noValgrind = ensureValgrind({ install: false, log: () => {} });
+t.test('instruction count, a few requests to the bare server under callgrind', { skip: noValgrind ?? false }, async (t) => {
+  const report = await runInstructions({ warmup: 20, requests: 20, connections: 2, serverCpu: '0', loaderCpu: cpus().length > 1 ? '1' : '0', targets: ['bare'] });
+  const [count] = report.counts;
+  // A TLS request through fastify is hundreds of thousands of instructions, not zero or billions.
+  t.ok(count && count.perRequest > 50_000 && count.perRequest < 50_000_000, `${Math.round(count?.perRequest ?? 0)} instructions per request`);
+  t.match(formatInstructions(report), /bare fastify/);
 });

@@ -1,0 +1,156 @@
+// Instructions per request, counted by callgrind. Unlike CPU time, the count does not move with
+// the machine's other load, so changes of a few per cent show (timed ratios here move by ±0.1).
+// Each server runs under valgrind on one core: warmed up first, then counted over a fixed number
+// of requests over keep-alive TLS, every answer checked against the verified one.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AdmissionReviewResponse } from '../src/admission/types.js';
+import { fmt, servingPair, table } from './common.js';
+import { LABELS, pinSelf, startServer, targets, untilAnswering, which, type Target, type TargetName } from './load.js';
+
+export interface InstructionOptions {
+  /** Requests before the count starts (the JIT compilers need thousands). */
+  warmup: number;
+  requests: number;
+  connections: number;
+  serverCpu: string;
+  loaderCpu: string;
+  targets?: readonly TargetName[];
+  log?: (line: string) => void;
+}
+
+export interface InstructionCount {
+  target: TargetName;
+  /** Instructions of the server's main thread per request: JavaScript, TLS, HTTP, GC. */
+  perRequest: number;
+  /**
+   * Of those, Node's `process.nextTick` building its task objects through the V8 runtime, a state
+   * some processes reach (bench/RESULTS.md); 0 when it did not happen.
+   */
+  nextTickRuntime: number;
+}
+
+export interface InstructionReport {
+  options: InstructionOptions;
+  counts: InstructionCount[];
+  /** meshguard ÷ bare, without the nextTick state in either. */
+  ratios: { target: TargetName; ratio: number }[];
+}
+
+/** valgrind from Debian's package: installed when we are root with apt-get, else a clear request. */
+export function ensureValgrind(opts: { install: boolean; log: (l: string) => void }): string | null {
+  if (which('valgrind') && which('callgrind_control')) return null;
+  if (opts.install && process.getuid?.() === 0 && which('apt-get')) {
+    opts.log('valgrind is missing: installing the Debian package (apt-get install -y valgrind)');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+    spawnSync('apt-get', ['install', '-y', '-q', 'valgrind'], { stdio: 'inherit', env });
+    if (which('valgrind') && which('callgrind_control')) return null;
+  }
+  return 'valgrind is not installed. Install it (Debian/Ubuntu: sudo apt-get install valgrind) and run npm run bench -- instructions again.';
+}
+
+/** Sends `count` requests over `connections` keep-alive connections; every answer must be `expected`. */
+async function send(port: number, target: Target, ca: string, expected: string, count: number, connections: number): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections, ca });
+  let left = count;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: target.path, method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => (res.statusCode === 200 && body === expected ? resolve() : reject(new Error(`${target.label}: not the verified answer (${res.statusCode}): ${body.slice(0, 200)}`))));
+      });
+      req.on('error', reject);
+      req.end(target.body);
+    });
+  const worker = async () => {
+    while (left-- > 0) await one();
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, worker));
+  } finally {
+    agent.destroy();
+  }
+}
+
+/** The count callgrind dumped for the main thread (part 1, thread 1). */
+function mainThreadTotal(dir: string, name: string): { file: string; total: number } {
+  const file = readdirSync(dir).find((f) => f.startsWith(`${name}.out.`) && f.endsWith('-01'));
+  if (!file) throw new Error(`callgrind wrote no dump for ${name}`);
+  const total = /^totals: (\d+)$/m.exec(readFileSync(join(dir, file), 'utf8'))?.[1];
+  if (!total) throw new Error(`no totals line in ${file}`);
+  return { file: join(dir, file), total: Number(total) };
+}
+
+/** Instructions under `fn` in the dump, by callgrind_annotate. */
+function costOf(file: string, fn: string): number {
+  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).stdout ?? '';
+  const line = out.split('\n').find((l) => l.includes(fn));
+  return line ? Number(/^\s*([\d,]+)/.exec(line)?.[1]?.replaceAll(',', '') ?? 0) : 0;
+}
+
+export async function runInstructions(opts: InstructionOptions): Promise<InstructionReport> {
+  const log = opts.log ?? (() => {});
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-instructions-'));
+  const cpusBefore = pinSelf(opts.loaderCpu);
+  const counts: InstructionCount[] = [];
+  try {
+    const ca = await servingPair(dir);
+    for (const t of targets().filter((x) => (opts.targets ?? ['bare', 'mutate', 'mutate-quiet']).includes(x.name))) {
+      const valgrind = [
+        'valgrind',
+        '--tool=callgrind',
+        '--smc-check=all-non-file', // V8 writes and rewrites code in its heap
+        '--instr-atstart=no',
+        '--separate-threads=yes', // the compilers' background threads apart from the request's work
+        `--callgrind-out-file=${join(dir, `${t.name}.out`)}`,
+        `--log-file=${join(dir, `${t.name}.valgrind.log`)}`,
+      ];
+      // GC on the main thread, builtins called as in the plain binary: the same for every target.
+      const server = await startServer(t.server, opts.serverCpu, ['--single-threaded-gc', '--no-short-builtin-calls'], dir, valgrind);
+      try {
+        const expected = await untilAnswering(server, t, ca, 120_000);
+        const problem = t.verify(JSON.parse(expected) as AdmissionReviewResponse);
+        if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}`);
+        log(`${t.label}: ${opts.warmup} requests to warm up under valgrind`);
+        await send(server.port, t, ca, expected, opts.warmup, opts.connections);
+        const pid = String(server.proc.pid);
+        spawnSync('callgrind_control', ['-i', 'on', pid], { stdio: 'ignore' });
+        await send(server.port, t, ca, expected, opts.requests, opts.connections);
+        spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
+        const { file, total } = mainThreadTotal(dir, t.name);
+        counts.push({ target: t.name, perRequest: total / opts.requests, nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests });
+        log(`${t.label}: ${Math.round(total / opts.requests)} instructions per request`);
+      } finally {
+        server.proc.kill('SIGKILL');
+        await server.exited;
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    if (cpusBefore) pinSelf(cpusBefore);
+  }
+  const steady = (c: InstructionCount) => c.perRequest - c.nextTickRuntime;
+  const bare = counts.find((c) => c.target === 'bare');
+  const ratios = bare ? counts.filter((c) => c !== bare).map((c) => ({ target: c.target, ratio: steady(c) / steady(bare) })) : [];
+  return { options: opts, counts, ratios };
+}
+
+export function formatInstructions(r: InstructionReport): string {
+  const rows = r.counts.map((c) => {
+    const ratio = r.ratios.find((x) => x.target === c.target);
+    return [LABELS[c.target], fmt(c.perRequest, 0), c.nextTickRuntime > 0 ? fmt(c.nextTickRuntime, 0) : '', ratio ? `${fmt(ratio.ratio)}×` : ''];
+  });
+  return [
+    `Instructions per request (callgrind, main thread), counted over ${r.options.requests} requests after ${r.options.warmup}; servers on CPU ${r.options.serverCpu}, the client on CPU ${r.options.loaderCpu}:`,
+    '',
+    table(['target', 'instructions per request', 'of which nextTick through the runtime', '÷ bare, without it'], rows),
+    '',
+    'Under valgrind a request takes more than a millisecond, so the time of every log line is formatted (about 8 000 instructions per pod review that the real server spends once in about twelve lines).',
+  ].join('\n');
+}
