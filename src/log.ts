@@ -86,10 +86,16 @@ type PinoParts = Record<symbol, unknown> & {
  * the line would be bypassed: createLogger makes none.
  */
 export function lineWriter(logger: Logger, msg: string): (level: string, fields: string) => void {
+  // The parts a logger's lines are made of are fixed when it is made (pino rebuilds them only for a
+  // child, which is another logger): read once, not per line.
   const parts = logger as unknown as PinoParts;
+  const stream = parts[pino.symbols.streamSym];
+  const levelText = parts[pino.symbols.lsCacheSym];
+  const time = parts[pino.symbols.timeSym];
+  const bindings = parts[pino.symbols.chindingsSym];
   const end = `,"${parts[pino.symbols.messageKeySym]}":${JSON.stringify(msg)}${parts[pino.symbols.endSym]}`;
+  const levels = logger.levels.values;
   return (level, fields) => {
-    const head = parts[pino.symbols.lsCacheSym][logger.levels.values[level] as number];
-    parts[pino.symbols.streamSym].write(`${head}${parts[pino.symbols.timeSym]()}${parts[pino.symbols.chindingsSym]}${fields === '' ? '' : ','}${fields}${end}`);
+    stream.write(`${levelText[levels[level] as number]}${time()}${bindings}${fields === '' ? '' : ','}${fields}${end}`);
   };
 }
