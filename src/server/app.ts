@@ -70,21 +70,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logger: false,
     schemaController: noSchemaCompilers,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    // Admission reviews never legitimately carry these; refuse rather than parse them.
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     // While closing, requests on connections already open are still answered, not refused.
     return503OnClosing: false,
   } as const;
   const app = (deps.https ? Fastify({ ...options, https: deps.https }) : Fastify(options)) as unknown as FastifyInstance;
-  // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415.
+  // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415. JSON
+  // bodies with `__proto__` or `constructor.prototype` keys are refused (parseJsonBody).
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
 
   // Each decision is counted and logged: one line per decision that is not a pass (passes at
   // debug). The request's fields are serialised once, by JSON.stringify (which leaves out the
-  // undefined ones, as pino does), and shared by its lines; a decision's own fields are ids and
-  // enum values of meshguard's, written as they are. Errors keep pino's err serialiser.
+  // undefined ones, as pino does; uid is always there), and shared by its lines; a decision's own
+  // fields are ids and enum values of meshguard's, written as they are. Errors keep pino's err
+  // serialiser.
   const decisionLine = lineWriter(logger, 'decision');
   const recordDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
     let request: Record<string, unknown> | undefined;
@@ -108,7 +107,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (d.outcome.result === 'error') {
         logger.error({ ...request, policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
       } else {
-        decisionLine(level, `${requestText && requestText + ","}"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
+        decisionLine(level, `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
       }
     }
   };

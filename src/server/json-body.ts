@@ -14,9 +14,10 @@ function mayBePoisoned(text: string): boolean {
 }
 
 /**
- * fastify's own JSON body parser (same errors, same poisoning rules: a `__proto__` key or a
- * `constructor.prototype` is a 400), minus secure-json-parse's scans of texts that cannot hold a
- * poisoned key. A byte-order mark also takes secure-json-parse's path, which strips it.
+ * fastify's own JSON body parser with `onProtoPoisoning` and `onConstructorPoisoning` at 'error'
+ * (the same errors; a `__proto__` key or a `constructor.prototype` anywhere is a 400: admission
+ * reviews never legitimately carry them), minus secure-json-parse's scans of texts that cannot
+ * hold a poisoned key. A byte-order mark also takes secure-json-parse's path, which strips it.
  */
 export function parseJsonBody(_request: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
   if (body.length === 0) {
