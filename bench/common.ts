@@ -1,4 +1,5 @@
 // What every part of the benchmark shares: the recorded reviews, the cluster they assume, stats.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -109,4 +110,36 @@ export function freePort(): Promise<number> {
 export async function servingPair(dir: string): Promise<string> {
   const { caFile } = await devCertificate(dir);
   return readFileSync(caFile, 'utf8');
+}
+
+export interface ToolOptions {
+  /** Install what is missing (as root, with apt-get), or only say what it is. */
+  install: boolean;
+  log: (line: string) => void;
+}
+
+function which(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The commands a benchmark runs, from a Debian package, and taskset, which pins the processes:
+ * the package is installed when we are root with apt-get; otherwise, or if that fails, the
+ * answer says what is missing and how to get it. null when all are there.
+ */
+export function ensureTools(pkg: string, commands: readonly string[], rerun: string, opts: ToolOptions): string | null {
+  if (!which('taskset')) return 'taskset (util-linux) is missing: apt-get install util-linux';
+  const present = () => commands.every(which);
+  if (present()) return null;
+  if (opts.install && process.getuid?.() === 0 && which('apt-get')) {
+    opts.log(`${pkg} is missing: installing the Debian package (apt-get install -y ${pkg})`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const install = () => spawnSync('apt-get', ['install', '-y', '-q', pkg], { stdio: 'inherit', env }).status === 0;
+    if (!install()) {
+      spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
+      install();
+    }
+    if (present()) return null;
+  }
+  return `${pkg} is not installed. Install it (Debian/Ubuntu: sudo apt-get install ${pkg}) and run ${rerun} again.`;
 }

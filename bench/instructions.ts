@@ -4,12 +4,12 @@
 // of requests over keep-alive TLS, every answer checked against the verified one.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdmissionReviewResponse } from '../src/admission/types.js';
-import { fmt, servingPair, table } from './common.js';
-import { LABELS, pinSelf, startServer, targets, untilAnswering, which, type Target, type TargetName } from './load.js';
+import { ensureTools, fmt, servingPair, table, type ToolOptions } from './common.js';
+import { LABELS, pinSelf, post, startServer, targets, untilAnswering, type Target, type TargetName } from './load.js';
 
 export interface InstructionOptions {
   /** Requests before the count starts (the JIT compilers need thousands). */
@@ -40,36 +40,20 @@ export interface InstructionReport {
   ratios: { target: TargetName; ratio: number }[];
 }
 
-/** valgrind from Debian's package: installed when we are root with apt-get, else a clear request. */
-export function ensureValgrind(opts: { install: boolean; log: (l: string) => void }): string | null {
-  if (which('valgrind') && which('callgrind_control')) return null;
-  if (opts.install && process.getuid?.() === 0 && which('apt-get')) {
-    opts.log('valgrind is missing: installing the Debian package (apt-get install -y valgrind)');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
-    spawnSync('apt-get', ['install', '-y', '-q', 'valgrind'], { stdio: 'inherit', env });
-    if (which('valgrind') && which('callgrind_control')) return null;
-  }
-  return 'valgrind is not installed. Install it (Debian/Ubuntu: sudo apt-get install valgrind) and run npm run bench -- instructions again.';
+/** valgrind from Debian's package (and taskset): what is missing, or null; see ensureTools. */
+export function ensureValgrind(opts: ToolOptions): string | null {
+  return ensureTools('valgrind', ['valgrind', 'callgrind_control', 'callgrind_annotate'], 'npm run bench -- instructions', opts);
 }
 
 /** Sends `count` requests over `connections` keep-alive connections; every answer must be `expected`. */
 async function send(port: number, target: Target, ca: string, expected: string, count: number, connections: number): Promise<void> {
-  const agent = new Agent({ keepAlive: true, maxSockets: connections, ca });
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
   let left = count;
-  const one = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: target.path, method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => (res.statusCode === 200 && body === expected ? resolve() : reject(new Error(`${target.label}: not the verified answer (${res.statusCode}): ${body.slice(0, 200)}`))));
-      });
-      req.on('error', reject);
-      req.end(target.body);
-    });
   const worker = async () => {
-    while (left-- > 0) await one();
+    while (left-- > 0) {
+      const { status, body } = await post(port, target.path, target.body, ca, agent);
+      if (status !== 200 || body !== expected) throw new Error(`${target.label}: not the verified answer (${status}): ${body.slice(0, 200)}`);
+    }
   };
   try {
     await Promise.all(Array.from({ length: connections }, worker));

@@ -2,13 +2,13 @@
 // fastify server, server pinned to one core and wrk to the other, interleaved rounds, medians.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonpatch from 'fast-json-patch';
 import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
-import { fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table } from './common.js';
+import { ensureTools, fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table, type ToolOptions } from './common.js';
 
 export interface LoadOptions {
   /** Seconds of each measured run. */
@@ -29,7 +29,7 @@ export interface LoadOptions {
 }
 
 export type TargetName = 'bare' | 'mutate' | 'validate' | 'mutate-quiet';
-export type ServerKind = 'bare' | 'meshguard' | 'meshguard-quiet';
+type ServerKind = 'bare' | 'meshguard' | 'meshguard-quiet';
 
 export const LABELS: Record<TargetName, string> = {
   bare: 'bare fastify (limit)',
@@ -88,33 +88,16 @@ const fromSource = import.meta.url.endsWith('.ts');
 const serverScript = join(here, fromSource ? 'server.ts' : 'server.js');
 const nodeArgs = fromSource ? ['--import', 'tsx'] : [];
 
-export function which(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+/** wrk from Debian's package (and taskset): what is missing, or null; see ensureTools. */
+export function ensureWrk(opts: ToolOptions): string | null {
+  return ensureTools('wrk', ['wrk'], 'npm run bench', opts);
 }
 
-/** wrk from Debian's package: installed when we are root with apt-get, else a clear request. */
-export function ensureWrk(opts: { install: boolean; log: (l: string) => void }): string | null {
-  if (!which('taskset')) return 'taskset (util-linux) is missing: apt-get install util-linux';
-  if (which('wrk')) return null;
-  const root = process.getuid?.() === 0;
-  if (opts.install && root && which('apt-get')) {
-    opts.log('wrk is missing: installing the Debian package (apt-get install -y wrk)');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let r = spawnSync('apt-get', ['install', '-y', '-q', 'wrk'], { stdio: 'inherit', env });
-    if (r.status !== 0) {
-      spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit', env });
-      r = spawnSync('apt-get', ['install', '-y', '-q', 'wrk'], { stdio: 'inherit', env });
-    }
-    if (r.status === 0 && which('wrk')) return null;
-  }
-  return 'wrk is not installed. Install it (Debian/Ubuntu: sudo apt-get install wrk) and run npm run bench again.';
-}
-
-
-export function post(port: number, path: string, body: string, ca: string): Promise<{ status: number; body: string }> {
+/** POSTs a JSON body over HTTPS: on a connection of its own, or on one of `agent`'s. */
+export function post(port: number, path: string, body: string, ca: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      { host: '127.0.0.1', port, path, method: 'POST', ca, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -225,7 +208,7 @@ end
 `;
 }
 
-export interface Server {
+interface Server {
   proc: ChildProcess;
   port: number;
   exited: Promise<void>;
