@@ -9,17 +9,18 @@ import { packageRoot } from '../src/paths.js';
 
 const logModule = join(packageRoot, 'src', 'log.ts');
 
+/** Runs `body` in a fresh process after `const log = createLogger('info')`; what it wrote to stdout. */
+function withLogger(body: string): { status: number | null; stdout: string } {
+  const script = `const { createLogger } = await import(${JSON.stringify(logModule)});\nconst log = createLogger('info');\n${body}`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: packageRoot, maxBuffer: 64 * 1024 * 1024 });
+  return { status: r.status, stdout: r.stdout };
+}
+
+const entriesOf = (stdout: string) => stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+
 function run(ending: string, lines = 50): { status: number | null; entries: Record<string, unknown>[] } {
-  const script = `
-    const { createLogger } = await import(${JSON.stringify(logModule)});
-    const log = createLogger('info');
-    for (let i = 0; i < ${lines}; i++) log.info({ i, name: 'pod-' + i }, 'line');
-    log.debug('not at info');
-    ${ending}
-  `;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: packageRoot });
-  const entries = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { status: r.status, entries };
+  const r = withLogger(`for (let i = 0; i < ${lines}; i++) log.info({ i, name: 'pod-' + i }, 'line');\nlog.debug('not at info');\n${ending}`);
+  return { status: r.status, entries: entriesOf(r.stdout) };
 }
 
 for (const [how, ending, status] of [
@@ -52,13 +53,8 @@ t.test('lines beyond one batch are all written, each whole', async (t) => {
 
 t.test('lines of any size and script are written whole and in order', async (t) => {
   // Batches are counted in UTF-16 units and written as UTF-8; lines longer than a batch too.
-  const script = `
-    const { createLogger } = await import(${JSON.stringify(logModule)});
-    const log = createLogger('info');
-    for (let i = 0; i < 300; i++) log.info({ i, text: i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : 'naïve ✓ ' + i }, 'line');
-  `;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: packageRoot, maxBuffer: 64 * 1024 * 1024 });
-  const entries = r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i: number; text: string });
+  const r = withLogger("for (let i = 0; i < 300; i++) log.info({ i, text: i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : 'naïve ✓ ' + i }, 'line');");
+  const entries = entriesOf(r.stdout) as { i: number; text: string }[];
   t.strictSame(entries.map((e) => e.i), Array.from({ length: 300 }, (_, i) => i), 'all 300 lines, in order');
   t.ok(entries.every((e) => e.text === (e.i % 50 === 7 ? 'ü🚀'.repeat(5000 + e.i) : 'naïve ✓ ' + e.i)), 'each line intact');
 });

@@ -20,7 +20,8 @@ t.test('each patch is encoded as itself, also when the same patch comes again', 
   }
   for (let i = 0; i < 600; i++) {
     const patch: PatchOp[] = [{ op: 'add', path: '/metadata/annotations/n', value: String(i) }];
-    if (decode(answer(patch).patch)[0]?.op !== 'add' || (decode(answer(patch).patch)[0] as { value: string }).value !== String(i)) t.fail(`patch ${i}`);
+    const [op] = decode(answer(patch).patch);
+    if (op?.op !== 'add' || op.value !== String(i)) t.fail(`patch ${i}`);
   }
   t.equal(answer([]).patch, undefined, 'no patch, no patch field');
 });
