@@ -134,7 +134,5 @@ export function formatInstructions(r: InstructionReport): string {
     `Instructions per request (callgrind, main thread), counted over ${r.options.requests} requests after ${r.options.warmup}; servers on CPU ${r.options.serverCpu}, the client on CPU ${r.options.loaderCpu}:`,
     '',
     table(['target', 'instructions per request', 'of which nextTick through the runtime', '÷ bare, without it'], rows),
-    '',
-    'Under valgrind a request takes more than a millisecond, so the time of every log line is formatted (about 8 000 instructions per pod review that the real server spends once in about twelve lines).',
   ].join('\n');
 }

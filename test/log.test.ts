@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { lineWriter } from '../src/log.js';
+import { lineWriter, timeField } from '../src/log.js';
 import { packageRoot } from '../src/paths.js';
 
 const logModule = join(packageRoot, 'src', 'log.ts');
@@ -71,4 +71,11 @@ t.test('lineWriter writes the line pino would write for the same fields', async 
       if (logger.isLevelEnabled(level)) t.equal(lines[1], lines[0], `${JSON.stringify(options)} ${level}`);
     }
   }
+});
+
+t.test('the time field is what toISOString writes, whichever second or millisecond comes next', async (t) => {
+  const start = Date.UTC(2026, 10, 21, 23, 59, 58, 990);
+  const instants = [start, start, start + 1, start + 9, start + 10, start + 99, start + 100, start + 1009, start + 1010, start + 2010, 0, 5, 253402300799999, 253402300800000, start];
+  for (let i = 0; i < 3000; i += 7) instants.push(start + i);
+  for (const now of instants) t.equal(timeField(now), `,"time":"${new Date(now).toISOString()}"`, String(now));
 });

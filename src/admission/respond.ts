@@ -1,5 +1,6 @@
 import type { ReviewVersion } from './types.js';
 import type { PatchOp } from './patch.js';
+import { jsonString, jsonValue } from '../json-text.js';
 import { memoize } from '../memo.js';
 
 export interface Verdict {
@@ -15,18 +16,30 @@ export interface Verdict {
 // up much less. At most 256 texts of up to 4 KiB.
 const base64Of = memoize((json) => Buffer.from(json).toString('base64'), 256, 4096);
 
+/** A patch as JSON text, as JSON.stringify writes it (ops written by meshguard: op, path, value). */
+function patchJson(patch: readonly PatchOp[]): string {
+  let text = '[';
+  for (const op of patch) {
+    text += `${text.length > 1 ? ',' : ''}{"op":"${op.op}","path":${jsonString(op.path)}`;
+    const value = 'value' in op ? jsonValue(op.value) : undefined;
+    text += value === undefined ? '}' : `,"value":${value}}`;
+  }
+  return `${text}]`;
+}
+
 /**
  * The answer to a review (an AdmissionReviewResponse), as the JSON text that is sent, in the
  * version the request came in. Written out rather than built as an object for JSON.stringify:
  * that would escape-check the patch's base64 character by character, which cannot need escaping,
- * and cost about 10 000 instructions per pod review (callgrind). Everything else that comes from
- * the request or from policies goes through JSON.stringify.
+ * and cost about 10 000 instructions per pod review (callgrind). Strings from the request or from
+ * policies go through jsonString or JSON.stringify; `version` is one of the two the review
+ * validator accepts.
  */
 export function answerJson(version: ReviewVersion, uid: string, verdict: Verdict): string {
-  let response = `{"uid":${JSON.stringify(uid)},"allowed":${verdict.allowed ? 'true' : 'false'}`;
-  if (!verdict.allowed) response += `,"status":{"code":403,"message":${JSON.stringify(verdict.denials.join('; '))}}`;
+  let response = `{"uid":${jsonString(uid)},"allowed":${verdict.allowed ? 'true' : 'false'}`;
+  if (!verdict.allowed) response += `,"status":{"code":403,"message":${jsonString(verdict.denials.join('; '))}}`;
   if (verdict.warnings.length > 0) response += `,"warnings":${JSON.stringify(verdict.warnings)}`;
   // The API server rejects a patch on a denial; a patch only makes sense when allowed.
-  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${base64Of(JSON.stringify(verdict.patch))}","patchType":"JSONPatch"`;
-  return `{"apiVersion":${JSON.stringify(version)},"kind":"AdmissionReview","response":${response}}}`;
+  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${base64Of(patchJson(verdict.patch))}","patchType":"JSONPatch"`;
+  return `{"apiVersion":"${version}","kind":"AdmissionReview","response":${response}}}`;
 }

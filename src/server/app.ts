@@ -14,6 +14,7 @@ import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
 import { workloadKinds } from '../engine/workloads.js';
 import { parseJsonBody } from './json-body.js';
+import { jsonValue } from '../json-text.js';
 import type { Metrics } from './metrics.js';
 
 /** Room for a 3 MiB object plus its oldObject and the review around them. */
@@ -60,6 +61,16 @@ const failOpen: Verdict = {
   patch: [],
 };
 
+/** An object's fields as JSON text without the braces (`"key":value,…`), as JSON.stringify writes them. */
+function fieldsJson(fields: Record<string, unknown>): string {
+  let text = '';
+  for (const key in fields) {
+    const value = jsonValue(fields[key]);
+    if (value !== undefined) text += `${text === '' ? '' : ','}"${key}":${value}`;
+  }
+  return text;
+}
+
 /** The admission server's routes. It never listens: the serve command does, tests inject. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { store, registry, cluster, metrics, logger } = deps;
@@ -80,10 +91,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
 
   // Each decision is counted and logged: one line per decision that is not a pass (passes at
-  // debug). The request's fields are serialised once, by JSON.stringify (which leaves out the
-  // undefined ones, as pino does; uid is always there), and shared by its lines; a decision's own
-  // fields are ids and enum values of meshguard's, written as they are. Errors keep pino's err
-  // serialiser.
+  // debug). The request's fields are written once as JSON text, shared by its lines, leaving out
+  // the ones that are undefined as pino does (uid is always there); a decision's own fields are ids
+  // and enum values of meshguard's, written as they are. Errors keep pino's err serialiser.
   const decisionLine = lineWriter(logger, 'decision');
   const recordDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
     let request: Record<string, unknown> | undefined;
@@ -102,7 +112,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
           operation: req.operation,
           dryRun: req.dryRun,
         };
-        requestText = JSON.stringify(request).slice(1, -1);
+        requestText = fieldsJson(request);
       }
       if (d.outcome.result === 'error') {
         logger.error({ ...request, policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');

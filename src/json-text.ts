@@ -1,0 +1,20 @@
+// JSON text written on the hot path. On Node 20, every JSON.stringify call costs about 1 500
+// instructions before it writes a character (callgrind), several times what a uid or a name costs to
+// check: JSON.stringify(uid) takes 225 ns, the check and the quotes 48 ns. fast-json-stringify
+// writes strings the same way.
+
+/** Strings JSON.stringify writes as they are, between quotes: no `"`, `\`, control characters or surrogates. */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+/** A string as JSON text, exactly as JSON.stringify writes it. */
+export function jsonString(s: string): string {
+  return PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** A value as JSON text, exactly as JSON.stringify writes it (undefined for undefined, as it does). */
+export function jsonValue(v: unknown): string | undefined {
+  if (typeof v === 'string') return jsonString(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  return JSON.stringify(v);
+}
