@@ -52,11 +52,13 @@ t.test('lines beyond one batch are all written, each whole', async (t) => {
 });
 
 t.test('lines of any size and script are written whole and in order', async (t) => {
-  // Batches are counted in UTF-16 units and written as UTF-8; lines longer than a batch too.
-  const r = withLogger("for (let i = 0; i < 300; i++) log.info({ i, text: i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : 'naïve ✓ ' + i }, 'line');");
+  // Batches are counted in UTF-16 units and written as UTF-8: lines of 3-byte characters near a
+  // batch's size, and lines longer than a batch, too.
+  const text = (i: number) => (i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : i % 50 === 9 ? '✓'.repeat(5300 + i) : 'naïve ✓ ' + i);
+  const r = withLogger(`const text = ${text.toString()};\nfor (let i = 0; i < 300; i++) log.info({ i, text: text(i) }, 'line');`);
   const entries = entriesOf(r.stdout) as { i: number; text: string }[];
   t.strictSame(entries.map((e) => e.i), Array.from({ length: 300 }, (_, i) => i), 'all 300 lines, in order');
-  t.ok(entries.every((e) => e.text === (e.i % 50 === 7 ? 'ü🚀'.repeat(5000 + e.i) : 'naïve ✓ ' + e.i)), 'each line intact');
+  t.ok(entries.every((e) => e.text === text(e.i)), 'each line intact');
 });
 
 t.test('lineWriter writes the line pino would write for the same fields', async (t) => {
