@@ -2,19 +2,17 @@ import { STATUS_CODES } from 'node:http';
 import type { ServerOptions } from 'node:https';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { lineWriter } from '../log.js';
 import { decodeReview } from '../admission/decode.js';
 import { answerJson, type Verdict } from '../admission/respond.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
 import type { Registry } from '../engine/registry.js';
-import type { AdmissionRequest } from '../admission/types.js';
 import type { Decision, Stage } from '../engine/types.js';
 import { verdictOf } from '../engine/verdict.js';
 import { workloadKinds } from '../engine/workloads.js';
+import { decisionRecorder } from './decisions.js';
 import { parseJsonBody } from './json-body.js';
-import { jsonValue } from '../json-text.js';
 import type { Metrics } from './metrics.js';
 
 /** Room for a 3 MiB object plus its oldObject and the review around them. */
@@ -61,16 +59,6 @@ const failOpen: Verdict = {
   patch: [],
 };
 
-/** An object's fields as JSON text without the braces (`"key":value,…`), as JSON.stringify writes them. */
-function fieldsJson(fields: Record<string, unknown>): string {
-  let text = '';
-  for (const key in fields) {
-    const value = jsonValue(fields[key]);
-    if (value !== undefined) text += `${text === '' ? '' : ','}"${key}":${value}`;
-  }
-  return text;
-}
-
 /** The admission server's routes. It never listens: the serve command does, tests inject. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { store, registry, cluster, metrics, logger } = deps;
@@ -90,37 +78,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
 
-  // Each decision is counted and logged: one line per decision that is not a pass (passes at
-  // debug). The request's fields are written once as JSON text, shared by its lines, leaving out
-  // the ones that are undefined as pino does (uid is always there); a decision's own fields are ids
-  // and enum values of meshguard's, written as they are. Errors keep pino's err serialiser.
-  const decisionLine = lineWriter(logger, 'decision');
-  const recordDecisions = (decisions: readonly Decision[], req: AdmissionRequest) => {
-    let request: Record<string, unknown> | undefined;
-    let requestText = '';
-    for (const d of decisions) {
-      const { result } = d.outcome;
-      metrics.countPolicyResult(d.policy, result);
-      const level = result === 'error' ? 'error' : result === 'pass' || result === 'skip' ? 'debug' : 'info';
-      if (!logger.isLevelEnabled(level)) continue;
-      if (request === undefined) {
-        request = {
-          uid: req.uid,
-          kind: req.kind.kind,
-          namespace: req.namespace,
-          name: req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName,
-          operation: req.operation,
-          dryRun: req.dryRun,
-        };
-        requestText = fieldsJson(request);
-      }
-      if (d.outcome.result === 'error') {
-        logger.error({ ...request, policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
-      } else {
-        decisionLine(level, `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
-      }
-    }
-  };
+  const recordDecisions = decisionRecorder(logger, metrics);
 
   const knownKinds = new Set([...registry.policies.flatMap((p) => p.targets.map((t) => t.kind)), ...workloadKinds.map((w) => w.kind)]);
 
