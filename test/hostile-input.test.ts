@@ -45,9 +45,9 @@ const spaces = ' '.repeat(200_000);
 t.test('a long run of separators at the end of excludeInboundPorts (quadratic regex)', async (t) => {
   const r = admit(pod({ annotations: { 'traffic.sidecar.istio.io/excludeInboundPorts': `${spaces}x` } }, [{ name: 'a', livenessProbe: { tcpSocket: { port: 8087 } } }]));
   t.ok(r.ms < BUDGET_MS, `${Math.round(r.ms)} ms`);
-  t.equal(appendPorts(`8080${spaces}x , ,\n`, [8087]), `8080${spaces}x,8087`, 'inner text kept, trailing separators dropped');
-  t.equal(appendPorts(' , ', [1, 2]), '1,2');
-  t.equal(appendPorts(undefined, [1]), '1');
+  t.equal(appendPorts(`8080${spaces}x , ,\n`, '8087'), `8080${spaces}x,8087`, 'inner text kept, trailing separators dropped');
+  t.equal(appendPorts(' , ', '1,2'), '1,2');
+  t.equal(appendPorts(undefined, '1'), '1');
 });
 
 t.test('long whitespace in a message quoting the user: probe port name, container name, host (quadratic regex)', async (t) => {

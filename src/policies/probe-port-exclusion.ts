@@ -48,7 +48,7 @@ function servedPorts(pod: KubeObject, namespace: string, cluster: ClusterView): 
 }
 
 /** The first Service selecting this pod that sends traffic to `port` (by number or by one of its names). */
-function serviceOnPort(served: ReturnType<typeof servedPorts>, port: number, names: ReadonlySet<string>): string | undefined {
+function serviceOnPort(served: ReturnType<typeof servedPorts>, port: number, names: readonly string[]): string | undefined {
   let first = served.byNumber.get(port);
   for (const name of names) {
     const found = served.byName.get(name);
@@ -57,20 +57,21 @@ function serviceOnPort(served: ReturnType<typeof servedPorts>, port: number, nam
   return first?.service;
 }
 
-const noNames: ReadonlySet<string> = new Set();
+const noNames: readonly string[] = [];
 
 /**
  * Names under which the pod's containers expose each port number, built once: looking them up per
- * probe port would cost probes × ports, and a pod can have thousands of both.
+ * probe port would cost probes × ports, and a pod can have thousands of both. (A name listed twice
+ * is looked up twice: cheaper than a Set for every port.)
  */
-function portNames(all: readonly Container[]): Map<number, Set<string>> {
-  const names = new Map<number, Set<string>>();
+function portNames(all: readonly Container[]): Map<number, string[]> {
+  const names = new Map<number, string[]>();
   for (const c of all) {
     for (const p of containerPorts(c)) {
       if (!p.name) continue;
-      let set = names.get(p.containerPort);
-      if (!set) names.set(p.containerPort, (set = new Set()));
-      set.add(p.name);
+      const list = names.get(p.containerPort);
+      if (list) list.push(p.name);
+      else names.set(p.containerPort, [p.name]);
     }
   }
   return names;
@@ -94,7 +95,7 @@ const policy: Policy<'probe-port-exclusion'> = {
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = portList(annotation(pod, EXCLUDE));
     const all = containers(pod).map((c) => c.container);
-    let names: Map<number, Set<string>> | undefined;
+    let names: Map<number, string[]> | undefined;
     let served: ReturnType<typeof servedPorts> | undefined;
 
     const add: number[] = [];
@@ -130,11 +131,11 @@ const policy: Policy<'probe-port-exclusion'> = {
       }
     }
     if (add.length === 0) return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };
-    const value = appendPorts(annotation(pod, EXCLUDE), add);
+    const ports = add.join(',');
     return {
       result: 'mutate',
-      patch: [setAnnotation(pod.metadata?.annotations, EXCLUDE, value)],
-      summary: `exclude probe port${add.length > 1 ? 's' : ''} ${add.join(',')} from inbound capture (${EXCLUDE})`,
+      patch: [setAnnotation(pod.metadata?.annotations, EXCLUDE, appendPorts(annotation(pod, EXCLUDE), ports))],
+      summary: `exclude probe port${add.length > 1 ? 's' : ''} ${ports} from inbound capture (${EXCLUDE})`,
       ...(warnings.length > 0 && { warnings }),
     };
   },
