@@ -1,5 +1,6 @@
 // The load benchmark: wrk over keep-alive HTTPS against meshguard (/mutate, /validate) and a bare
-// fastify server, server pinned to one core and wrk to the other, interleaved rounds, medians.
+// fastify server, server pinned to one core and wrk to the other, interleaved rounds on several
+// processes of each server, medians.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent } from 'node:https';
@@ -13,9 +14,15 @@ import { ensureTools, fmt, freePort, median, REVIEWS, review, reviewText, servin
 export interface LoadOptions {
   /** Seconds of each measured run. */
   duration: number;
-  /** Seconds of load on each target before the rounds. */
+  /** Seconds of load on each target after its server starts, before it is measured. */
   warmup: number;
   rounds: number;
+  /**
+   * How many times each server is started: the rounds are shared among its processes. One process
+   * can be several per cent faster or slower than the next for its whole life (where the JIT and
+   * the heap happened to put things), and the bare server's process divides every ratio.
+   */
+  processes: number;
   connections: number;
   /** Cores for the servers and for wrk. */
   serverCpu: string;
@@ -299,20 +306,29 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     const ca = await servingPair(dir);
 
     const all = targets().filter((t) => !opts.targets || opts.targets.includes(t.name));
-    for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
-
-    // One verified request per target before any load; wrk then demands exactly this answer.
+    // Each target's answer, verified once; wrk then demands exactly it, from every process.
     const scripts = new Map<TargetName, string>();
-    for (const t of all) {
-      const server = servers.get(t.server) as Server;
-      const body = await untilAnswering(server, t, ca);
-      const problem = t.verify(JSON.parse(body) as AdmissionReviewResponse);
-      if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}\n${body}`);
-      const file = join(dir, `${t.name}.lua`);
-      writeFileSync(file, wrkScript(t.body, body));
-      scripts.set(t.name, file);
-      log(`verified ${t.label}: ${body.length} bytes, ${t.name === 'mutate' ? 'patch as expected' : t.name === 'validate' ? 'denied as expected' : 'allowed'}`);
-    }
+    let decisionLines = 0;
+    const stopServers = async () => {
+      for (const s of servers.values()) s.proc.kill('SIGTERM');
+      await Promise.all([...servers.values()].map((s) => s.exited));
+      decisionLines += servers.get('meshguard')?.decisions() ?? 0;
+      servers.clear();
+    };
+    const startServers = async () => {
+      for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
+      for (const t of all) {
+        const body = await untilAnswering(servers.get(t.server) as Server, t, ca);
+        if (!scripts.has(t.name)) {
+          const problem = t.verify(JSON.parse(body) as AdmissionReviewResponse);
+          if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}\n${body}`);
+          const file = join(dir, `${t.name}.lua`);
+          writeFileSync(file, wrkScript(t.body, body));
+          scripts.set(t.name, file);
+          log(`verified ${t.label}: ${body.length} bytes, ${t.name === 'mutate' ? 'patch as expected' : t.name === 'validate' ? 'denied as expected' : 'allowed'}`);
+        }
+      }
+    };
 
     const loadBefore = readFileSync('/proc/loadavg', 'utf8').trim();
     const measure = async (t: Target, seconds: number, round: number): Promise<RunResult> => {
@@ -358,14 +374,25 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       };
     };
 
-    for (const t of all) {
-      log(`warm-up ${t.label}: ${opts.warmup} s`);
-      const r = await measure(t, opts.warmup, 0);
-      log(`  ${r.requests} requests, ${fmt(r.rps, 0)} req/s, ${fmt(r.serverCpuUsPerReq, 1)} µs CPU/req`);
-      if (r.bad > 0) throw new Error(`${t.label}: ${r.bad} bad responses during warm-up`);
-    }
+    const warmUp = async () => {
+      for (const t of all) {
+        const r = await measure(t, opts.warmup, 0);
+        log(`warm-up ${t.label}: ${opts.warmup} s, ${r.requests} requests, ${fmt(r.rps, 0)} req/s, ${fmt(r.serverCpuUsPerReq, 1)} µs CPU/req`);
+        if (r.bad > 0) throw new Error(`${t.label}: ${r.bad} bad responses during warm-up`);
+      }
+    };
     const runs: RunResult[] = [];
+    let current = -1;
     for (let round = 1; round <= opts.rounds; round++) {
+      // Fresh servers for each share of the rounds, each warmed up before it is measured.
+      const next = Math.floor(((round - 1) * opts.processes) / opts.rounds);
+      if (next !== current) {
+        current = next;
+        await stopServers();
+        log(`servers started (${current + 1} of ${opts.processes})`);
+        await startServers();
+        await warmUp();
+      }
       // Rotate the order so no target always runs first (or right after the same neighbour).
       const order = all.map((_, i) => all[(i + round - 1) % all.length] as Target);
       for (const t of order) {
@@ -410,12 +437,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       }
     }
     const mgRequests = runs.filter((r) => r.target === 'mutate' || r.target === 'validate').reduce((a, r) => a + r.requests, 0);
-    const meshguard = servers.get('meshguard');
-    for (const s of servers.values()) s.proc.kill('SIGTERM');
-    await Promise.all([...servers.values()].map((s) => s.exited));
-    servers.clear();
-    const logLines = meshguard?.decisions() ?? 0;
-    return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines, requestsToMeshguard: mgRequests };
+    await stopServers();
+    return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines: decisionLines, requestsToMeshguard: mgRequests };
   } finally {
     for (const s of servers.values()) s.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -432,7 +455,7 @@ export function formatLoad(r: LoadReport): string {
     return s ? [[LABELS[k], fmt(s.rps, 0), fmt(s.p50Us / 1000, 2), fmt(s.p99Us / 1000, 2), fmt(s.cpuUsPerReq, 1), `${fmt(share * 100, 0)}%`, `${fmt(loader * 100, 0)}%`]] : [];
   });
   const parts = [
-    `Load: wrk -t1 -c${r.options.connections} over keep-alive HTTPS, ${r.options.rounds} interleaved rounds of ${r.options.duration} s after ${r.options.warmup} s of warm-up per target; servers on CPU ${r.options.serverCpu}, wrk on CPU ${r.options.loaderCpu}. Medians over the rounds:`,
+    `Load: wrk -t1 -c${r.options.connections} over keep-alive HTTPS, ${r.options.rounds} interleaved rounds of ${r.options.duration} s, shared among ${r.options.processes} processes of each server, each warmed up for ${r.options.warmup} s; servers on CPU ${r.options.serverCpu}, wrk on CPU ${r.options.loaderCpu}. Medians over the rounds:`,
     '',
     table(['target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'server share of its core', 'loader core busy'], rows),
   ];

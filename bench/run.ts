@@ -1,4 +1,4 @@
-// npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--warmup S] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]
+// npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]
 // Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
 // figures against the targets of the performance issue. `instructions` (not part of the default
 // run: it needs valgrind and takes minutes) counts instructions per request under callgrind.
@@ -15,6 +15,8 @@ const { values, positionals } = parseArgs({
   options: {
     duration: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '15' },
+    // Times each server is started; the rounds are shared among its processes.
+    processes: { type: 'string', default: '5' },
     // Seconds of load before the rounds; for instructions, requests (default 6000).
     warmup: { type: 'string' },
     // instructions: requests counted per target.
@@ -29,7 +31,7 @@ const { values, positionals } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
+  process.stdout.write('usage: npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
   process.exit(0);
 }
 const what = positionals[0] ?? 'all';
@@ -70,7 +72,8 @@ if (what === 'all' || what === 'load') {
   load = await runLoad({
     duration: num(values.duration, 'duration'),
     rounds: num(values.rounds, 'rounds'),
-    warmup: num(values.warmup ?? '5', 'warmup'),
+    processes: Math.min(num(values.processes, 'processes'), num(values.rounds, 'rounds')),
+    warmup: num(values.warmup ?? '3', 'warmup'),
     connections: num(values.connections, 'connections'),
     serverCpu: '0',
     loaderCpu: cpus().length > 1 ? '1' : '0',
