@@ -14,7 +14,5 @@ export function jsonString(s: string): string {
 
 /** A value as JSON text, exactly as JSON.stringify writes it (undefined for undefined, as it does). */
 export function jsonValue(v: unknown): string | undefined {
-  if (typeof v === 'string') return jsonString(v);
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  return JSON.stringify(v);
+  return typeof v === 'string' ? jsonString(v) : JSON.stringify(v);
 }

@@ -23,7 +23,8 @@ function patchJson(patch: readonly PatchOp[]): string {
   let text = '[';
   for (const op of patch) {
     text += `${text.length > 1 ? ',' : ''}{"op":"${op.op}","path":${patchString(op.path)}`;
-    const value = !('value' in op) ? undefined : typeof op.value === 'string' ? patchString(op.value) : jsonValue(op.value);
+    let value: string | undefined;
+    if ('value' in op) value = typeof op.value === 'string' ? patchString(op.value) : jsonValue(op.value);
     text += value === undefined ? '}' : `,"value":${value}}`;
   }
   return `${text}]`;
