@@ -119,7 +119,8 @@ export interface ToolOptions {
 }
 
 function which(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  // The name is an argument of the shell script, never part of its text.
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 }
 
 /**
