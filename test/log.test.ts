@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { lineWriter, timeField } from '../src/log.js';
+import { LOG_BATCH, lineWriter, timeField } from '../src/log.js';
 import { packageRoot } from '../src/paths.js';
 
 const logModule = join(packageRoot, 'src', 'log.ts');
@@ -53,9 +53,11 @@ t.test('lines beyond one batch are all written, each whole', async (t) => {
 
 t.test('lines of any size and script are written whole and in order', async (t) => {
   // Batches are counted in UTF-16 units and written as UTF-8: lines of 3-byte characters near a
-  // batch's size, and lines longer than a batch, too.
-  const text = (i: number) => (i % 50 === 7 ? 'ü🚀'.repeat(5000 + i) : i % 50 === 9 ? '✓'.repeat(5300 + i) : 'naïve ✓ ' + i);
-  const r = withLogger(`const text = ${text.toString()};\nfor (let i = 0; i < 300; i++) log.info({ i, text: text(i) }, 'line');`);
+  // batch's size (LOG_BATCH units; 'ü🚀' is 3), and lines longer than a batch, too.
+  const near = Math.round(LOG_BATCH / 3.3);
+  const longer = Math.round(LOG_BATCH * 1.03);
+  const text = (i: number) => (i % 50 === 7 ? 'ü🚀'.repeat(near + i) : i % 50 === 9 ? '✓'.repeat(longer + i) : 'naïve ✓ ' + i);
+  const r = withLogger(`const near = ${near}, longer = ${longer};\nconst text = ${text.toString()};\nfor (let i = 0; i < 300; i++) log.info({ i, text: text(i) }, 'line');`);
   const entries = entriesOf(r.stdout) as { i: number; text: string }[];
   t.strictSame(entries.map((e) => e.i), Array.from({ length: 300 }, (_, i) => i), 'all 300 lines, in order');
   t.ok(entries.every((e) => e.text === text(e.i)), 'each line intact');
