@@ -152,7 +152,25 @@ t.test('a throwing policy: allowed with a warning, or denied with onError: deny'
   const logger = pino({ level: 'info', base: null }, { write: (line: string) => void lines.push(line) });
   const open = (await post(app({ policies: [broken], logger }).app, '/validate', body)).json<AdmissionReviewResponse>();
   t.equal(open.response.allowed, true);
-  t.match(lines.map((l) => JSON.parse(l) as unknown), [{ level: 50, msg: 'policy error', policy: 'destinationrule-placement', result: 'error', err: { message: 'boom' } }], 'logged at error with its id');
+  const { request } = body as unknown as { request: { uid: string; namespace: string; object: { metadata: { name: string } } } };
+  t.match(
+    lines.map((l) => JSON.parse(l) as unknown),
+    [
+      {
+        level: 50,
+        msg: 'policy error',
+        uid: request.uid,
+        kind: 'DestinationRule',
+        namespace: request.namespace,
+        name: request.object.metadata.name,
+        operation: 'CREATE',
+        policy: 'destinationrule-placement',
+        result: 'error',
+        err: { message: 'boom' },
+      },
+    ],
+    'logged at error with its id and the request',
+  );
   t.match(open.response.warnings, [/destinationrule-placement: internal error \(boom\); request allowed/]);
   const closed = (await post(app({ policies: [broken], config: { onError: 'deny' } }).app, '/validate', body)).json<AdmissionReviewResponse>();
   t.equal(closed.response.allowed, false);

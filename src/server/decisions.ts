@@ -15,27 +15,25 @@ interface RequestFields {
   dryRun?: boolean;
 }
 
+/** The object's name; a pod being created often has only a generateName. */
+const requestName = (req: AdmissionRequest): unknown => req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
+
+/** For pino's lines (policy errors). */
 function requestFields(req: AdmissionRequest): RequestFields {
-  return {
-    uid: req.uid,
-    kind: req.kind.kind,
-    namespace: req.namespace,
-    name: req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName,
-    operation: req.operation,
-    dryRun: req.dryRun,
-  };
+  return { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: requestName(req), operation: req.operation, dryRun: req.dryRun };
 }
 
 /**
- * The fields as JSON text (`"uid":…,"kind":…`), as JSON.stringify writes them, the undefined ones
- * left out. Written field by field in one template: every piece joined is a string the log batch
- * later copies piece by piece. The operation is one of the four the review validator accepts.
+ * The same fields as JSON text (`"uid":…,"kind":…`), as JSON.stringify writes them, the undefined
+ * ones left out. Written field by field in one template: every piece joined is a string the log
+ * batch later copies piece by piece. The operation is one of the four the review validator accepts.
  */
-function requestJson(r: RequestFields): string {
-  const name = r.name === undefined ? undefined : jsonValue(r.name);
-  return `"uid":${jsonString(r.uid)},"kind":${jsonString(r.kind)}${r.namespace === undefined ? '' : `,"namespace":${jsonString(r.namespace)}`}${
+function requestJson(req: AdmissionRequest): string {
+  const rawName = requestName(req);
+  const name = rawName === undefined ? undefined : jsonValue(rawName);
+  return `"uid":${jsonString(req.uid)},"kind":${jsonString(req.kind.kind)}${req.namespace === undefined ? '' : `,"namespace":${jsonString(req.namespace)}`}${
     name === undefined ? '' : `,"name":${name}`
-  },"operation":"${r.operation}"${r.dryRun === undefined ? '' : `,"dryRun":${r.dryRun}`}`;
+  },"operation":"${req.operation}"${req.dryRun === undefined ? '' : `,"dryRun":${req.dryRun}`}`;
 }
 
 /**
@@ -47,20 +45,16 @@ function requestJson(r: RequestFields): string {
 export function decisionRecorder(logger: Logger, metrics: Metrics): (decisions: readonly Decision[], req: AdmissionRequest) => void {
   const decisionLine = lineWriter(logger, 'decision');
   return (decisions, req) => {
-    let request: RequestFields | undefined;
-    let requestText = '';
+    let requestText: string | undefined;
     for (const d of decisions) {
       const { result } = d.outcome;
       metrics.countPolicyResult(d.policy, result);
       const level = result === 'error' ? 'error' : result === 'pass' || result === 'skip' ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) continue;
-      if (request === undefined) {
-        request = requestFields(req);
-        requestText = requestJson(request);
-      }
       if (d.outcome.result === 'error') {
-        logger.error({ ...request, policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
+        logger.error({ ...requestFields(req), policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
       } else {
+        requestText ??= requestJson(req);
         decisionLine(level, `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
       }
     }
