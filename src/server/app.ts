@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { ServerOptions } from 'node:https';
+// Node's global `performance` is a getter, run on every read; the module's binding is not.
+import { performance } from 'node:perf_hooks';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeReview } from '../admission/decode.js';
