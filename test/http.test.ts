@@ -254,6 +254,22 @@ t.test('decision lines: one per decision that is not a pass, with the request an
   const warn = lines('warn');
   await post(app({ logger: warn.logger }).app, '/mutate', pod);
   t.strictSame(warn.out, [], 'nothing at warn');
+
+  // The request's fields are written as JSON text by hand: escapes, a field left out, a name that is not a string.
+  for (const name of ['a"b\\c\nü\u0001\ud800', 7]) {
+    const odd = structuredClone(pod) as unknown as { request: { dryRun?: boolean; object: { metadata: { name?: unknown; generateName?: string } } } };
+    delete odd.request.dryRun;
+    delete odd.request.object.metadata.generateName;
+    odd.request.object.metadata.name = name;
+    const out = lines('info');
+    await post(app({ logger: out.logger }).app, '/mutate', odd);
+    t.equal(out.out.length, 2, `${JSON.stringify(name)}: two lines`);
+    for (const line of out.out) {
+      const e = JSON.parse(line) as Record<string, unknown>;
+      t.strictSame(Object.keys(e), ['level', 'time', 'uid', 'kind', 'namespace', 'name', 'operation', 'policy', 'result', 'mode', 'subject', 'msg'], 'no dryRun when the review has none');
+      t.equal(e.name, name, `${JSON.stringify(name)}: the name as it was`);
+    }
+  }
 });
 
 t.test('the duration histogram: every answered review observed once, buckets cumulative', async (t) => {

@@ -4,22 +4,11 @@ import { jsonString, jsonValue } from '../json-text.js';
 import { lineWriter, type Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
-/** What a decision line says about the request it decided on. */
-interface RequestFields {
-  uid: string;
-  kind: string;
-  namespace?: string;
-  /** The object's name; a pod being created often has only a generateName. Not checked by the review validator. */
-  name?: unknown;
-  operation: AdmissionRequest['operation'];
-  dryRun?: boolean;
-}
-
-/** The object's name; a pod being created often has only a generateName. */
+/** The object's name, not checked by the review validator; a pod being created often has only a generateName. */
 const requestName = (req: AdmissionRequest): unknown => req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
 
-/** For pino's lines (policy errors). */
-function requestFields(req: AdmissionRequest): RequestFields {
+/** What a decision line says about the request it decided on, as an object for pino's lines (policy errors). */
+function requestFields(req: AdmissionRequest) {
   return { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: requestName(req), operation: req.operation, dryRun: req.dryRun };
 }
 
@@ -29,8 +18,7 @@ function requestFields(req: AdmissionRequest): RequestFields {
  * batch later copies piece by piece. The operation is one of the four the review validator accepts.
  */
 function requestJson(req: AdmissionRequest): string {
-  const rawName = requestName(req);
-  const name = rawName === undefined ? undefined : jsonValue(rawName);
+  const name = jsonValue(requestName(req));
   return `"uid":${jsonString(req.uid)},"kind":${jsonString(req.kind.kind)}${req.namespace === undefined ? '' : `,"namespace":${jsonString(req.namespace)}`}${
     name === undefined ? '' : `,"name":${name}`
   },"operation":"${req.operation}"${req.dryRun === undefined ? '' : `,"dryRun":${req.dryRun}`}`;
