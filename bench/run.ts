@@ -89,7 +89,7 @@ if (what === 'instructions') {
     process.stderr.write(`\nmeshguard bench: ${missing}\n`);
     process.exit(2);
   }
-  process.stderr.write('instructions per request (callgrind; about a minute and a half per target)\n');
+  process.stderr.write('instructions per request (callgrind; under a minute and a half per target)\n');
   instructions = await runInstructions({
     warmup: num(values.warmup ?? '6000', 'warmup'),
     requests: num(values.requests, 'requests'),
