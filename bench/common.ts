@@ -45,13 +45,21 @@ export function benchObjects(): unknown[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'nginx', namespace: 'shop' },
-      spec: { type: 'ClusterIP', selector: { app: 'nginx' }, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }] },
+      spec: {
+        type: 'ClusterIP',
+        selector: { app: 'nginx' },
+        ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+      },
     },
     {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'cart', namespace: 'shop' },
-      spec: { type: 'ClusterIP', selector: { app: 'cart' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+      spec: {
+        type: 'ClusterIP',
+        selector: { app: 'cart' },
+        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
+      },
     },
     {
       apiVersion: 'v1',
@@ -63,7 +71,11 @@ export function benchObjects(): unknown[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'mysql-a', namespace: 'shop' },
-      spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ name: 'tcp-mysql', port: 3306, protocol: 'TCP' }] },
+      spec: {
+        type: 'ExternalName',
+        externalName: 'mysql-a.rds.example.com',
+        ports: [{ name: 'tcp-mysql', port: 3306, protocol: 'TCP' }],
+      },
     },
   ];
 }

@@ -42,17 +42,30 @@ export interface InstructionReport {
 
 /** valgrind from Debian's package (and taskset): what is missing, or null; see ensureTools. */
 export function ensureValgrind(opts: ToolOptions): string | null {
-  return ensureTools('valgrind', ['valgrind', 'callgrind_control', 'callgrind_annotate'], 'npm run bench -- instructions', opts);
+  return ensureTools(
+    'valgrind',
+    ['valgrind', 'callgrind_control', 'callgrind_annotate'],
+    'npm run bench -- instructions',
+    opts,
+  );
 }
 
 /** Sends `count` requests over `connections` keep-alive connections; every answer must be `expected`. */
-async function send(port: number, target: Target, ca: string, expected: string, count: number, connections: number): Promise<void> {
+async function send(
+  port: number,
+  target: Target,
+  ca: string,
+  expected: string,
+  count: number,
+  connections: number,
+): Promise<void> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   let left = count;
   const worker = async () => {
     while (left-- > 0) {
       const { status, body } = await post(port, target.path, target.body, ca, agent);
-      if (status !== 200 || body !== expected) throw new Error(`${target.label}: not the verified answer (${status}): ${body.slice(0, 200)}`);
+      if (status !== 200 || body !== expected)
+        throw new Error(`${target.label}: not the verified answer (${status}): ${body.slice(0, 200)}`);
     }
   };
   try {
@@ -73,7 +86,9 @@ function mainThreadTotal(dir: string, name: string): { file: string; total: numb
 
 /** Instructions under `fn` in the dump, by callgrind_annotate. */
 function costOf(file: string, fn: string): number {
-  const out = spawnSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).stdout ?? '';
+  const out =
+    spawnSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+      .stdout ?? '';
   const line = out.split('\n').find((l) => l.includes(fn));
   return line ? Number(/^\s*([\d,]+)/.exec(line)?.[1]?.replaceAll(',', '') ?? 0) : 0;
 }
@@ -96,7 +111,13 @@ export async function runInstructions(opts: InstructionOptions): Promise<Instruc
         `--log-file=${join(dir, `${t.name}.valgrind.log`)}`,
       ];
       // GC on the main thread, builtins called as in the plain binary: the same for every target.
-      const server = await startServer(t.server, opts.serverCpu, ['--single-threaded-gc', '--no-short-builtin-calls'], dir, valgrind);
+      const server = await startServer(
+        t.server,
+        opts.serverCpu,
+        ['--single-threaded-gc', '--no-short-builtin-calls'],
+        dir,
+        valgrind,
+      );
       try {
         const expected = await untilAnswering(server, t, ca, 120_000);
         const problem = t.verify(JSON.parse(expected) as AdmissionReviewResponse);
@@ -108,7 +129,11 @@ export async function runInstructions(opts: InstructionOptions): Promise<Instruc
         await send(server.port, t, ca, expected, opts.requests, opts.connections);
         spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
         const { file, total } = mainThreadTotal(dir, t.name);
-        counts.push({ target: t.name, perRequest: total / opts.requests, nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests });
+        counts.push({
+          target: t.name,
+          perRequest: total / opts.requests,
+          nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests,
+        });
         log(`${t.label}: ${Math.round(total / opts.requests)} instructions per request`);
       } finally {
         server.proc.kill('SIGKILL');
@@ -121,14 +146,21 @@ export async function runInstructions(opts: InstructionOptions): Promise<Instruc
   }
   const steady = (c: InstructionCount) => c.perRequest - c.nextTickRuntime;
   const bare = counts.find((c) => c.target === 'bare');
-  const ratios = bare ? counts.filter((c) => c !== bare).map((c) => ({ target: c.target, ratio: steady(c) / steady(bare) })) : [];
+  const ratios = bare
+    ? counts.filter((c) => c !== bare).map((c) => ({ target: c.target, ratio: steady(c) / steady(bare) }))
+    : [];
   return { options: opts, counts, ratios };
 }
 
 export function formatInstructions(r: InstructionReport): string {
   const rows = r.counts.map((c) => {
     const ratio = r.ratios.find((x) => x.target === c.target);
-    return [LABELS[c.target], fmt(c.perRequest, 0), c.nextTickRuntime > 0 ? fmt(c.nextTickRuntime, 0) : '', ratio ? `${fmt(ratio.ratio)}×` : ''];
+    return [
+      LABELS[c.target],
+      fmt(c.perRequest, 0),
+      c.nextTickRuntime > 0 ? fmt(c.nextTickRuntime, 0) : '',
+      ratio ? `${fmt(ratio.ratio)}×` : '',
+    ];
   });
   return [
     `Instructions per request (callgrind, main thread), counted over ${r.options.requests} requests after ${r.options.warmup}; servers on CPU ${r.options.serverCpu}, the client on CPU ${r.options.loaderCpu}:`,

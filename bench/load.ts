@@ -9,7 +9,18 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsonpatch from 'fast-json-patch';
 import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
-import { ensureTools, fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table, type ToolOptions } from './common.js';
+import {
+  ensureTools,
+  fmt,
+  freePort,
+  median,
+  REVIEWS,
+  review,
+  reviewText,
+  servingPair,
+  table,
+  type ToolOptions,
+} from './common.js';
 
 export interface LoadOptions {
   /** Seconds of each measured run. */
@@ -101,10 +112,24 @@ export function ensureWrk(opts: ToolOptions): string | null {
 }
 
 /** POSTs a JSON body over HTTPS: on a connection of its own, or on one of `agent`'s. */
-export function post(port: number, path: string, body: string, ca: string, agent: Agent | false = false): Promise<{ status: number; body: string }> {
+export function post(
+  port: number,
+  path: string,
+  body: string,
+  ca: string,
+  agent: Agent | false = false,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca,
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -150,14 +175,22 @@ export function targets(): Target[] {
     path: '/mutate',
     body: reviewText(REVIEWS.pod),
     verify(a) {
-      if (a.response.uid !== pod.request.uid || a.response.allowed !== true || a.response.patchType !== 'JSONPatch') return 'expected an allowed JSONPatch answer echoing the uid';
+      if (a.response.uid !== pod.request.uid || a.response.allowed !== true || a.response.patchType !== 'JSONPatch')
+        return 'expected an allowed JSONPatch answer echoing the uid';
       const ops = JSON.parse(Buffer.from(a.response.patch ?? '', 'base64').toString()) as jsonpatch.Operation[];
-      const patched = jsonpatch.applyPatch(structuredClone(pod.request.object as KubeObject), ops, true, false).newDocument;
+      const patched = jsonpatch.applyPatch(
+        structuredClone(pod.request.object as KubeObject),
+        ops,
+        true,
+        false,
+      ).newDocument;
       const want = {
         'proxy.istio.io/config': 'terminationDrainDuration: 20s\nholdApplicationUntilProxyStarts: true\n',
         'traffic.sidecar.istio.io/excludeInboundPorts': '8087',
       };
-      return JSON.stringify(patched.metadata?.annotations) === JSON.stringify(want) ? null : `unexpected patch result ${JSON.stringify(patched.metadata?.annotations)}`;
+      return JSON.stringify(patched.metadata?.annotations) === JSON.stringify(want)
+        ? null
+        : `unexpected patch result ${JSON.stringify(patched.metadata?.annotations)}`;
     },
   });
   return [
@@ -167,7 +200,10 @@ export function targets(): Target[] {
       server: 'bare',
       path: '/mutate',
       body: reviewText(REVIEWS.pod),
-      verify: (a) => (a.response.uid === pod.request.uid && a.response.allowed === true ? null : 'expected an allowed answer echoing the uid'),
+      verify: (a) =>
+        a.response.uid === pod.request.uid && a.response.allowed === true
+          ? null
+          : 'expected an allowed answer echoing the uid',
     },
     mutate('mutate', 'meshguard'),
     {
@@ -177,7 +213,10 @@ export function targets(): Target[] {
       path: '/validate',
       body: reviewText(REVIEWS.destinationRule),
       verify: (a) =>
-        a.response.uid === dr.request.uid && a.response.allowed === false && a.response.status?.code === 403 && /destinationrule-placement/.test(a.response.status.message)
+        a.response.uid === dr.request.uid &&
+        a.response.allowed === false &&
+        a.response.status?.code === 403 &&
+        /destinationrule-placement/.test(a.response.status.message)
           ? null
           : 'expected a 403 denial by destinationrule-placement echoing the uid',
     },
@@ -226,14 +265,36 @@ interface Server {
 const DECISION = '"msg":"decision"';
 
 /** A server pinned to `cpu`, run under `wrapper` (a command line such as valgrind's) when given. */
-export async function startServer(kind: ServerKind, cpu: string, extra: readonly string[], dir: string, wrapper: readonly string[] = []): Promise<Server> {
+export async function startServer(
+  kind: ServerKind,
+  cpu: string,
+  extra: readonly string[],
+  dir: string,
+  wrapper: readonly string[] = [],
+): Promise<Server> {
   const port = await freePort();
   // taskset execs node: the child's pid is the server's. Its stdout is a pipe this process
   // drains, as a container runtime would: lines are counted, then dropped (a file would grow by
   // hundreds of MB, and the file system's cost is not meshguard's).
-  const proc = spawn('taskset', ['-c', cpu, ...wrapper, process.execPath, ...extra, ...nodeArgs, serverScript, kind, String(port), join(dir, 'tls.crt'), join(dir, 'tls.key')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const proc = spawn(
+    'taskset',
+    [
+      '-c',
+      cpu,
+      ...wrapper,
+      process.execPath,
+      ...extra,
+      ...nodeArgs,
+      serverScript,
+      kind,
+      String(port),
+      join(dir, 'tls.crt'),
+      join(dir, 'tls.key'),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let decisions = 0;
   let tail = '';
   proc.stdout?.setEncoding('utf8');
@@ -258,15 +319,35 @@ export async function untilAnswering(server: Server, target: Target, ca: string,
     try {
       return (await post(server.port, target.path, target.body, ca)).body;
     } catch (err) {
-      if (server.proc.exitCode !== null) throw new Error(`the ${target.server} server exited (${server.proc.exitCode})`);
+      if (server.proc.exitCode !== null)
+        throw new Error(`the ${target.server} server exited (${server.proc.exitCode})`);
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
 }
 
-function runWrk(opts: LoadOptions, port: number, target: Target, script: string, seconds: number): Promise<{ out: string; code: number | null }> {
-  const args = ['-c', opts.loaderCpu, 'wrk', '-t1', `-c${opts.connections}`, `-d${seconds}s`, '--latency', '--timeout', '5s', '-s', script, `https://127.0.0.1:${port}${target.path}`];
+function runWrk(
+  opts: LoadOptions,
+  port: number,
+  target: Target,
+  script: string,
+  seconds: number,
+): Promise<{ out: string; code: number | null }> {
+  const args = [
+    '-c',
+    opts.loaderCpu,
+    'wrk',
+    '-t1',
+    `-c${opts.connections}`,
+    `-d${seconds}s`,
+    '--latency',
+    '--timeout',
+    '5s',
+    '-s',
+    script,
+    `https://127.0.0.1:${port}${target.path}`,
+  ];
   return new Promise((resolve, reject) => {
     const p = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -280,7 +361,13 @@ function runWrk(opts: LoadOptions, port: number, target: Target, script: string,
 function parseWrk(out: string): Record<string, number> {
   const line = out.split('\n').find((l) => l.startsWith('MG '));
   if (!line) throw new Error(`wrk printed no summary:\n${out}`);
-  return Object.fromEntries(line.slice(3).split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k ?? '', Number(v)]));
+  return Object.fromEntries(
+    line
+      .slice(3)
+      .split(' ')
+      .map((kv) => kv.split('='))
+      .map(([k, v]) => [k ?? '', Number(v)]),
+  );
 }
 
 /**
@@ -316,7 +403,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       servers.clear();
     };
     const startServers = async () => {
-      for (const kind of new Set(all.map((t) => t.server))) servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
+      for (const kind of new Set(all.map((t) => t.server)))
+        servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
       for (const t of all) {
         const body = await untilAnswering(servers.get(t.server) as Server, t, ca);
         if (!scripts.has(t.name)) {
@@ -325,7 +413,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
           const file = join(dir, `${t.name}.lua`);
           writeFileSync(file, wrkScript(t.body, body));
           scripts.set(t.name, file);
-          log(`verified ${t.label}: ${body.length} bytes, ${t.name === 'mutate' ? 'patch as expected' : t.name === 'validate' ? 'denied as expected' : 'allowed'}`);
+          log(
+            `verified ${t.label}: ${body.length} bytes, ${t.name === 'mutate' ? 'patch as expected' : t.name === 'validate' ? 'denied as expected' : 'allowed'}`,
+          );
         }
       }
     };
@@ -377,7 +467,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     const warmUp = async () => {
       for (const t of all) {
         const r = await measure(t, opts.warmup, 0);
-        log(`warm-up ${t.label}: ${opts.warmup} s, ${r.requests} requests, ${fmt(r.rps, 0)} req/s, ${fmt(r.serverCpuUsPerReq, 1)} µs CPU/req`);
+        log(
+          `warm-up ${t.label}: ${opts.warmup} s, ${r.requests} requests, ${fmt(r.rps, 0)} req/s, ${fmt(r.serverCpuUsPerReq, 1)} µs CPU/req`,
+        );
         if (r.bad > 0) throw new Error(`${t.label}: ${r.bad} bad responses during warm-up`);
       }
     };
@@ -402,7 +494,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
           `round ${round}/${opts.rounds} ${t.label.padEnd(26)} ${fmt(r.rps, 0).padStart(7)} req/s  p50 ${fmt(r.p50Us / 1000)} ms  p99 ${fmt(r.p99Us / 1000)} ms  ` +
             `${fmt(r.serverCpuUsPerReq, 1)} µs CPU/req  bad ${r.bad}  cores ${fmt(r.serverCoreBusy * 100, 0)}%/${fmt(r.loaderCoreBusy * 100, 0)}% (server ${fmt(r.serverShareOfCore * 100, 0)}% of its core)`,
         );
-        if (r.bad > 0) throw new Error(`${t.label}: ${r.bad} of ${r.requests} responses were not the verified 200 answer — a benchmark of errors is worthless`);
+        if (r.bad > 0)
+          throw new Error(
+            `${t.label}: ${r.bad} of ${r.requests} responses were not the verified 200 answer — a benchmark of errors is worthless`,
+          );
       }
     }
     const loadAfter = readFileSync('/proc/loadavg', 'utf8').trim();
@@ -436,9 +531,20 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         });
       }
     }
-    const mgRequests = runs.filter((r) => r.target === 'mutate' || r.target === 'validate').reduce((a, r) => a + r.requests, 0);
+    const mgRequests = runs
+      .filter((r) => r.target === 'mutate' || r.target === 'validate')
+      .reduce((a, r) => a + r.requests, 0);
     await stopServers();
-    return { options: opts, runs, summary, ratios, loadBefore, loadAfter, logLines: decisionLines, requestsToMeshguard: mgRequests };
+    return {
+      options: opts,
+      runs,
+      summary,
+      ratios,
+      loadBefore,
+      loadAfter,
+      logLines: decisionLines,
+      requestsToMeshguard: mgRequests,
+    };
   } finally {
     for (const s of servers.values()) s.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -452,12 +558,27 @@ export function formatLoad(r: LoadReport): string {
     const mine = r.runs.filter((x) => x.target === k);
     const loader = median(mine.map((x) => x.loaderCoreBusy));
     const share = median(mine.map((x) => x.serverShareOfCore));
-    return s ? [[LABELS[k], fmt(s.rps, 0), fmt(s.p50Us / 1000, 2), fmt(s.p99Us / 1000, 2), fmt(s.cpuUsPerReq, 1), `${fmt(share * 100, 0)}%`, `${fmt(loader * 100, 0)}%`]] : [];
+    return s
+      ? [
+          [
+            LABELS[k],
+            fmt(s.rps, 0),
+            fmt(s.p50Us / 1000, 2),
+            fmt(s.p99Us / 1000, 2),
+            fmt(s.cpuUsPerReq, 1),
+            `${fmt(share * 100, 0)}%`,
+            `${fmt(loader * 100, 0)}%`,
+          ],
+        ]
+      : [];
   });
   const parts = [
     `Load: wrk -t1 -c${r.options.connections} over keep-alive HTTPS, ${r.options.rounds} interleaved rounds of ${r.options.duration} s, shared among ${r.options.processes} processes of each server, each warmed up for ${r.options.warmup} s; servers on CPU ${r.options.serverCpu}, wrk on CPU ${r.options.loaderCpu}. Medians over the rounds:`,
     '',
-    table(['target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'server share of its core', 'loader core busy'], rows),
+    table(
+      ['target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'server share of its core', 'loader core busy'],
+      rows,
+    ),
   ];
   if (r.ratios.length > 0) {
     parts.push(
@@ -477,7 +598,9 @@ export function formatLoad(r: LoadReport): string {
     `${total.toLocaleString('en-US')} measured responses, ${bad} not the verified 200 answer. Load average before ${r.loadBefore.split(' ').slice(0, 3).join(' ')}, after ${r.loadAfter.split(' ').slice(0, 3).join(' ')}.`,
   );
   if (r.requestsToMeshguard > 0) {
-    parts.push(`The meshguard server (info) wrote ${r.logLines.toLocaleString('en-US')} decision log lines for ${r.requestsToMeshguard.toLocaleString('en-US')} measured requests plus warm-up.`);
+    parts.push(
+      `The meshguard server (info) wrote ${r.logLines.toLocaleString('en-US')} decision log lines for ${r.requestsToMeshguard.toLocaleString('en-US')} measured requests plus warm-up.`,
+    );
   }
   return parts.join('\n');
 }

@@ -23,16 +23,27 @@ const kinds = ['checkout', 'payments', 'catalog', 'search', 'accounts'];
 /** Port layouts as clusters have them: a few very common ones, and many used by a few Services. */
 function portsOf(i: number): unknown[] {
   switch (i % 10) {
-    case 0: case 1: case 2: case 3: case 4:
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
       return [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }];
-    case 5: case 6:
-      return [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 'http' }, { name: 'grpc', protocol: 'TCP', port: 9090, targetPort: 'grpc' }];
+    case 5:
+    case 6:
+      return [
+        { name: 'http', protocol: 'TCP', port: 80, targetPort: 'http' },
+        { name: 'grpc', protocol: 'TCP', port: 9090, targetPort: 'grpc' },
+      ];
     case 7:
       return [{ name: 'https', protocol: 'TCP', port: 443, targetPort: 8443 }];
     case 8:
       return [{ name: 'tcp', protocol: 'TCP', port: 7000 + (i % 300), targetPort: 7000 + (i % 300) }];
     default:
-      return [{ name: 'http', protocol: 'TCP', port: 8000 + (i % 1000), targetPort: 'http' }, { name: 'metrics', protocol: 'TCP', port: 9102, targetPort: 9102 }];
+      return [
+        { name: 'http', protocol: 'TCP', port: 8000 + (i % 1000), targetPort: 'http' },
+        { name: 'metrics', protocol: 'TCP', port: 9102, targetPort: 9102 },
+      ];
   }
 }
 
@@ -53,11 +64,18 @@ function serviceJson(i: number): string {
       resourceVersion: String(100000 + i),
       creationTimestamp: '2026-11-21T13:41:39Z',
       labels: { app, 'app.kubernetes.io/part-of': 'shop' },
-      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': `{"apiVersion":"v1","kind":"Service","metadata":{"name":"${name}"}}` },
+      annotations: {
+        'kubectl.kubernetes.io/last-applied-configuration': `{"apiVersion":"v1","kind":"Service","metadata":{"name":"${name}"}}`,
+      },
     },
     spec:
       i % 50 === 0
-        ? { type: 'ExternalName', externalName: `db-${i}.rds.example.com`, ports: [{ name: 'tcp-mysql', protocol: 'TCP', port: 3306, targetPort: 3306 }], sessionAffinity: 'None' }
+        ? {
+            type: 'ExternalName',
+            externalName: `db-${i}.rds.example.com`,
+            ports: [{ name: 'tcp-mysql', protocol: 'TCP', port: 3306, targetPort: 3306 }],
+            sessionAffinity: 'None',
+          }
         : {
             type: 'ClusterIP',
             clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`,

@@ -21,7 +21,18 @@ import type { Policy, Stage } from '../src/engine/types.js';
 import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
-import { benchCluster, benchObjects, fmt, freePort, median, REVIEWS, review, reviewText, servingPair, table } from './common.js';
+import {
+  benchCluster,
+  benchObjects,
+  fmt,
+  freePort,
+  median,
+  REVIEWS,
+  review,
+  reviewText,
+  servingPair,
+  table,
+} from './common.js';
 
 export interface MicroOptions {
   /** Timed samples per benchmark; the median is reported. */
@@ -53,7 +64,10 @@ export function time(name: string, fn: () => unknown, opts: { samples: number; s
  * (after a warm-up that lets the JIT settle); the functions' samples alternate, one batch size
  * for all.
  */
-export function timeInterleaved(fns: readonly { name: string; fn: () => unknown }[], opts: { samples: number; sampleMs: number }): Timing[] {
+export function timeInterleaved(
+  fns: readonly { name: string; fn: () => unknown }[],
+  opts: { samples: number; sampleMs: number },
+): Timing[] {
   let sink: unknown;
   for (const { fn } of fns) {
     const warmEnd = performance.now() + Math.max(20, opts.sampleMs * 2);
@@ -77,7 +91,13 @@ export function timeInterleaved(fns: readonly { name: string; fn: () => unknown 
     });
   }
   if (sink === Symbol.for('never')) console.log(sink);
-  return fns.map(({ name }, k) => ({ name, medianUs: median(per[k] ?? []), minUs: Math.min(...(per[k] ?? [])), samples: opts.samples, perSample: batch }));
+  return fns.map(({ name }, k) => ({
+    name,
+    medianUs: median(per[k] ?? []),
+    minUs: Math.min(...(per[k] ?? [])),
+    samples: opts.samples,
+    perSample: batch,
+  }));
 }
 
 interface Ctx {
@@ -120,8 +140,16 @@ export function clusterOfServices(n: number): MemoryClusterView {
       kind: 'Service',
       metadata: { name: `svc-${i}`, namespace: `ns-${i % 1000}` },
       spec: external
-        ? { type: 'ExternalName', externalName: `db-${i}.example.com`, ports: [{ name: 'tcp', port: 10_000 + (i / 20), protocol: 'TCP' }] }
-        : { type: 'ClusterIP', selector: { app: `app-${i}` }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+        ? {
+            type: 'ExternalName',
+            externalName: `db-${i}.example.com`,
+            ports: [{ name: 'tcp', port: 10_000 + i / 20, protocol: 'TCP' }],
+          }
+        : {
+            type: 'ClusterIP',
+            selector: { app: `app-${i}` },
+            ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
+          },
     });
     if (svc) view.setService(svc);
   }
@@ -141,15 +169,22 @@ export interface MemoryResult {
 export function memoryChild(services: number, namespaces: number): Promise<MemoryResult> {
   const here = fileURLToPath(new URL('.', import.meta.url));
   const fromSource = import.meta.url.endsWith('.ts');
-  const args = ['--expose-gc', ...(fromSource ? ['--import', 'tsx'] : []), join(here, fromSource ? 'memory.ts' : 'memory.js'), String(services), String(namespaces)];
+  const args = [
+    '--expose-gc',
+    ...(fromSource ? ['--import', 'tsx'] : []),
+    join(here, fromSource ? 'memory.ts' : 'memory.js'),
+    String(services),
+    String(namespaces),
+  ];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as MemoryResult) : reject(new Error(`memory benchmark exited with ${code}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as MemoryResult) : reject(new Error(`memory benchmark exited with ${code}`)),
+    );
   });
 }
-
 
 function readyz(port: number, ca: string): Promise<number> {
   return new Promise((resolve) => {
@@ -170,12 +205,27 @@ export type Starter = 'meshguard' | 'fastify' | 'node';
  * interleaved: meshguard is `serve --cluster off`; fastify (a bare fastify HTTPS server) and node
  * (node:https alone) show what the stack itself costs on this machine at the same moment.
  */
-export async function startToReady(runs: number, starters: readonly Starter[] = ['meshguard', 'fastify', 'node']): Promise<Record<Starter, number[]>> {
+export async function startToReady(
+  runs: number,
+  starters: readonly Starter[] = ['meshguard', 'fastify', 'node'],
+): Promise<Record<Starter, number[]>> {
   const here = fileURLToPath(new URL('.', import.meta.url));
   const fromSource = import.meta.url.endsWith('.ts');
   const loader = fromSource ? ['--import', 'tsx'] : [];
   const commands: Record<Starter, string[]> = {
-    meshguard: [...loader, join(packageRoot, fromSource ? 'src/cli.ts' : 'dist/src/cli.js'), 'serve', '--cluster', 'off', '--host', '127.0.0.1', '--metrics-port', '0', '--shutdown-delay', '0'],
+    meshguard: [
+      ...loader,
+      join(packageRoot, fromSource ? 'src/cli.ts' : 'dist/src/cli.js'),
+      'serve',
+      '--cluster',
+      'off',
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--shutdown-delay',
+      '0',
+    ],
     fastify: [...loader, join(here, fromSource ? 'start-bare.ts' : 'start-bare.js'), 'fastify'],
     node: [...loader, join(here, fromSource ? 'start-bare.ts' : 'start-bare.js'), 'node'],
   };
@@ -187,7 +237,19 @@ export async function startToReady(runs: number, starters: readonly Starter[] = 
       for (const starter of starters) {
         const port = await freePort();
         const t0 = performance.now();
-        const proc = spawn(process.execPath, [...commands[starter], '--port', String(port), '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')], { stdio: 'ignore' });
+        const proc = spawn(
+          process.execPath,
+          [
+            ...commands[starter],
+            '--port',
+            String(port),
+            '--tls-cert',
+            join(dir, 'tls.crt'),
+            '--tls-key',
+            join(dir, 'tls.key'),
+          ],
+          { stdio: 'ignore' },
+        );
         const exited = new Promise<number | null>((resolve) => proc.on('exit', resolve));
         let ms = NaN;
         while (performance.now() - t0 < 30_000 && proc.exitCode === null) {
@@ -247,7 +309,10 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   const p = (id: string) => byId.get(id as Policy['id']) as Policy;
 
   const policyTimings = [
-    t('hold-application-until-proxy-starts (pod review)', policyRun(p('hold-application-until-proxy-starts'), pod, ctx)),
+    t(
+      'hold-application-until-proxy-starts (pod review)',
+      policyRun(p('hold-application-until-proxy-starts'), pod, ctx),
+    ),
     t('probe-port-exclusion (pod review)', policyRun(p('probe-port-exclusion'), pod, ctx)),
     t('job-sidecar-quit (pod review: not a Job, skip)', policyRun(p('job-sidecar-quit'), pod, ctx)),
     t('job-sidecar-quit (Job pod review: wraps)', policyRun(p('job-sidecar-quit'), jobPod, ctx)),
@@ -260,7 +325,13 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   ];
   const podText = reviewText(REVIEWS.pod);
   const parsed: unknown = JSON.parse(podText);
-  const verdict = verdictOf(evaluate({ request: pod, stage: 'mutate' }, { registry: new Registry(policies), scope: compileScope(config), cluster }), config);
+  const verdict = verdictOf(
+    evaluate(
+      { request: pod, stage: 'mutate' },
+      { registry: new Registry(policies), scope: compileScope(config), cluster },
+    ),
+    config,
+  );
   const edgeTimings = [
     t('JSON.parse of the pod review (context)', () => JSON.parse(podText)),
     t('decodeReview of the pod review', () => decodeReview(parsed)),
@@ -274,7 +345,8 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
     const view = clusterOfServices(n);
     const run = policyRun(p('externalname-tcp-collision'), svc, { config, cluster: view });
     const outcome = run() as { result: string };
-    if (outcome.result !== 'fail') throw new Error(`externalname check at ${n}: expected the collision with mysql-a, got ${outcome.result}`);
+    if (outcome.result !== 'fail')
+      throw new Error(`externalname check at ${n}: expected the collision with mysql-a, got ${outcome.result}`);
     return { name: `externalname-tcp-collision with ${n.toLocaleString('en-US')} Services`, fn: run, services: n };
   });
   settle();
@@ -320,7 +392,9 @@ export function formatMicro(r: MicroReport): string {
     table(
       ['start to /readyz 200 (spawn, certificate files)', 'median ms', 'runs ms'],
       (['meshguard', 'fastify', 'node'] as const).map((k) => [
-        { meshguard: 'meshguard serve --cluster off', fastify: 'bare fastify HTTPS (limit)', node: 'node:https alone' }[k],
+        { meshguard: 'meshguard serve --cluster off', fastify: 'bare fastify HTTPS (limit)', node: 'node:https alone' }[
+          k
+        ],
         fmt(median(r.startMs[k]), 0),
         r.startMs[k].map((x) => fmt(x, 0)).join(' '),
       ]),

@@ -69,18 +69,29 @@ const sorted = (m: Map<string, number>, k: number) => [...m].sort((a, b) => b[1]
 
 export function summarise(file: string, top = 30, requests = 0): string {
   const t = tally(file);
-  const pct = (us: number) => `${fmt((100 * us) / t.total, 1)}%` + (requests > 0 ? ` ${fmt(us / requests, 1)} µs/req` : '');
+  const pct = (us: number) =>
+    `${fmt((100 * us) / t.total, 1)}%` + (requests > 0 ? ` ${fmt(us / requests, 1)} µs/req` : '');
   return [
     `${file}: ${fmt(t.total / 1000, 0)} ms busy, ${fmt(t.idle / 1000, 0)} ms idle`,
     '',
-    table(['where', 'self'], sorted(t.byArea, 25).map(([k, v]) => [k, pct(v)])),
+    table(
+      ['where', 'self'],
+      sorted(t.byArea, 25).map(([k, v]) => [k, pct(v)]),
+    ),
     '',
-    table(['function', 'self'], sorted(t.byFunction, top).map(([k, v]) => [k, pct(v)])),
+    table(
+      ['function', 'self'],
+      sorted(t.byFunction, top).map(([k, v]) => [k, pct(v)]),
+    ),
   ].join('\n');
 }
 
 /** Two profiles side by side in µs per request (each with its own request count), by area and function. */
-export function compare(a: { file: string; requests: number }, b: { file: string; requests: number }, top = 30): string {
+export function compare(
+  a: { file: string; requests: number },
+  b: { file: string; requests: number },
+  top = 30,
+): string {
   const ta = tally(a.file);
   const tb = tally(b.file);
   const rows = (ma: Map<string, number>, mb: Map<string, number>) => {
@@ -103,11 +114,19 @@ export function compare(a: { file: string; requests: number }, b: { file: string
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
   const args = process.argv.slice(2);
   if (args[0] === '--compare' && args.length >= 5) {
-    process.stdout.write(compare({ file: args[1] ?? '', requests: Number(args[2]) }, { file: args[3] ?? '', requests: Number(args[4]) }, Number(args[5] ?? 30)) + '\n');
+    process.stdout.write(
+      compare(
+        { file: args[1] ?? '', requests: Number(args[2]) },
+        { file: args[3] ?? '', requests: Number(args[4]) },
+        Number(args[5] ?? 30),
+      ) + '\n',
+    );
   } else if (args[0]) {
     process.stdout.write(summarise(args[0], Number(args[1] ?? 30), Number(args[2] ?? 0)) + '\n');
   } else {
-    process.stderr.write('usage: profile.js FILE.cpuprofile [TOP] [REQUESTS] | profile.js --compare A.cpuprofile REQUESTS_A B.cpuprofile REQUESTS_B [TOP]\n');
+    process.stderr.write(
+      'usage: profile.js FILE.cpuprofile [TOP] [REQUESTS] | profile.js --compare A.cpuprofile REQUESTS_A B.cpuprofile REQUESTS_B [TOP]\n',
+    );
     process.exit(2);
   }
 }

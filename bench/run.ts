@@ -31,12 +31,16 @@ const { values, positionals } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n');
+  process.stdout.write(
+    'usage: npm run bench [-- load|micro|instructions] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet]\n',
+  );
   process.exit(0);
 }
 const what = positionals[0] ?? 'all';
 if (!['all', 'load', 'micro', 'instructions'].includes(what)) {
-  process.stderr.write(`unknown part ${JSON.stringify(what)}: load, micro, instructions, or nothing for load and micro\n`);
+  process.stderr.write(
+    `unknown part ${JSON.stringify(what)}: load, micro, instructions, or nothing for load and micro\n`,
+  );
   process.exit(2);
 }
 const log = (l: string) => process.stderr.write(`  ${l}\n`);
@@ -55,7 +59,9 @@ const num = (v: string | undefined, name: string) => {
 };
 
 const started = new Date();
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at start`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg()
+  .map((x) => x.toFixed(2))
+  .join(' ')} at start`;
 process.stdout.write(`meshguard bench, ${started.toISOString()}\n${machine}\n\n`);
 
 let load: LoadReport | undefined;
@@ -103,7 +109,14 @@ if (what === 'instructions') {
 }
 if (what === 'all' || what === 'micro') {
   process.stderr.write('micro-benchmarks\n');
-  micro = await runMicro({ samples: 15, sampleMs: 20, externalNameSizes: [100, 10_000, 100_000], memory: { services: 50_000, namespaces: 5_000 }, startRuns: 7, log });
+  micro = await runMicro({
+    samples: 15,
+    sampleMs: 20,
+    externalNameSizes: [100, 10_000, 100_000],
+    memory: { services: 50_000, namespaces: 5_000 },
+    startRuns: 7,
+    log,
+  });
   process.stdout.write(formatMicro(micro) + '\n\n');
 }
 
@@ -118,10 +131,29 @@ if (mutate) {
 if (micro) {
   const engine = micro.engine[0]?.medianUs ?? NaN;
   rows.push(['engine on the pod review (median)', '≤ 10 µs', `${fmt(engine)} µs`, mark(engine <= 10)]);
-  rows.push(['ExternalName check 100 000 ÷ 100 Services', '≤ 1.5×', `${fmt(micro.externalNameRatio)}×`, mark(micro.externalNameRatio <= 1.5)]);
-  rows.push(['cluster view, bytes per cached Service', '≤ 300 B', `${fmt(micro.memory.heapPerService, 0)} B`, mark(micro.memory.heapPerService <= 300)]);
-  rows.push(['start to ready (median)', '≤ 500 ms', `${fmt(micro.startMedianMs, 0)} ms`, mark(micro.startMedianMs <= 500)]);
+  rows.push([
+    'ExternalName check 100 000 ÷ 100 Services',
+    '≤ 1.5×',
+    `${fmt(micro.externalNameRatio)}×`,
+    mark(micro.externalNameRatio <= 1.5),
+  ]);
+  rows.push([
+    'cluster view, bytes per cached Service',
+    '≤ 300 B',
+    `${fmt(micro.memory.heapPerService, 0)} B`,
+    mark(micro.memory.heapPerService <= 300),
+  ]);
+  rows.push([
+    'start to ready (median)',
+    '≤ 500 ms',
+    `${fmt(micro.startMedianMs, 0)} ms`,
+    mark(micro.startMedianMs <= 500),
+  ]);
 }
 if (rows.length > 0) process.stdout.write(`Targets:\n\n${table(['target', 'goal', 'this run', ''], rows)}\n\n`);
-process.stdout.write(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+process.stdout.write(
+  `load average at the end ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}\n`,
+);
 if (values.json) writeFileSync(values.json, JSON.stringify({ started, machine, load, micro, instructions }, null, 2));

@@ -21,7 +21,11 @@ if ((which !== 'meshguard' && which !== 'meshguard-quiet' && which !== 'bare') |
   process.stderr.write('usage: server.js meshguard|meshguard-quiet|bare PORT CERT KEY\n');
   process.exit(2);
 }
-const https = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), minVersion: 'TLSv1.2' } as const;
+const https = {
+  cert: readFileSync(certFile, 'utf8'),
+  key: readFileSync(keyFile, 'utf8'),
+  minVersion: 'TLSv1.2',
+} as const;
 
 async function meshguard(level: string): Promise<FastifyInstance> {
   const base = await loadConfig();
@@ -39,10 +43,20 @@ async function meshguard(level: string): Promise<FastifyInstance> {
 }
 
 function bare(): FastifyInstance {
-  const app = Fastify({ https, logger: false, bodyLimit: DEFAULT_BODY_LIMIT, onProtoPoisoning: 'error', onConstructorPoisoning: 'error' });
+  const app = Fastify({
+    https,
+    logger: false,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
   const answer = async (req: { body: unknown }) => {
     const body = req.body as { apiVersion?: unknown; request?: { uid?: unknown } } | null;
-    return { apiVersion: body?.apiVersion, kind: 'AdmissionReview', response: { uid: body?.request?.uid, allowed: true } };
+    return {
+      apiVersion: body?.apiVersion,
+      kind: 'AdmissionReview',
+      response: { uid: body?.request?.uid, allowed: true },
+    };
   };
   app.post('/mutate', answer);
   app.post('/validate', answer);

@@ -5,7 +5,11 @@ import { readFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv[argv.indexOf(name) + 1] ?? '';
-const https = { cert: readFileSync(flag('--tls-cert'), 'utf8'), key: readFileSync(flag('--tls-key'), 'utf8'), minVersion: 'TLSv1.2' } as const;
+const https = {
+  cert: readFileSync(flag('--tls-cert'), 'utf8'),
+  key: readFileSync(flag('--tls-key'), 'utf8'),
+  minVersion: 'TLSv1.2',
+} as const;
 const port = Number(flag('--port'));
 
 if (argv[0] === 'fastify') {

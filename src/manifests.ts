@@ -83,7 +83,9 @@ export async function readManifests(paths: readonly string[], stdin: () => Promi
     try {
       files = await filesUnder(path);
     } catch (err) {
-      throw new InputError(`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+      throw new InputError(
+        `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`,
+      );
     }
     for (const file of files) {
       let text: string;

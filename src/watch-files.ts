@@ -8,7 +8,11 @@ import { dirname } from 'node:path';
  * misses, so this watches the directories and also polls (watches can drop events).
  * Returns a function that stops watching.
  */
-export function watchFiles(paths: readonly string[], onChange: (contents: string[]) => void, opts: { pollMs?: number; onError?: (err: Error) => void } = {}): () => void {
+export function watchFiles(
+  paths: readonly string[],
+  onChange: (contents: string[]) => void,
+  opts: { pollMs?: number; onError?: (err: Error) => void } = {},
+): () => void {
   let last: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   let checking = false;

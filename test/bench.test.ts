@@ -9,8 +9,17 @@ import { ensureWrk, formatLoad, runLoad } from '../bench/load.js';
 import { formatMicro, runMicro } from '../bench/micro.js';
 
 t.test('micro-benchmarks, tiny counts', async (t) => {
-  const report = await runMicro({ samples: 2, sampleMs: 1, externalNameSizes: [100, 1000], memory: { services: 2000, namespaces: 200 }, startRuns: 1 });
-  t.ok(report.engine.every((x) => x.medianUs > 0), 'the engine is timed');
+  const report = await runMicro({
+    samples: 2,
+    sampleMs: 1,
+    externalNameSizes: [100, 1000],
+    memory: { services: 2000, namespaces: 200 },
+    startRuns: 1,
+  });
+  t.ok(
+    report.engine.every((x) => x.medianUs > 0),
+    'the engine is timed',
+  );
   t.equal(report.policies.length, 6, 'each policy is timed');
   t.equal(report.externalName.length, 2);
   t.ok(report.memory.heapPerService > 0, 'the cluster view is weighed');
@@ -20,22 +29,49 @@ t.test('micro-benchmarks, tiny counts', async (t) => {
 
 // The benchmark's own check, without installing anything: what is missing, or null.
 const missing = ensureWrk({ install: false, log: () => {} });
-t.test('load harness, two rounds of 1 s against two processes of the bare server', { skip: missing ?? false }, async (t) => {
-  const report = await runLoad({ duration: 1, warmup: 1, rounds: 2, processes: 2, connections: 2, serverCpu: '0', loaderCpu: cpus().length > 1 ? '1' : '0', targets: ['bare'] });
-  t.equal(report.runs.length, 2, 'one run per round');
-  for (const run of report.runs) {
-    t.ok(run.requests > 0, `round ${run.round}: wrk made requests`);
-    t.equal(run.bad, 0, `round ${run.round}: every response was the verified 200 answer`);
-    t.ok(run.serverCpuUsPerReq > 0, `round ${run.round}: server CPU per request was read from /proc`);
-  }
-  t.match(formatLoad(report), /bare fastify/);
-});
+t.test(
+  'load harness, two rounds of 1 s against two processes of the bare server',
+  { skip: missing ?? false },
+  async (t) => {
+    const report = await runLoad({
+      duration: 1,
+      warmup: 1,
+      rounds: 2,
+      processes: 2,
+      connections: 2,
+      serverCpu: '0',
+      loaderCpu: cpus().length > 1 ? '1' : '0',
+      targets: ['bare'],
+    });
+    t.equal(report.runs.length, 2, 'one run per round');
+    for (const run of report.runs) {
+      t.ok(run.requests > 0, `round ${run.round}: wrk made requests`);
+      t.equal(run.bad, 0, `round ${run.round}: every response was the verified 200 answer`);
+      t.ok(run.serverCpuUsPerReq > 0, `round ${run.round}: server CPU per request was read from /proc`);
+    }
+    t.match(formatLoad(report), /bare fastify/);
+  },
+);
 
 const noValgrind = ensureValgrind({ install: false, log: () => {} });
-t.test('instruction count, a few requests to the bare server under callgrind', { skip: noValgrind ?? false }, async (t) => {
-  const report = await runInstructions({ warmup: 20, requests: 20, connections: 2, serverCpu: '0', loaderCpu: cpus().length > 1 ? '1' : '0', targets: ['bare'] });
-  const [count] = report.counts;
-  // A TLS request through fastify is hundreds of thousands of instructions, not zero or billions.
-  t.ok(count && count.perRequest > 50_000 && count.perRequest < 50_000_000, `${Math.round(count?.perRequest ?? 0)} instructions per request`);
-  t.match(formatInstructions(report), /bare fastify/);
-});
+t.test(
+  'instruction count, a few requests to the bare server under callgrind',
+  { skip: noValgrind ?? false },
+  async (t) => {
+    const report = await runInstructions({
+      warmup: 20,
+      requests: 20,
+      connections: 2,
+      serverCpu: '0',
+      loaderCpu: cpus().length > 1 ? '1' : '0',
+      targets: ['bare'],
+    });
+    const [count] = report.counts;
+    // A TLS request through fastify is hundreds of thousands of instructions, not zero or billions.
+    t.ok(
+      count && count.perRequest > 50_000 && count.perRequest < 50_000_000,
+      `${Math.round(count?.perRequest ?? 0)} instructions per request`,
+    );
+    t.match(formatInstructions(report), /bare fastify/);
+  },
+);

@@ -24,7 +24,10 @@ t.test('the schema refuses what it should', async (t) => {
   t.ok(bad({ replicaCount: 0 }), 'replicaCount 0');
   t.ok(bad({ webhook: { validatingFailurePolicy: 'Sometimes' } }), 'failurePolicy');
   t.ok(bad({ unknownKey: 1 }), 'unknown key');
-  t.ok(bad({ config: { ...(values.config as object), policies: { 'probe-port-exclusion': { mode: false } } } }), 'an unquoted off (false)');
+  t.ok(
+    bad({ config: { ...(values.config as object), policies: { 'probe-port-exclusion': { mode: false } } } }),
+    'an unquoted off (false)',
+  );
   t.ok(bad({ tls: { caBundle: 'not base64!' } }), 'caBundle');
 });
 
@@ -50,7 +53,9 @@ t.test('helm lint and helm template', { skip: helm.error ? 'no helm binary on PA
   const lint = spawnSync('helm', ['lint', chart, ...set], { encoding: 'utf8' });
   t.equal(lint.status, 0, lint.stdout + lint.stderr);
   for (const extra of [set, ['--set', 'certManager.enabled=true']]) {
-    const out = spawnSync('helm', ['template', 'meshguard', chart, '--namespace', 'meshguard', ...extra], { encoding: 'utf8' });
+    const out = spawnSync('helm', ['template', 'meshguard', chart, '--namespace', 'meshguard', ...extra], {
+      encoding: 'utf8',
+    });
     t.equal(out.status, 0, out.stderr);
     const docs = yaml.loadAll(out.stdout).filter(Boolean) as { kind: string }[];
     t.ok(docs.some((d) => d.kind === 'MutatingWebhookConfiguration'));

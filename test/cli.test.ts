@@ -8,7 +8,11 @@ import t from 'tap';
 import { packageRoot } from '../src/paths.js';
 
 const cli = (args: string[], input?: string) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), ...args], { input, encoding: 'utf8', cwd: packageRoot });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), ...args], {
+    input,
+    encoding: 'utf8',
+    cwd: packageRoot,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 const faq = join(packageRoot, 'examples/faq');
@@ -16,9 +20,18 @@ const faq = join(packageRoot, 'examples/faq');
 t.test('check on the FAQ examples reports each pitfall under its policy id and exits 1', async (t) => {
   const r = cli(['check', 'examples/faq']);
   t.equal(r.code, 1, r.err);
-  t.match(r.out, /DestinationRule ns1\/myservice\n {2}deny {3}meshguard destinationrule-placement: .*move it to default or istio-system/);
-  t.match(r.out, /Service payments\/mysql-b\n {2}warn {3}meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/);
-  t.match(r.out, /Deployment shop\/nginx-deployment-basic\n {2}patch {2}meshguard hold-application-until-proxy-starts: .*\n {2}patch {2}meshguard probe-port-exclusion: exclude probe port 8087/);
+  t.match(
+    r.out,
+    /DestinationRule ns1\/myservice\n {2}deny {3}meshguard destinationrule-placement: .*move it to default or istio-system/,
+  );
+  t.match(
+    r.out,
+    /Service payments\/mysql-b\n {2}warn {3}meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/,
+  );
+  t.match(
+    r.out,
+    /Deployment shop\/nginx-deployment-basic\n {2}patch {2}meshguard hold-application-until-proxy-starts: .*\n {2}patch {2}meshguard probe-port-exclusion: exclude probe port 8087/,
+  );
   t.match(r.out, /\+\s+traffic.sidecar.istio.io\/excludeInboundPorts: '8087'/, 'shows the patch as a diff');
   t.match(r.out, /CronJob shop\/mycronjob\n(.*\n)* {2}patch {2}meshguard job-sidecar-quit: /);
   t.match(r.out, /9 objects checked: 1 denied/);
@@ -27,8 +40,13 @@ t.test('check on the FAQ examples reports each pitfall under its policy id and e
 t.test('check --output json, from stdin', async (t) => {
   const r = cli(['check', '--output', 'json', '-'], readFileSync(join(faq, 'databases.yaml'), 'utf8'));
   t.equal(r.code, 0, 'warnings alone do not fail');
-  const { reports } = JSON.parse(r.out) as { reports: { name: string; findings: { policy: string; action: string }[] }[] };
-  t.strictSame(reports.map((x) => x.name), ['mysql-a', 'mysql-b']);
+  const { reports } = JSON.parse(r.out) as {
+    reports: { name: string; findings: { policy: string; action: string }[] }[];
+  };
+  t.strictSame(
+    reports.map((x) => x.name),
+    ['mysql-a', 'mysql-b'],
+  );
   t.match(reports[1]?.findings, [{ policy: 'externalname-tcp-collision', action: 'warn' }]);
 });
 

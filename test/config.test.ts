@@ -16,11 +16,17 @@ t.test('policies/meshguard.yaml states exactly the schema defaults', async (t) =
 });
 
 t.test('one name everywhere: registry, schema, policy folders', async (t) => {
-  const schema = JSON.parse(readFileSync(configSchemaPath, 'utf8')) as { properties: { policies: { properties: object } }; definitions: { policyId: { enum: string[] } } };
+  const schema = JSON.parse(readFileSync(configSchemaPath, 'utf8')) as {
+    properties: { policies: { properties: object } };
+    definitions: { policyId: { enum: string[] } };
+  };
   const ids = policies.map((p) => p.id).sort();
   t.strictSame(Object.keys(schema.properties.policies.properties).sort(), ids);
   t.strictSame([...schema.definitions.policyId.enum].sort(), ids);
-  const dirs = readdirSync(join(packageRoot, 'policies'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const dirs = readdirSync(join(packageRoot, 'policies'), { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   t.strictSame(dirs, ids);
   for (const id of ids) {
     t.ok(existsSync(join(packageRoot, 'policies', id, 'README.md')), `${id} has a README`);
@@ -39,10 +45,14 @@ t.test('errors say where and what; unknown keys and policy ids are refused', asy
     const p = parseConfig(text);
     return p.ok ? [] : p.errors;
   };
-  t.strictSame(errors('policies:\n  probe-port-exclusion: {mode: sometimes}\n'), ['policies.probe-port-exclusion.mode: must be one of enforce, warn, off']);
+  t.strictSame(errors('policies:\n  probe-port-exclusion: {mode: sometimes}\n'), [
+    'policies.probe-port-exclusion.mode: must be one of enforce, warn, off',
+  ]);
   t.strictSame(errors('policies:\n  no-such-policy: {mode: warn}\n'), ['policies.no-such-policy: unknown policy']);
   t.strictSame(errors('mode: enforce\nverbose: true\n'), ['verbose: unknown key']);
-  t.strictSame(errors('policies:\n  job-sidecar-quit: {readyTimeoutSeconds: -1}\n'), ['policies.job-sidecar-quit.readyTimeoutSeconds: must be >= 0']);
+  t.strictSame(errors('policies:\n  job-sidecar-quit: {readyTimeoutSeconds: -1}\n'), [
+    'policies.job-sidecar-quit.readyTimeoutSeconds: must be >= 0',
+  ]);
   t.strictSame(errors('overrides:\n  - mode: warn\n'), ['overrides.0.namespaces: is required']);
   t.strictSame(errors('excludeNamespaces: kube-system\n'), ['excludeNamespaces: must be array']);
   t.match(errors('mode: [\n'), [/^not valid YAML: /]);

@@ -17,7 +17,10 @@ const pod = (annotations?: Record<string, string>): KubeObject => ({
 });
 
 /** A pod policy that sets one annotation, and counts its calls. */
-function annotating(id: 'hold-application-until-proxy-starts' | 'probe-port-exclusion', key: string): Policy & { calls: number } {
+function annotating(
+  id: 'hold-application-until-proxy-starts' | 'probe-port-exclusion',
+  key: string,
+): Policy & { calls: number } {
   const p = {
     id,
     action: 'mutate' as const,
@@ -25,7 +28,11 @@ function annotating(id: 'hold-application-until-proxy-starts' | 'probe-port-excl
     calls: 0,
     evaluate(ctx: { object: KubeObject }): Result {
       p.calls++;
-      return { result: 'mutate', patch: [setAnnotation(ctx.object.metadata?.annotations, key, 'v')], summary: `set ${key}` };
+      return {
+        result: 'mutate',
+        patch: [setAnnotation(ctx.object.metadata?.annotations, key, 'v')],
+        summary: `set ${key}`,
+      };
     },
   };
   return p as Policy & { calls: number };
@@ -39,19 +46,33 @@ const failing = (message: string): Policy => ({
 });
 
 t.test('two policies adding annotations to an object without any: one valid patch', async (t) => {
-  const engine = engineOf({ policies: [annotating('hold-application-until-proxy-starts', 'a/x'), annotating('probe-port-exclusion', 'b~y')] });
+  const engine = engineOf({
+    policies: [annotating('hold-application-until-proxy-starts', 'a/x'), annotating('probe-port-exclusion', 'b~y')],
+  });
   const object = pod();
   const verdict = verdictOf(evaluate({ request: requestFor(object), stage: 'mutate' }, engine), engine.scope.config);
   t.strictSame(verdict.patch, [{ op: 'add', path: '/metadata/annotations', value: { 'a/x': 'v', 'b~y': 'v' } }]);
-  const patched = jsonpatch.applyPatch(structuredClone(object), verdict.patch as jsonpatch.Operation[], true, false).newDocument;
+  const patched = jsonpatch.applyPatch(
+    structuredClone(object),
+    verdict.patch as jsonpatch.Operation[],
+    true,
+    false,
+  ).newDocument;
   t.strictSame(patched.metadata?.annotations, { 'a/x': 'v', 'b~y': 'v' });
   const withSome = pod({ keep: '1' });
   const again = verdictOf(evaluate({ request: requestFor(withSome), stage: 'mutate' }, engine), engine.scope.config);
-  t.strictSame(again.patch.map((p) => p.path), ['/metadata/annotations/a~1x', '/metadata/annotations/b~0y'], 'RFC 6901 escaping');
+  t.strictSame(
+    again.patch.map((p) => p.path),
+    ['/metadata/annotations/a~1x', '/metadata/annotations/b~0y'],
+    'RFC 6901 escaping',
+  );
 });
 
 t.test('mergePatches folds a child add into an object created earlier', async (t) => {
-  const merged = mergePatches([[{ op: 'add', path: '/metadata/annotations', value: { a: '1' } }], [{ op: 'add', path: pointer('metadata', 'annotations', 'x/y'), value: '2' }]]);
+  const merged = mergePatches([
+    [{ op: 'add', path: '/metadata/annotations', value: { a: '1' } }],
+    [{ op: 'add', path: pointer('metadata', 'annotations', 'x/y'), value: '2' }],
+  ]);
   t.strictSame(merged, [{ op: 'add', path: '/metadata/annotations', value: { a: '1', 'x/y': '2' } }]);
 });
 
@@ -79,7 +100,11 @@ t.test('effective modes: policy mode, override policy mode, capped by the global
 
 t.test('excluded namespaces (globs) and the webhook namespace are never evaluated', async (t) => {
   const p = annotating('hold-application-until-proxy-starts', 'a');
-  const engine = engineOf({ policies: [p], config: configOf({ excludeNamespaces: ['kube-*'] }), selfNamespace: 'mesh-system' });
+  const engine = engineOf({
+    policies: [p],
+    config: configOf({ excludeNamespaces: ['kube-*'] }),
+    selfNamespace: 'mesh-system',
+  });
   for (const ns of ['kube-system', 'kube-node-lease', 'mesh-system']) {
     t.strictSame(evaluate({ request: requestFor(pod(), { namespace: ns }), stage: 'mutate' }, engine), [], ns);
   }
@@ -91,35 +116,83 @@ t.test('stages: mutating policies at /mutate only; a pod at /validate meets none
   const p = annotating('hold-application-until-proxy-starts', 'a');
   const engine = engineOf({ policies: [p] });
   t.strictSame(evaluate({ request: requestFor(pod()), stage: 'validate' }, engine), []);
-  t.strictSame(evaluate({ request: requestFor(pod(), { operation: 'UPDATE' }), stage: 'mutate' }, engine), [], 'CREATE only');
-  t.strictSame(evaluate({ request: { ...requestFor(pod()), object: null, operation: 'DELETE' }, stage: 'mutate' }, engine), []);
+  t.strictSame(
+    evaluate({ request: requestFor(pod(), { operation: 'UPDATE' }), stage: 'mutate' }, engine),
+    [],
+    'CREATE only',
+  );
+  t.strictSame(
+    evaluate({ request: { ...requestFor(pod()), object: null, operation: 'DELETE' }, stage: 'mutate' }, engine),
+    [],
+  );
 });
 
 t.test('the skip annotation exempts from the named mutating policies only', async (t) => {
-  const engine = engineOf({ policies: [annotating('hold-application-until-proxy-starts', 'a'), annotating('probe-port-exclusion', 'b')] });
-  const decisions = evaluate({ request: requestFor(pod({ 'meshguard.io/skip': ' probe-port-exclusion ,other' })), stage: 'mutate' }, engine);
-  t.strictSame(decisions.map((d) => d.outcome.result), ['mutate', 'skip']);
+  const engine = engineOf({
+    policies: [annotating('hold-application-until-proxy-starts', 'a'), annotating('probe-port-exclusion', 'b')],
+  });
+  const decisions = evaluate(
+    { request: requestFor(pod({ 'meshguard.io/skip': ' probe-port-exclusion ,other' })), stage: 'mutate' },
+    engine,
+  );
+  t.strictSame(
+    decisions.map((d) => d.outcome.result),
+    ['mutate', 'skip'],
+  );
 });
 
 t.test('workload templates: warnings only, even for a failing policy in enforce mode', async (t) => {
   const engine = engineOf({ policies: [failing('bad pod'), annotating('hold-application-until-proxy-starts', 'a')] });
-  for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['apps/v1', 'StatefulSet'], ['apps/v1', 'DaemonSet'], ['apps/v1', 'ReplicaSet'], ['batch/v1', 'Job']] as const) {
-    const workload: KubeObject = { apiVersion, kind, metadata: { name: 'w', namespace: 'shop' }, spec: { template: { metadata: { labels: { app: 'w' } }, spec: {} } } };
+  for (const [apiVersion, kind] of [
+    ['apps/v1', 'Deployment'],
+    ['apps/v1', 'StatefulSet'],
+    ['apps/v1', 'DaemonSet'],
+    ['apps/v1', 'ReplicaSet'],
+    ['batch/v1', 'Job'],
+  ] as const) {
+    const workload: KubeObject = {
+      apiVersion,
+      kind,
+      metadata: { name: 'w', namespace: 'shop' },
+      spec: { template: { metadata: { labels: { app: 'w' } }, spec: {} } },
+    };
     const decisions = evaluate({ request: requestFor(workload), stage: 'validate' }, engine);
-    t.strictSame(decisions.map((d) => [d.subject, d.outcome.result]), [['template', 'fail'], ['template', 'mutate']], kind);
+    t.strictSame(
+      decisions.map((d) => [d.subject, d.outcome.result]),
+      [
+        ['template', 'fail'],
+        ['template', 'mutate'],
+      ],
+      kind,
+    );
     const verdict = verdictOf(decisions, engine.scope.config);
-    t.strictSame(verdict, { allowed: true, denials: [], warnings: ['meshguard probe-port-exclusion: bad pod'], patch: [] }, kind);
+    t.strictSame(
+      verdict,
+      { allowed: true, denials: [], warnings: ['meshguard probe-port-exclusion: bad pod'], patch: [] },
+      kind,
+    );
   }
-  const cron: KubeObject = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'c', namespace: 'shop' }, spec: { jobTemplate: { spec: { template: { spec: {} } } } } };
+  const cron: KubeObject = {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: 'c', namespace: 'shop' },
+    spec: { jobTemplate: { spec: { template: { spec: {} } } } },
+  };
   let owner: unknown;
-  const spy: Policy = { ...failing('x'), evaluate: (ctx) => ((owner = ctx.object.metadata?.ownerReferences), { result: 'pass' }) };
+  const spy: Policy = {
+    ...failing('x'),
+    evaluate: (ctx) => ((owner = ctx.object.metadata?.ownerReferences), { result: 'pass' }),
+  };
   evaluate({ request: requestFor(cron), stage: 'validate' }, engineOf({ policies: [spy] }));
   t.match(owner, [{ kind: 'Job' }], "a CronJob's template makes pods owned by a Job");
   t.strictSame(cron.spec, { jobTemplate: { spec: { template: { spec: {} } } } }, 'the workload is not modified');
 });
 
 t.test('messages: one line, at most 256 characters, prefixed with the policy id', async (t) => {
-  const engine = engineOf({ policies: [failing(`first line\nsecond ${'x'.repeat(400)}`)], config: configOf({ mode: 'warn' }) });
+  const engine = engineOf({
+    policies: [failing(`first line\nsecond ${'x'.repeat(400)}`)],
+    config: configOf({ mode: 'warn' }),
+  });
   const verdict = verdictOf(evaluate({ request: requestFor(pod()), stage: 'mutate' }, engine), engine.scope.config);
   const [warning = ''] = verdict.warnings;
   t.equal(warning.length, MAX_WARNING);
@@ -127,9 +200,20 @@ t.test('messages: one line, at most 256 characters, prefixed with the policy id'
 });
 
 t.test('a denial lists every failing policy', async (t) => {
-  const a: Policy = { id: 'destinationrule-placement', action: 'validate', targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }], evaluate: () => ({ result: 'fail', message: 'one' }) };
+  const a: Policy = {
+    id: 'destinationrule-placement',
+    action: 'validate',
+    targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
+    evaluate: () => ({ result: 'fail', message: 'one' }),
+  };
   const b: Policy = { ...a, id: 'externalname-tcp-collision', evaluate: () => ({ result: 'fail', message: 'two' }) };
-  const engine = engineOf({ policies: [a, b], config: configOf({ policies: { 'externalname-tcp-collision': { mode: 'enforce' } } }) });
+  const engine = engineOf({
+    policies: [a, b],
+    config: configOf({ policies: { 'externalname-tcp-collision': { mode: 'enforce' } } }),
+  });
   const verdict = verdictOf(evaluate({ request: requestFor(pod()), stage: 'validate' }, engine), engine.scope.config);
-  t.strictSame(verdict.denials, ['meshguard destinationrule-placement: one', 'meshguard externalname-tcp-collision: two']);
+  t.strictSame(verdict.denials, [
+    'meshguard destinationrule-placement: one',
+    'meshguard externalname-tcp-collision: two',
+  ]);
 });

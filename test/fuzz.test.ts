@@ -22,7 +22,19 @@ t.test(`${cases} cases through app.inject (seed ${seed})`, async (t) => {
   t.strictSame(tally.failures.slice(0, 5), [], 'no failures');
   t.ok((tally.byStatus.get('200') ?? 0) > cases / 5, 'a good share were valid reviews');
   t.ok((tally.byStatus.get('400') ?? 0) > cases / 5, 'a good share were refused');
-  for (const kind of ['valid', 'wrong-type', 'huge-string', 'long-run', 'deep-nesting', 'proto-keys', 'duplicate-keys', 'invalid-utf8', 'truncated', 'byte-flips', 'garbage']) {
+  for (const kind of [
+    'valid',
+    'wrong-type',
+    'huge-string',
+    'long-run',
+    'deep-nesting',
+    'proto-keys',
+    'duplicate-keys',
+    'invalid-utf8',
+    'truncated',
+    'byte-flips',
+    'garbage',
+  ]) {
     t.ok((tally.byKind.get(kind) ?? 0) > 0, `has ${kind} cases`);
   }
   await runner.close();
@@ -35,7 +47,13 @@ t.test('every field of every recorded review, replaced by each other type', asyn
     const { answer, ms } = await runner.run(c);
     tally.add(c, answer, ms);
   }
-  t.comment(tally.summary().split('\n').filter((l) => !l.startsWith('by kind')).join('\n'));
+  t.comment(
+    tally
+      .summary()
+      .split('\n')
+      .filter((l) => !l.startsWith('by kind'))
+      .join('\n'),
+  );
   t.strictSame(tally.failures.slice(0, 5), [], 'no failures');
   t.ok(tally.cases > 4000, `${tally.cases} cases`);
   await runner.close();
@@ -52,8 +70,17 @@ t.test('the same cases over real HTTPS to meshguard serve', async (t) => {
   t.comment(tally.summary());
   t.strictSame(tally.failures.slice(0, 5), [], 'no failures');
   t.equal(served.proc.exitCode, null, 'the process is still running');
-  const health = await httpsCase(served.port, cas, { kind: 'health', path: '/mutate', contentType: 'application/json', body: Buffer.from('{}') });
-  t.equal(judge({ kind: 'health', path: '/mutate', contentType: 'application/json', body: Buffer.from('{}') }, health), null, 'and still answers');
+  const health = await httpsCase(served.port, cas, {
+    kind: 'health',
+    path: '/mutate',
+    contentType: 'application/json',
+    body: Buffer.from('{}'),
+  });
+  t.equal(
+    judge({ kind: 'health', path: '/mutate', contentType: 'application/json', body: Buffer.from('{}') }, health),
+    null,
+    'and still answers',
+  );
   served.proc.kill('SIGTERM');
   t.equal(await served.exited, 0, 'exits 0 on SIGTERM');
 });

@@ -40,7 +40,9 @@ for (const id of ids) {
   const policy = ((await import(`../src/policies/${id}.js`)) as { default: Policy }).default;
   t.equal(policy.id, id, `src/policies/${id}.ts exports policy ${id}`);
   const dir = join(root, id, 'cases');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   t.test(policy.id, async (t) => {
     t.ok(files.length > 0, 'has golden cases');
     for (const file of files) {

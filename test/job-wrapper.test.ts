@@ -3,7 +3,16 @@
 // changed (checked first). PATH is always a directory we build: the real curl/wget when this
 // machine has them, small node shims with the same flags otherwise, or neither.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -74,7 +83,10 @@ async function fakeProxy(t: Pick<typeof tap, 'teardown'>): Promise<FakeProxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const proxy: FakeProxy = Object.assign(state, {
-    endpoints: { ready: `${base}/healthz/ready`, quit: [`${base}/agent/quitquitquit`, `${base}/envoy/quitquitquit`] as const },
+    endpoints: {
+      ready: `${base}/healthz/ready`,
+      quit: [`${base}/agent/quitquitquit`, `${base}/envoy/quitquitquit`] as const,
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   });
   t.teardown(() => proxy.close());
@@ -138,7 +150,10 @@ for (const tool of ['curl', 'wget'] as const) {
   chmodSync(join(dir, `${tool}-shim`), 0o755);
 }
 // Debian's busybox before 1.36.1-5 is built without wget -T and crashes on it.
-writeFileSync(join(dir, 'wget-no-timeout-shim'), `#!/bin/sh\nfor a; do [ "$a" != -T ] || kill -SEGV $$; done\nexec ${JSON.stringify(join(dir, 'wget-shim'))} "$@"\n`);
+writeFileSync(
+  join(dir, 'wget-no-timeout-shim'),
+  `#!/bin/sh\nfor a; do [ "$a" != -T ] || kill -SEGV $$; done\nexec ${JSON.stringify(join(dir, 'wget-shim'))} "$@"\n`,
+);
 chmodSync(join(dir, 'wget-no-timeout-shim'), 0o755);
 const realCurl = which('curl');
 const realWget = which('wget');
@@ -227,7 +242,9 @@ async function run(opts: {
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   child.stdin.on('error', () => {}); // EPIPE when the wrapper exits without reading
   child.stdin.end(opts.stdin ?? '');
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (code, signal) => resolve([code, signal])),
+  );
   if (opts.during) await opts.during(child, out);
   const [code, signal] = await closed;
   const record = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Recording) : undefined;
@@ -253,7 +270,11 @@ t.test('the script under test is the production script with other URLs', async (
     p.endpoints.quit.forEach((url, i) => (text = text.replaceAll(url, PROXY_ENDPOINTS.quit[i] ?? '')));
     text = text.replaceAll(p.endpoints.ready, PROXY_ENDPOINTS.ready);
     t.equal(text, wrapperScript(timeout), `timeout ${timeout}`);
-    t.equal(wrapContainer(timeout, ['sh'], []).command[2], wrapperScript(timeout), 'wrapContainer uses the production script');
+    t.equal(
+      wrapContainer(timeout, ['sh'], []).command[2],
+      wrapperScript(timeout),
+      'wrapContainer uses the production script',
+    );
   }
   const script = wrapperScript(60);
   t.ok(script.startsWith(`${WRAPPER_MARKER} v1\n`), 'starts with the marker');
@@ -266,10 +287,18 @@ t.test('the script under test is the production script with other URLs', async (
 });
 
 t.test('the script parses under every shell this machine has', async (t) => {
-  const shells: string[][] = [['/bin/sh'], ...(which('dash') ? [['dash']] : []), ...(which('bash') ? [['bash', '--posix']] : []), ...(busybox ? [[busybox, 'sh']] : [])];
+  const shells: string[][] = [
+    ['/bin/sh'],
+    ...(which('dash') ? [['dash']] : []),
+    ...(which('bash') ? [['bash', '--posix']] : []),
+    ...(busybox ? [[busybox, 'sh']] : []),
+  ];
   for (const sh of shells) {
     for (const timeout of [0, 60]) {
-      t.doesNotThrow(() => execFileSync(sh[0] ?? '', [...sh.slice(1), '-n', '-c', wrapperScript(timeout)]), `${sh.join(' ')} -n, timeout ${timeout}`);
+      t.doesNotThrow(
+        () => execFileSync(sh[0] ?? '', [...sh.slice(1), '-n', '-c', wrapperScript(timeout)]),
+        `${sh.join(' ')} -n, timeout ${timeout}`,
+      );
     }
   }
 });
@@ -284,10 +313,30 @@ t.test('wrapContainer, isWrapped, startsWithShell', async (t) => {
   t.notOk(isWrapped(['/bin/sh', '-c', 'echo "# meshguard job-sidecar-quit v1"']));
   t.notOk(isWrapped(['/bin/sh']));
   t.notOk(isWrapped([]));
-  for (const c of [['sh'], ['/bin/sh', '-c'], ['/bin/bash'], ['/usr/local/bin/zsh'], ['ash'], ['/bin/dash'], ['env', 'sh'], ['/usr/bin/env', 'bash', '-c']]) {
+  for (const c of [
+    ['sh'],
+    ['/bin/sh', '-c'],
+    ['/bin/bash'],
+    ['/usr/local/bin/zsh'],
+    ['ash'],
+    ['/bin/dash'],
+    ['env', 'sh'],
+    ['/usr/bin/env', 'bash', '-c'],
+  ]) {
     t.ok(startsWithShell(c), c.join(' '));
   }
-  for (const c of [[], [''], ['python3'], ['/bin/shell'], ['fish'], ['/usr/bin/env'], ['env', 'python3'], ['env', '-i', 'sh'], ['busybox', 'sh'], ['/bin/sh/x']]) {
+  for (const c of [
+    [],
+    [''],
+    ['python3'],
+    ['/bin/shell'],
+    ['fish'],
+    ['/usr/bin/env'],
+    ['env', 'python3'],
+    ['env', '-i', 'sh'],
+    ['busybox', 'sh'],
+    ['/bin/sh/x'],
+  ]) {
     t.notOk(startsWithShell(c), c.join(' ') || '(empty)');
   }
 });
@@ -297,11 +346,54 @@ t.test('the original argv arrives byte-identical, with stdin and environment', a
   const canary = join(dir, 'CANARY');
   writeFileSync(join(dir, 'a-file-for-globs'), '');
   const weird = [
-    '', ' ', 'two words', "it's", '"double"', `$(touch ${canary})`, `\`touch ${canary}\``, `a; touch ${canary}`,
-    `a && touch ${canary}`, `'; touch ${canary}; echo '`, 'a || b', 'a | b', '> out', '< in', '&', '${IFS}', '$HOME',
-    '$@', '"$@"', '$1', '$0', '$(JOB_NAME)', 'line1\nline2', '\ttab', 'trailing\n', '\n', '*', '/*', '?', '[a-z]*',
-    '~', '~root', '!', '#not a comment', '-n', '-e', '-', '--', '--help', '-c', '\\', '\\n', '\\\\', '%s%d', '%',
-    'ünïcödé ✓ 🚀 日本語', '\u00a0', 'x'.repeat(100_000),
+    '',
+    ' ',
+    'two words',
+    "it's",
+    '"double"',
+    `$(touch ${canary})`,
+    `\`touch ${canary}\``,
+    `a; touch ${canary}`,
+    `a && touch ${canary}`,
+    `'; touch ${canary}; echo '`,
+    'a || b',
+    'a | b',
+    '> out',
+    '< in',
+    '&',
+    '${IFS}',
+    '$HOME',
+    '$@',
+    '"$@"',
+    '$1',
+    '$0',
+    '$(JOB_NAME)',
+    'line1\nline2',
+    '\ttab',
+    'trailing\n',
+    '\n',
+    '*',
+    '/*',
+    '?',
+    '[a-z]*',
+    '~',
+    '~root',
+    '!',
+    '#not a comment',
+    '-n',
+    '-e',
+    '-',
+    '--',
+    '--help',
+    '-c',
+    '\\',
+    '\\n',
+    '\\\\',
+    '%s%d',
+    '%',
+    'ünïcödé ✓ 🚀 日本語',
+    '\u00a0',
+    'x'.repeat(100_000),
   ];
   const r = await run({
     proxy: p,
@@ -323,15 +415,58 @@ t.test('the original argv arrives byte-identical, with stdin and environment', a
   t.match(quits(p)[0]?.headers['user-agent'] ?? '', defaultAgent, 'called with the expected client');
 });
 
-t.test('more hostile argv: every kind of expansion, the wrapper\'s own names, 10 000 arguments', async (t) => {
+t.test("more hostile argv: every kind of expansion, the wrapper's own names, 10 000 arguments", async (t) => {
   const p = await fakeProxy(t);
   const canary = join(dir, 'CANARY');
   const hostile = [
-    '$((1+1))', `\${x:-$(touch ${canary})}`, `\${IFS}touch\${IFS}${canary}`, '{a,b}', '{1..3}', `<<EOF\ntouch ${canary}\nEOF`,
-    `<(touch ${canary})`, `>(touch ${canary})`, "$'\\x41'", 'a\rb', '\x1b[31mred\x1b[0m', '\x01\x7f', '2>&1', '|&', '!!', '!$',
-    `exec touch ${canary}`, `eval "touch ${canary}"`, "trap '' EXIT", 'kill -9 $$', 'set -e', 'exit 3', '. /dev/stdin', 'command -v sh',
-    '$mg_tool', '${mg_child}', '$mg_status', '$mg_signal', 'mg_quit', 'mg_http POST http://127.0.0.1:1/', '"$@"', '$#', '$*', '$?', '$$', '$!',
-    '# meshguard job-sidecar-quit v1', 'meshguard-job', '-', '--', '-c', '-x', '--version', '-exec', "'", '"', '`', "'\"'\"'",
+    '$((1+1))',
+    `\${x:-$(touch ${canary})}`,
+    `\${IFS}touch\${IFS}${canary}`,
+    '{a,b}',
+    '{1..3}',
+    `<<EOF\ntouch ${canary}\nEOF`,
+    `<(touch ${canary})`,
+    `>(touch ${canary})`,
+    "$'\\x41'",
+    'a\rb',
+    '\x1b[31mred\x1b[0m',
+    '\x01\x7f',
+    '2>&1',
+    '|&',
+    '!!',
+    '!$',
+    `exec touch ${canary}`,
+    `eval "touch ${canary}"`,
+    "trap '' EXIT",
+    'kill -9 $$',
+    'set -e',
+    'exit 3',
+    '. /dev/stdin',
+    'command -v sh',
+    '$mg_tool',
+    '${mg_child}',
+    '$mg_status',
+    '$mg_signal',
+    'mg_quit',
+    'mg_http POST http://127.0.0.1:1/',
+    '"$@"',
+    '$#',
+    '$*',
+    '$?',
+    '$$',
+    '$!',
+    '# meshguard job-sidecar-quit v1',
+    'meshguard-job',
+    '-',
+    '--',
+    '-c',
+    '-x',
+    '--version',
+    '-exec',
+    "'",
+    '"',
+    '`',
+    "'\"'\"'",
     ...Array.from({ length: 10_000 }, (_, i) => (i % 2 === 0 ? `arg${i}` : `$(touch ${canary})`)),
   ];
   const r = await run({ proxy: p, timeout: 0, ...rec(...hostile) });
@@ -358,15 +493,56 @@ t.test('a program path full of shell syntax is run as that file, never parsed', 
 t.test('random argv arrives byte-identical under /bin/sh (fast-check)', async (t) => {
   const canary = join(dir, 'CANARY');
   const unit = fc.oneof(
-    fc.constantFrom('$', '(', ')', '`', "'", '"', ';', '&', '|', '<', '>', '*', '?', '[', ']', '{', '}', '~', '!', '#', '\\', '\n', '\r', '\t', ' ', '-', '=', '%', '^', '\x01', '\x7f'),
+    fc.constantFrom(
+      '$',
+      '(',
+      ')',
+      '`',
+      "'",
+      '"',
+      ';',
+      '&',
+      '|',
+      '<',
+      '>',
+      '*',
+      '?',
+      '[',
+      ']',
+      '{',
+      '}',
+      '~',
+      '!',
+      '#',
+      '\\',
+      '\n',
+      '\r',
+      '\t',
+      ' ',
+      '-',
+      '=',
+      '%',
+      '^',
+      '\x01',
+      '\x7f',
+    ),
     fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }),
   );
-  const arg = fc.oneof(fc.string({ unit, maxLength: 24 }), fc.constantFrom(`$(touch ${canary})`, `\`touch ${canary}\``, `; touch ${canary}`));
+  const arg = fc.oneof(
+    fc.string({ unit, maxLength: 24 }),
+    fc.constantFrom(`$(touch ${canary})`, `\`touch ${canary}\``, `; touch ${canary}`),
+  );
   await fc.assert(
     fc.asyncProperty(fc.array(arg, { maxLength: 12 }), async (argv) => {
       const p = await fakeProxy(t);
       const r = await run({ proxy: p, timeout: 0, ...rec(...argv) });
-      return r.code === 0 && r.stderr === '' && isDeepStrictEqual(r.record?.argv, argv) && !existsSync(canary) && quits(p).length === 1;
+      return (
+        r.code === 0 &&
+        r.stderr === '' &&
+        isDeepStrictEqual(r.record?.argv, argv) &&
+        !existsSync(canary) &&
+        quits(p).length === 1
+      );
     }),
     { numRuns: Number(process.env.WRAPPER_RUNS ?? 25) },
   );
@@ -375,7 +551,12 @@ t.test('random argv arrives byte-identical under /bin/sh (fast-check)', async (t
 
 t.test('a shell command runs as it would have without the wrapper', async (t) => {
   const p = await fakeProxy(t);
-  const r = await run({ proxy: p, timeout: 2, command: ['/bin/sh', '-c'], args: ['date >/dev/null; echo "Hello from $0 and $1"', 'zero', 'one'] });
+  const r = await run({
+    proxy: p,
+    timeout: 2,
+    command: ['/bin/sh', '-c'],
+    args: ['date >/dev/null; echo "Hello from $0 and $1"', 'zero', 'one'],
+  });
   t.equal(r.code, 0);
   t.equal(r.stdout, 'Hello from zero and one\n');
   t.equal(quits(p).length, 1);
@@ -414,7 +595,10 @@ t.test('quit falls back to envoy admin port, and a refused quit never fails the 
   p.agentQuit = 500;
   const r = await run({ proxy: p, timeout: 0, ...rec(), env: { REC_EXIT: '0' } });
   t.equal(r.code, 0);
-  t.strictSame(quits(p).map((c) => c.path), ['/agent/quitquitquit', '/envoy/quitquitquit']);
+  t.strictSame(
+    quits(p).map((c) => c.path),
+    ['/agent/quitquitquit', '/envoy/quitquitquit'],
+  );
   t.equal(r.stderr, '');
 
   const q = await fakeProxy(t);
@@ -540,7 +724,10 @@ t.test('each HTTP client', async (t) => {
       const r = await run({ proxy: never, timeout: 1, ...rec(), path, env: { REC_EXIT: '3' } });
       t.equal(r.code, 3, 'exit code kept');
       t.ok(readyChecks(never).length >= 1, 'readiness checked');
-      t.ok(readyChecks(never).every((c) => agent.test(c.headers['user-agent'] ?? '')), 'by this client');
+      t.ok(
+        readyChecks(never).every((c) => agent.test(c.headers['user-agent'] ?? '')),
+        'by this client',
+      );
       t.match(r.stderr, /not ready after 1 s/);
       t.equal(quits(never).length, 1, 'quit once');
       t.match(quits(never)[0]?.headers['user-agent'] ?? '', agent);
@@ -549,7 +736,11 @@ t.test('each HTTP client', async (t) => {
       p.agentQuit = 500;
       const s = await run({ proxy: p, timeout: 1, ...rec(), path });
       t.equal(s.code, 0);
-      t.strictSame(quits(p).map((c) => c.path), ['/agent/quitquitquit', '/envoy/quitquitquit'], 'falls back once');
+      t.strictSame(
+        quits(p).map((c) => c.path),
+        ['/agent/quitquitquit', '/envoy/quitquitquit'],
+        'falls back once',
+      );
       t.equal(s.stderr, '');
     });
   }
@@ -559,7 +750,10 @@ t.test('neither curl nor wget: the log says so, naming meshguard', async (t) => 
   const p = await fakeProxy(t);
   const r = await run({ proxy: p, timeout: 2, ...rec(), path: bins.none, env: { REC_EXIT: '6' } });
   t.equal(r.code, 6, 'exit code kept');
-  t.match(r.stderr, /^meshguard job-sidecar-quit: no curl or wget in this image to ask istio-proxy to quit: the pod keeps running\n$/);
+  t.match(
+    r.stderr,
+    /^meshguard job-sidecar-quit: no curl or wget in this image to ask istio-proxy to quit: the pod keeps running\n$/,
+  );
   t.ok((r.record?.startedAt ?? Infinity) - r.spawnedAt < 1800, 'no blind wait for the 2 s timeout');
   t.equal(p.calls.length, 0, 'no request reached the proxy');
 });
@@ -571,7 +765,14 @@ t.test('under busybox sh with busybox wget', { skip: busybox ? false : 'no busyb
   symlinkSync(bb, join(path, 'sleep'));
   const p = await fakeProxy(t);
   p.readyAt = Date.now() + 1000;
-  const r = await run({ proxy: p, timeout: 3, ...rec('a b', '$(x)', ''), path, env: { REC_EXIT: '2' }, shell: [bb, 'sh'] });
+  const r = await run({
+    proxy: p,
+    timeout: 3,
+    ...rec('a b', '$(x)', ''),
+    path,
+    env: { REC_EXIT: '2' },
+    shell: [bb, 'sh'],
+  });
   t.equal(r.code, 2);
   t.strictSame(r.record?.argv, ['a b', '$(x)', '']);
   t.ok(readyChecks(p).length >= 2, 'waited');
@@ -590,7 +791,14 @@ t.test("other images' /bin/sh: bash in POSIX mode, busybox ash, dash", async (t)
     t.test(name, { skip: shell ? false : `no ${name} on this machine` }, async (t) => {
       const p = await fakeProxy(t);
       const argv = ['', 'a b', "'", '"', '$(x)', '`x`', ';', '&&', '\n', '*', '-n', '--', 'ü✓'];
-      const r = await run({ proxy: p, timeout: 1, ...rec(...argv), shell, env: { REC_EXIT: '9', REC_STDIN: '1' }, stdin: 'in' });
+      const r = await run({
+        proxy: p,
+        timeout: 1,
+        ...rec(...argv),
+        shell,
+        env: { REC_EXIT: '9', REC_STDIN: '1' },
+        stdin: 'in',
+      });
       t.equal(r.code, 9, 'exit code kept');
       t.strictSame(r.record?.argv, argv, 'argv identical');
       t.equal(r.record?.stdin, 'in', 'stdin passed');

@@ -19,7 +19,8 @@ const fastifys = echo(false);
 const ours = echo(true);
 
 async function same(t: Pick<typeof tap, 'strictSame'>, body: string): Promise<number> {
-  const send = (app: typeof ours) => app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/json' }, payload: body });
+  const send = (app: typeof ours) =>
+    app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/json' }, payload: body });
   const [a, b] = await Promise.all([send(fastifys), send(ours)]);
   t.strictSame([b.statusCode, b.body], [a.statusCode, a.body], JSON.stringify(body).slice(0, 80));
   return a.statusCode;
@@ -51,14 +52,24 @@ tap.test('hand-picked bodies', async (t) => {
 tap.test('generated JSON, with poisoned keys mixed in', async (t) => {
   const key = fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'prototype', '\u005f_proto__'));
   const value = fc.letrec((tie) => ({
-    node: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.dictionary(key, tie('node'), { maxKeys: 4 }), fc.array(tie('node'), { maxLength: 3 })),
+    node: fc.oneof(
+      { depthSize: 'small' },
+      fc.jsonValue({ maxDepth: 1 }),
+      fc.dictionary(key, tie('node'), { maxKeys: 4 }),
+      fc.array(tie('node'), { maxLength: 3 }),
+    ),
   })).node;
   // Keys are written as JSON text, so that __proto__ stays a key, with their letters \u-escaped or not.
   const text = (v: unknown, escape: boolean): string => {
     if (Array.isArray(v)) return `[${v.map((x) => text(x, escape)).join(',')}]`;
     if (v === null || typeof v !== 'object') return JSON.stringify(v);
-    const keyText = (k: string) => (escape ? JSON.stringify(k).replace(/[a-z_]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : JSON.stringify(k));
-    return `{${Object.entries(v).map(([k, x]) => `${keyText(k)}:${text(x, escape)}`).join(',')}}`;
+    const keyText = (k: string) =>
+      escape
+        ? JSON.stringify(k).replace(/[a-z_]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+        : JSON.stringify(k);
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${keyText(k)}:${text(x, escape)}`)
+      .join(',')}}`;
   };
   const statuses = new Map<number, number>();
   await fc.assert(
@@ -68,5 +79,8 @@ tap.test('generated JSON, with poisoned keys mixed in', async (t) => {
     }),
     { numRuns: 500 },
   );
-  t.ok((statuses.get(200) ?? 0) > 50 && (statuses.get(400) ?? 0) > 50, `both accepted and refused bodies: ${JSON.stringify([...statuses])}`);
+  t.ok(
+    (statuses.get(200) ?? 0) > 50 && (statuses.get(400) ?? 0) > 50,
+    `both accepted and refused bodies: ${JSON.stringify([...statuses])}`,
+  );
 });

@@ -54,7 +54,15 @@ const policySubject = (policy: Policy): Subject => ({
   name: policy.id,
   run(w, pod) {
     const config = configFor(w.config);
-    const outcome = policy.evaluate({ object: pod, oldObject: null, namespace: w.namespace, operation: 'CREATE', options: config.policies[policy.id], config, cluster: w.cluster });
+    const outcome = policy.evaluate({
+      object: pod,
+      oldObject: null,
+      namespace: w.namespace,
+      operation: 'CREATE',
+      options: config.policies[policy.id],
+      config,
+      cluster: w.cluster,
+    });
     const warnings = 'warnings' in outcome ? (outcome.warnings ?? []) : [];
     return { patch: outcome.result === 'mutate' ? outcome.patch : [], warnings };
   },
@@ -65,8 +73,16 @@ const engineSubject: Subject = {
   name: 'engine (all policies, evaluate + verdictOf)',
   run(w, pod) {
     const config = configFor(w.config);
-    const decisions = evaluate({ request: requestFor(pod, { namespace: w.namespace }), stage: 'mutate' }, { registry, scope: compileScope(config), cluster: w.cluster });
-    for (const d of decisions) assert.notEqual(d.outcome.result, 'error', `${d.policy}: ${d.outcome.result === 'error' ? d.outcome.error.stack : ''}`);
+    const decisions = evaluate(
+      { request: requestFor(pod, { namespace: w.namespace }), stage: 'mutate' },
+      { registry, scope: compileScope(config), cluster: w.cluster },
+    );
+    for (const d of decisions)
+      assert.notEqual(
+        d.outcome.result,
+        'error',
+        `${d.policy}: ${d.outcome.result === 'error' ? d.outcome.error.stack : ''}`,
+      );
     const verdict = verdictOf(decisions, config);
     assert.equal(verdict.allowed, true, 'a mutating policy never denies');
     return { patch: verdict.patch, warnings: verdict.warnings };
@@ -120,7 +136,10 @@ function assertPreserved(input: KubeObject, patched: KubeObject): void {
     const old = before?.[PROXY_CONFIG] === undefined ? {} : loadMapping(before[PROXY_CONFIG]);
     assert.ok(!Object.hasOwn(old, HOLD), `an explicit ${HOLD} was overridden`);
     const now = loadMapping(after?.[PROXY_CONFIG] ?? '');
-    assert.ok(isDeepStrictEqual(now, { ...old, [HOLD]: true }), `${PROXY_CONFIG} changed beyond ${HOLD}: ${JSON.stringify(before?.[PROXY_CONFIG])} → ${JSON.stringify(after?.[PROXY_CONFIG])}`);
+    assert.ok(
+      isDeepStrictEqual(now, { ...old, [HOLD]: true }),
+      `${PROXY_CONFIG} changed beyond ${HOLD}: ${JSON.stringify(before?.[PROXY_CONFIG])} → ${JSON.stringify(after?.[PROXY_CONFIG])}`,
+    );
     restore(PROXY_CONFIG);
   }
   if (after?.[EXCLUDE] !== before?.[EXCLUDE]) {
@@ -136,16 +155,24 @@ function assertPreserved(input: KubeObject, patched: KubeObject): void {
     assert.equal(new Set(added).size, added.length, `${EXCLUDE}: duplicate ports appended`);
     restore(EXCLUDE);
   }
-  if (before === undefined && after !== undefined && Object.keys(after).length === 0) delete (out.metadata as Meta).annotations;
+  if (before === undefined && after !== undefined && Object.keys(after).length === 0)
+    delete (out.metadata as Meta).annotations;
 
   const inContainers = (input.spec as Spec).containers;
   (out.spec as Spec).containers.forEach((c, i) => {
     const orig = inContainers[i];
     assert.ok(orig, 'container added');
     if (isDeepStrictEqual(c.command, orig.command) && isDeepStrictEqual(c.args, orig.args)) return;
-    assert.ok(c.command && isWrapped(c.command) && c.command.length === 4 && c.command[3] === WRAPPER_NAME, `container ${i}: command changed but not to the wrapper`);
+    assert.ok(
+      c.command && isWrapped(c.command) && c.command.length === 4 && c.command[3] === WRAPPER_NAME,
+      `container ${i}: command changed but not to the wrapper`,
+    );
     assert.ok(orig.command && orig.command.length > 0, `container ${i}: wrapped without a command`);
-    assert.deepEqual(c.args, [...orig.command, ...(orig.args ?? [])], `container ${i}: the original argv is not kept after the wrapper`);
+    assert.deepEqual(
+      c.args,
+      [...orig.command, ...(orig.args ?? [])],
+      `container ${i}: the original argv is not kept after the wrapper`,
+    );
     if (orig.command === undefined) delete c.command;
     else c.command = orig.command;
     if (orig.args === undefined) delete c.args;
@@ -163,7 +190,12 @@ for (const subject of subjects) {
         assertValidPod(input, 'the generated pod');
         // 1. never throws, never an error decision (asserted in run); warnings fit the API server.
         const { patch, warnings } = subject.run(w, w.pod);
-        if (subject === engineSubject) for (const warning of warnings) assert.ok(warning.length <= MAX_WARNING && !/[\r\n]/.test(warning), `bad warning: ${JSON.stringify(warning)}`);
+        if (subject === engineSubject)
+          for (const warning of warnings)
+            assert.ok(
+              warning.length <= MAX_WARNING && !/[\r\n]/.test(warning),
+              `bad warning: ${JSON.stringify(warning)}`,
+            );
         assert.deepEqual(w.pod, input, 'the input object was modified');
         if (patch.length === 0) return;
         // 2. the patch applies cleanly to the input.
@@ -188,5 +220,6 @@ t.test('the generator reaches the interesting cases', async (t) => {
   for (const w of fc.sample(world, { numRuns: 2000, ...(seed !== undefined && { seed }) })) {
     for (const s of subjects) if (s.run(w, w.pod).patch.length > 0) bump(s.name);
   }
-  for (const s of subjects) t.ok((counts.get(s.name) ?? 0) >= 50, `${s.name} patched ${counts.get(s.name) ?? 0} of 2000 pods`);
+  for (const s of subjects)
+    t.ok((counts.get(s.name) ?? 0) >= 50, `${s.name} patched ${counts.get(s.name) ?? 0} of 2000 pods`);
 });

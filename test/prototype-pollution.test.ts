@@ -42,7 +42,12 @@ const prototypes = {
 
 type Snapshot = Record<string, Record<string, PropertyDescriptor>>;
 const snapshot = (): Snapshot =>
-  Object.fromEntries(Object.entries(prototypes).map(([name, proto]) => [name, Object.getOwnPropertyDescriptors(proto) as Record<string, PropertyDescriptor>]));
+  Object.fromEntries(
+    Object.entries(prototypes).map(([name, proto]) => [
+      name,
+      Object.getOwnPropertyDescriptors(proto) as Record<string, PropertyDescriptor>,
+    ]),
+  );
 
 function assertClean(t: Pick<typeof tap, 'strictSame' | 'equal'>, before: Snapshot, what: string): void {
   const after = snapshot();
@@ -52,7 +57,14 @@ function assertClean(t: Pick<typeof tap, 'strictSame' | 'equal'>, before: Snapsh
     const changed = Object.keys(was).filter((k) => {
       const a = was[k];
       const b = descriptors[k];
-      return !b || a?.value !== b.value || a?.get !== b.get || a?.set !== b.set || a?.writable !== b.writable || a?.enumerable !== b.enumerable;
+      return (
+        !b ||
+        a?.value !== b.value ||
+        a?.get !== b.get ||
+        a?.set !== b.set ||
+        a?.writable !== b.writable ||
+        a?.enumerable !== b.enumerable
+      );
     });
     t.strictSame({ added, changed }, { added: [], changed: [] }, `${what}: ${name}.prototype unchanged`);
   }
@@ -86,7 +98,9 @@ const hostileYaml = [
 
 const t = tap;
 const registry = new Registry(policies);
-const cluster = MemoryClusterView.fromObjects([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } }]);
+const cluster = MemoryClusterView.fromObjects([
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
+]);
 
 const podWith = (config: string): KubeObject => ({
   apiVersion: 'v1',
@@ -99,14 +113,35 @@ t.test('YAML in proxy.istio.io/config, through the engine and the HTTP edge', as
   const before = snapshot();
   const config = configOf();
   const metrics = createMetrics();
-  const app = buildApp({ store: new ConfigStore(config, 'test'), registry, cluster, metrics, logger: pino({ level: 'silent' }) });
+  const app = buildApp({
+    store: new ConfigStore(config, 'test'),
+    registry,
+    cluster,
+    metrics,
+    logger: pino({ level: 'silent' }),
+  });
   for (const text of hostileYaml) {
     const parsed = parseProxyConfig(text);
-    if (parsed.ok) t.equal(Object.getPrototypeOf(parsed.value), Object.prototype, `${JSON.stringify(text)}: a plain mapping`);
+    if (parsed.ok)
+      t.equal(Object.getPrototypeOf(parsed.value), Object.prototype, `${JSON.stringify(text)}: a plain mapping`);
     const pod = podWith(text);
-    const decisions = evaluate({ request: requestFor(pod, { namespace: 'shop' }), stage: 'mutate' }, { registry, scope: compileScope(config), cluster });
-    t.notOk(decisions.some((d) => d.outcome.result === 'error'), `${JSON.stringify(text)}: no policy threw`);
-    const res = await app.inject({ method: 'POST', url: '/mutate', payload: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: requestFor(pod, { namespace: 'shop', uid: 'u' }) } });
+    const decisions = evaluate(
+      { request: requestFor(pod, { namespace: 'shop' }), stage: 'mutate' },
+      { registry, scope: compileScope(config), cluster },
+    );
+    t.notOk(
+      decisions.some((d) => d.outcome.result === 'error'),
+      `${JSON.stringify(text)}: no policy threw`,
+    );
+    const res = await app.inject({
+      method: 'POST',
+      url: '/mutate',
+      payload: {
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: requestFor(pod, { namespace: 'shop', uid: 'u' }),
+      },
+    });
     t.equal(res.statusCode, 200);
     const { response } = res.json<AdmissionReviewResponse>();
     if (response.patch) {
@@ -118,8 +153,17 @@ t.test('YAML in proxy.istio.io/config, through the engine and the HTTP edge', as
     }
   }
   // JSON keys at the edge are refused before any code sees them.
-  for (const payload of ['{"__proto__": {"polluted": true}}', '{"constructor": {"prototype": {"polluted": true}}}', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"metadata":{"\\u005f_proto__":{"polluted":true}}}}}']) {
-    const res = await app.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload });
+  for (const payload of [
+    '{"__proto__": {"polluted": true}}',
+    '{"constructor": {"prototype": {"polluted": true}}}',
+    '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"metadata":{"\\u005f_proto__":{"polluted":true}}}}}',
+  ]) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/mutate',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
     t.equal(res.statusCode, 400, `${payload.slice(0, 40)}: 400`);
   }
   await app.close();
@@ -149,7 +193,11 @@ t.test('YAML in the configuration: parseConfig, the store, a --config file', asy
       accepted++;
       // Whatever took effect is a usable configuration.
       const scope = compileScope(parsed.config);
-      for (const p of policies) t.ok(['enforce', 'warn', 'off'].includes(scope.modeOf(p.id, 'shop')), `${JSON.stringify(text)}: ${p.id} has a mode`);
+      for (const p of policies)
+        t.ok(
+          ['enforce', 'warn', 'off'].includes(scope.modeOf(p.id, 'shop')),
+          `${JSON.stringify(text)}: ${p.id} has a mode`,
+        );
     }
     store.setBase(text, `case ${i}`);
     store.setOverlay(text, `overlay ${i}`);
@@ -178,9 +226,19 @@ t.test('manifests read by meshguard check', async (t) => {
   writeFileSync(join(dir, 'config.yaml'), 'mode: enforce\n__proto__: {mode: warn}\n');
   const manifests = await readManifests([join(dir, 'all.yaml')], async () => '');
   t.ok(manifests.length >= 8, `${manifests.length} objects read`);
-  const config = await loadConfig(join(dir, 'config.yaml')).then((c) => c.config, () => configOf());
-  const reports = judge(manifests, { registry, scope: compileScope(config), cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)) });
+  const config = await loadConfig(join(dir, 'config.yaml')).then(
+    (c) => c.config,
+    () => configOf(),
+  );
+  const reports = judge(manifests, {
+    registry,
+    scope: compileScope(config),
+    cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
+  });
   t.equal(reports.length, manifests.length, 'every object judged');
-  t.notOk(reports.some((r) => r.findings.some((f) => f.action === 'error')), 'no policy threw');
+  t.notOk(
+    reports.some((r) => r.findings.some((f) => f.action === 'error')),
+    'no policy threw',
+  );
   assertClean(t, before, 'check');
 });

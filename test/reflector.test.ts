@@ -10,7 +10,12 @@ import { MemoryClusterView } from '../src/cluster/memory.js';
 import { serviceRecord } from '../src/cluster/records.js';
 import { Reflector } from '../src/cluster/reflector.js';
 
-const svc = (name: string, rv: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'shop', resourceVersion: rv }, spec: { type: 'ExternalName', externalName: `${name}.example.com`, ports: [{ port: 3306 }] } });
+const svc = (name: string, rv: string) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'shop', resourceVersion: rv },
+  spec: { type: 'ExternalName', externalName: `${name}.example.com`, ports: [{ port: 3306 }] },
+});
 
 t.test('re-list on 410, resume a closed watch, back off after errors', async (t) => {
   const requests: string[] = [];
@@ -18,10 +23,18 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
   let watches = 0;
   const server = createServer((req, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    requests.push(`${url.pathname}?${url.searchParams.get('watch') ? 'watch' : 'list'}&rv=${url.searchParams.get('resourceVersion') ?? ''}`);
+    requests.push(
+      `${url.pathname}?${url.searchParams.get('watch') ? 'watch' : 'list'}&rv=${url.searchParams.get('resourceVersion') ?? ''}`,
+    );
     res.setHeader('content-type', 'application/json');
     if (url.pathname === '/api/v1') {
-      res.end(JSON.stringify({ kind: 'APIResourceList', groupVersion: 'v1', resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }] }));
+      res.end(
+        JSON.stringify({
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }],
+        }),
+      );
       return;
     }
     if (!url.searchParams.get('watch')) {
@@ -33,7 +46,14 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
         return;
       }
       const items = lists === 1 ? [svc('a', '1')] : [svc('b', '7')]; // a was deleted while we were away
-      res.end(JSON.stringify({ kind: 'ServiceList', apiVersion: 'v1', metadata: { resourceVersion: lists === 1 ? '1' : '7' }, items }));
+      res.end(
+        JSON.stringify({
+          kind: 'ServiceList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: lists === 1 ? '1' : '7' },
+          items,
+        }),
+      );
       return;
     }
     watches++;
@@ -42,7 +62,12 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
       res.end(JSON.stringify({ type: 'ADDED', object: svc('b', '2') }) + '\n');
     } else if (watches === 2) {
       // Expired: re-list.
-      res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } }) + '\n');
+      res.end(
+        JSON.stringify({
+          type: 'ERROR',
+          object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' },
+        }) + '\n',
+      );
     } else {
       // Stay open (the reflector is stopped by the test).
       res.write(JSON.stringify({ type: 'MODIFIED', object: svc('b', '8') }) + '\n');
@@ -55,7 +80,9 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
   });
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    clusters: [
+      { name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
     users: [{ name: 'u' }],
     contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
     currentContext: 'c',

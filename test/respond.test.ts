@@ -4,9 +4,14 @@ import type { PatchOp } from '../src/admission/patch.js';
 import type { AdmissionReviewResponse } from '../src/admission/types.js';
 import { answerJson } from '../src/admission/respond.js';
 
-const decode = (patch: string | undefined) => JSON.parse(Buffer.from(patch ?? '', 'base64').toString('utf8')) as PatchOp[];
+const decode = (patch: string | undefined) =>
+  JSON.parse(Buffer.from(patch ?? '', 'base64').toString('utf8')) as PatchOp[];
 const answer = (patch: PatchOp[]) =>
-  (JSON.parse(answerJson('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch })) as AdmissionReviewResponse).response;
+  (
+    JSON.parse(
+      answerJson('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch }),
+    ) as AdmissionReviewResponse
+  ).response;
 
 t.test('each patch is encoded as itself, also when the same patch comes again', async (t) => {
   const patches: PatchOp[][] = [
@@ -19,7 +24,11 @@ t.test('each patch is encoded as itself, also when the same patch comes again', 
     [{ op: 'add', path: '/metadata/annotations/b', value: '✓'.repeat(5470) }],
     // Several ops; strings that need escaping (in a path too), an object value, an op without one.
     [
-      { op: 'replace', path: '/metadata/annotations/proxy.istio.io~1config', value: 'a: "b"\nholdApplicationUntilProxyStarts: true\n' },
+      {
+        op: 'replace',
+        path: '/metadata/annotations/proxy.istio.io~1config',
+        value: 'a: "b"\nholdApplicationUntilProxyStarts: true\n',
+      },
       { op: 'add', path: '/metadata/annotations', value: { 'k"\\': 'v\t\u0001', lone: '\ud800' } },
       { op: 'remove', path: '/metadata/labels/a"b' },
       { op: 'test', path: '/spec/n', value: 0 },

@@ -1,7 +1,7 @@
 // Starts `meshguard serve` as a real process over HTTPS, for tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { Agent} from 'node:https';
+import type { Agent } from 'node:https';
 import { request, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,14 +31,34 @@ export async function writeServingPair(dir: string, ca?: PemPair): Promise<PemPa
  * `opts.compiled` runs dist/ (as production does; needs `npm run build`) instead of src/ through
  * tsx; `opts.reuse` restarts with the certificate directory of an earlier process.
  */
-export async function startServe(args: string[] = [], opts: { compiled?: boolean; reuse?: Pick<Served, 'dir' | 'ca'> } = {}): Promise<Served> {
+export async function startServe(
+  args: string[] = [],
+  opts: { compiled?: boolean; reuse?: Pick<Served, 'dir' | 'ca'> } = {},
+): Promise<Served> {
   const dir = opts.reuse?.dir ?? mkdtempSync(join(tmpdir(), 'meshguard-serve-'));
   const ca = opts.reuse?.ca ?? (await writeServingPair(dir));
-  const entry = opts.compiled ? [join(packageRoot, 'dist/src/cli.js')] : ['--import', 'tsx', join(packageRoot, 'src/cli.ts')];
+  const entry = opts.compiled
+    ? [join(packageRoot, 'dist/src/cli.js')]
+    : ['--import', 'tsx', join(packageRoot, 'src/cli.ts')];
   const proc = spawn(
     process.execPath,
-    [...entry, 'serve', '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--cluster', 'off',
-      '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), ...args],
+    [
+      ...entry,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--cluster',
+      'off',
+      '--tls-cert',
+      join(dir, 'tls.crt'),
+      '--tls-key',
+      join(dir, 'tls.key'),
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const logs: Record<string, unknown>[] = [];
@@ -50,7 +70,8 @@ export async function startServe(args: string[] = [], opts: { compiled?: boolean
         const entry = JSON.parse(l) as Record<string, unknown>;
         logs.push(entry);
         const address = entry.address as { port?: number } | undefined;
-        if (typeof entry.msg === 'string' && entry.msg.startsWith('meshguard serving') && address?.port) resolve(address.port);
+        if (typeof entry.msg === 'string' && entry.msg.startsWith('meshguard serving') && address?.port)
+          resolve(address.port);
       } catch {
         // not a log line
       }
@@ -71,7 +92,12 @@ export interface Answer {
 export function postJson(port: number, path: string, body: unknown, cas: string[], agent?: Agent): Promise<Answer> {
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   const options: RequestOptions = {
-    host: '127.0.0.1', port, path, method: 'POST', ca: cas, agent: agent ?? false, // default: a new connection each time
+    host: '127.0.0.1',
+    port,
+    path,
+    method: 'POST',
+    ca: cas,
+    agent: agent ?? false, // default: a new connection each time
     headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
   };
   return new Promise((resolve, reject) => {

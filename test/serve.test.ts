@@ -6,7 +6,10 @@ import t from 'tap';
 import { generateCa } from '../src/tls/generate.js';
 import { postJson, startServe, writeServingPair } from './serve-process.js';
 
-const review = readFileSync(new URL('fixtures/reviews/destinationrule-create-myservice.validate.json', import.meta.url), 'utf8');
+const review = readFileSync(
+  new URL('fixtures/reviews/destinationrule-create-myservice.validate.json', import.meta.url),
+  'utf8',
+);
 const withUid = (uid: string) => review.replace(/"uid": "[^"]+"/, `"uid": "${uid}"`);
 
 t.test('certificate rotation, config reload and SIGTERM during a burst', async (t) => {
@@ -17,7 +20,13 @@ t.test('certificate rotation, config reload and SIGTERM during a burst', async (
   t.teardown(() => served.proc.kill('SIGKILL'));
 
   // TLS below 1.2 is refused.
-  const old = await postJson(served.port, '/validate', withUid('tls11'), cas, new Agent({ maxVersion: 'TLSv1.1', minVersion: 'TLSv1' })).catch((e: Error) => e);
+  const old = await postJson(
+    served.port,
+    '/validate',
+    withUid('tls11'),
+    cas,
+    new Agent({ maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }),
+  ).catch((e: Error) => e);
   t.ok(old instanceof Error, 'TLS 1.1 handshake fails');
 
   const first = await postJson(served.port, '/validate', withUid('u-1'), cas);
@@ -52,15 +61,24 @@ t.test('certificate rotation, config reload and SIGTERM during a burst', async (
   t.ok(allowed, 'mode: warn took effect');
   writeFileSync(configFile, 'mode: [\n');
   await new Promise((r) => setTimeout(r, 500));
-  t.equal(JSON.parse((await postJson(served.port, '/validate', withUid('c2'), cas)).body).response.allowed, true, 'last good configuration stays');
-  t.ok(served.logs.some((l) => l.msg === 'configuration refused; the last good one stays in force'), 'the refusal is logged');
+  t.equal(
+    JSON.parse((await postJson(served.port, '/validate', withUid('c2'), cas)).body).response.allowed,
+    true,
+    'last good configuration stays',
+  );
+  t.ok(
+    served.logs.some((l) => l.msg === 'configuration refused; the last good one stays in force'),
+    'the refusal is logged',
+  );
 
   // SIGTERM while 60 requests are in flight: every one is answered, then the process exits 0.
   const agent = new Agent({ keepAlive: true, maxSockets: 60 });
   const burst = Array.from({ length: 60 }, (_, i) => postJson(served.port, '/validate', withUid(`b-${i}`), cas, agent));
   served.proc.kill('SIGTERM');
   const answers = await Promise.all(burst.map((p) => p.catch((e: Error) => e)));
-  const answered = answers.filter((a) => !(a instanceof Error) && a.status === 200 && JSON.parse(a.body).response.uid.startsWith('b-'));
+  const answered = answers.filter(
+    (a) => !(a instanceof Error) && a.status === 200 && JSON.parse(a.body).response.uid.startsWith('b-'),
+  );
   t.equal(answered.length, 60, 'every in-flight request answered');
   t.equal(await served.exited, 0, 'exit code 0');
   const after = await postJson(served.port, '/validate', withUid('late'), cas).catch((e: NodeJS.ErrnoException) => e);

@@ -24,8 +24,16 @@ export function engineOf(opts: {
   selfNamespace?: string;
 }): Engine {
   const cluster =
-    opts.cluster === 'off' ? clusterOff : Array.isArray(opts.cluster) ? MemoryClusterView.fromObjects(opts.cluster) : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
-  return { registry: new Registry(opts.policies), scope: compileScope(opts.config ?? configOf(), opts.selfNamespace), cluster };
+    opts.cluster === 'off'
+      ? clusterOff
+      : Array.isArray(opts.cluster)
+        ? MemoryClusterView.fromObjects(opts.cluster)
+        : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
+  return {
+    registry: new Registry(opts.policies),
+    scope: compileScope(opts.config ?? configOf(), opts.selfNamespace),
+    cluster,
+  };
 }
 
 /** Decisions as plain data, as golden cases record them. */

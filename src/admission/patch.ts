@@ -2,9 +2,7 @@
 // engine merges the ops of several policies into one patch the API server can apply.
 import { memoize } from '../memo.js';
 
-export type PatchOp =
-  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+export type PatchOp = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
 /** RFC 6901: `~` → `~0`, `/` → `~1`. */
 export function escapePointer(segment: string): string {
@@ -65,7 +63,12 @@ export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[
         const slash = op.path.lastIndexOf('/');
         const parent = created.get(op.path.slice(0, slash));
         if (parent) {
-          parent[op.path.slice(slash + 1).replaceAll('~1', '/').replaceAll('~0', '~')] = op.value;
+          parent[
+            op.path
+              .slice(slash + 1)
+              .replaceAll('~1', '/')
+              .replaceAll('~0', '~')
+          ] = op.value;
           continue;
         }
       }

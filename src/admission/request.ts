@@ -10,7 +10,11 @@ export function requestFor(
   const name = object.metadata?.name;
   return {
     uid: opts.uid ?? '00000000-0000-0000-0000-000000000000',
-    kind: { group: slash < 0 ? '' : apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1), kind: typeof object.kind === 'string' ? object.kind : '' },
+    kind: {
+      group: slash < 0 ? '' : apiVersion.slice(0, slash),
+      version: apiVersion.slice(slash + 1),
+      kind: typeof object.kind === 'string' ? object.kind : '',
+    },
     operation: opts.operation ?? 'CREATE',
     namespace: opts.namespace ?? object.metadata?.namespace ?? 'default',
     ...(typeof name === 'string' && { name }),

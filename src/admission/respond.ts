@@ -55,6 +55,7 @@ export function answerJson(version: ReviewVersion, uid: string, verdict: Verdict
   if (!verdict.allowed) response += `,"status":{"code":403,"message":${jsonString(verdict.denials.join('; '))}}`;
   if (verdict.warnings.length > 0) response += `,"warnings":${JSON.stringify(verdict.warnings)}`;
   // The API server rejects a patch on a denial; a patch only makes sense when allowed.
-  if (verdict.allowed && verdict.patch.length > 0) response += `,"patch":"${base64(patchJson(verdict.patch))}","patchType":"JSONPatch"`;
+  if (verdict.allowed && verdict.patch.length > 0)
+    response += `,"patch":"${base64(patchJson(verdict.patch))}","patchType":"JSONPatch"`;
   return `{"apiVersion":"${version}","kind":"AdmissionReview","response":${response}}}`;
 }

@@ -9,7 +9,10 @@ const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
  * Credentials for cluster lookups, or undefined when there are none (`--cluster auto` then runs
  * with lookups off). An explicit --kubeconfig that cannot be loaded is an error.
  */
-export async function kubeConfigFor(kubeconfig: string | undefined, env: NodeJS.ProcessEnv): Promise<{ kc: KubeConfig; from: string; inCluster: boolean } | undefined> {
+export async function kubeConfigFor(
+  kubeconfig: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<{ kc: KubeConfig; from: string; inCluster: boolean } | undefined> {
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(SA_TOKEN);
   const defaultFile = env.KUBECONFIG ?? join(homedir(), '.kube', 'config');
   if (!kubeconfig && !inCluster && !existsSync(defaultFile.split(':')[0] ?? '')) return undefined;

@@ -47,7 +47,11 @@ export class MemoryClusterView implements ClusterView {
     } else if (kind === 'Service' && apiVersion === 'v1') {
       const svc = serviceRecord(obj);
       if (svc) this.setService(svc);
-    } else if (kind === 'ServiceEntry' && typeof apiVersion === 'string' && apiVersion.startsWith('networking.istio.io/')) {
+    } else if (
+      kind === 'ServiceEntry' &&
+      typeof apiVersion === 'string' &&
+      apiVersion.startsWith('networking.istio.io/')
+    ) {
       const se = serviceEntryRecord(obj);
       if (se) this.setServiceEntry(se);
     }

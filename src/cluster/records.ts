@@ -67,7 +67,12 @@ export function serviceRecord(obj: unknown): ServiceRecord | undefined {
   const externalName = str(spec.externalName);
   // A literal, not `{ ...id, type }`: V8 builds a spread-then-extended object on a slow path, into
   // a dictionary of several hundred bytes; a cluster view holds tens of thousands of these.
-  const record: ServiceRecord = { namespace: sharedNamespace(id.namespace), name: id.name, type: str(spec.type) ?? 'ClusterIP', ports: sharedPorts(ports) };
+  const record: ServiceRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    type: str(spec.type) ?? 'ClusterIP',
+    ports: sharedPorts(ports),
+  };
   if (selector && Object.keys(selector).length > 0) record.selector = selector;
   if (externalName !== undefined) record.externalName = externalName;
   return record;
@@ -80,9 +85,21 @@ export function serviceEntryRecord(obj: unknown): ServiceEntryRecord | undefined
   const spec = isObj(obj.spec) ? obj.spec : {};
   const ports = (Array.isArray(spec.ports) ? spec.ports : []).flatMap((p) => {
     if (!isObj(p) || typeof p.number !== 'number') return [];
-    return [{ number: p.number, ...(typeof p.protocol === 'string' && { protocol: p.protocol }), ...(typeof p.name === 'string' && { name: p.name }) }];
+    return [
+      {
+        number: p.number,
+        ...(typeof p.protocol === 'string' && { protocol: p.protocol }),
+        ...(typeof p.name === 'string' && { name: p.name }),
+      },
+    ];
   });
-  const record: ServiceEntryRecord = { namespace: sharedNamespace(id.namespace), name: id.name, hosts: strings(spec.hosts), addresses: strings(spec.addresses), ports };
+  const record: ServiceEntryRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    hosts: strings(spec.hosts),
+    addresses: strings(spec.addresses),
+    ports,
+  };
   if (Array.isArray(spec.exportTo)) record.exportTo = strings(spec.exportTo);
   return record;
 }

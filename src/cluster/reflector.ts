@@ -40,7 +40,18 @@ export async function listAll(
       let token: string | undefined;
       let resourceVersion = '';
       do {
-        const page = await client.list(apiVersion, spec.kind, spec.namespace, undefined, undefined, undefined, spec.fieldSelector, undefined, PAGE, token);
+        const page = await client.list(
+          apiVersion,
+          spec.kind,
+          spec.namespace,
+          undefined,
+          undefined,
+          undefined,
+          spec.fieldSelector,
+          undefined,
+          PAGE,
+          token,
+        );
         items.push(...page.items);
         token = page.metadata?._continue || undefined;
         resourceVersion = page.metadata?.resourceVersion ?? '';
@@ -48,7 +59,9 @@ export async function listAll(
       return { items, resourceVersion, apiVersion };
     } catch (err) {
       // 404, or the discovery of a group or version that does not exist: try the next version.
-      const missing = statusOf(err) === 404 || /Unrecognized API version|Unrecognized resource|404/i.test(String((err as Error).message));
+      const missing =
+        statusOf(err) === 404 ||
+        /Unrecognized API version|Unrecognized resource|404/i.test(String((err as Error).message));
       if (!(spec.optional && missing)) throw err;
     }
   }
@@ -108,7 +121,11 @@ export class Reflector {
         const listed = await this.list();
         if (signal.aborted) return;
         if (!listed) {
-          if (!this.missing) this.logger.info({ resource: this.spec.name }, `${this.spec.name}: not installed in the cluster; that part of the view stays empty until it is`);
+          if (!this.missing)
+            this.logger.info(
+              { resource: this.spec.name },
+              `${this.spec.name}: not installed in the cluster; that part of the view stays empty until it is`,
+            );
           this.missing = true;
           this.sink.reset([]);
           this.synced = true;
@@ -132,7 +149,11 @@ export class Reflector {
         }
       } catch (err) {
         if (signal.aborted) return;
-        if (!failing) this.logger.warn({ resource: this.spec.name, err: (err as Error).message }, `${this.spec.name}: list/watch failed, retrying with backoff`);
+        if (!failing)
+          this.logger.warn(
+            { resource: this.spec.name, err: (err as Error).message },
+            `${this.spec.name}: list/watch failed, retrying with backoff`,
+          );
         failing = true;
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 30_000);
@@ -144,11 +165,19 @@ export class Reflector {
     return listAll(this.client, this.spec);
   }
 
-  private watchFrom(apiVersion: string, resourceVersion: string): Promise<{ expired: boolean; resourceVersion: string; error?: Error }> {
+  private watchFrom(
+    apiVersion: string,
+    resourceVersion: string,
+  ): Promise<{ expired: boolean; resourceVersion: string; error?: Error }> {
     return new Promise((resolve) => {
       let version = resourceVersion;
       let expired = false;
-      const query = { resourceVersion, allowWatchBookmarks: true, fieldSelector: this.spec.fieldSelector, timeoutSeconds: 300 };
+      const query = {
+        resourceVersion,
+        allowWatchBookmarks: true,
+        fieldSelector: this.spec.fieldSelector,
+        timeoutSeconds: 300,
+      };
       void this.watch
         .watch(
           this.spec.path(apiVersion),
@@ -165,7 +194,8 @@ export class Reflector {
             }
             if (rv) version = rv;
           },
-          (err: unknown) => resolve({ expired, resourceVersion: version, ...(err && !expired ? { error: err as Error } : {}) }),
+          (err: unknown) =>
+            resolve({ expired, resourceVersion: version, ...(err && !expired ? { error: err as Error } : {}) }),
         )
         .then((controller) => {
           this.watchAbort = controller;

@@ -28,8 +28,16 @@ export const auditHelp = helpText(
 const kinds: { kind: string; apiVersions: string[]; optional?: boolean }[] = [
   { kind: 'Namespace', apiVersions: ['v1'] },
   { kind: 'Service', apiVersions: ['v1'] },
-  { kind: 'ServiceEntry', apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'], optional: true },
-  { kind: 'DestinationRule', apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'], optional: true },
+  {
+    kind: 'ServiceEntry',
+    apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
+    optional: true,
+  },
+  {
+    kind: 'DestinationRule',
+    apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
+    optional: true,
+  },
   { kind: 'Deployment', apiVersions: ['apps/v1'] },
   { kind: 'StatefulSet', apiVersions: ['apps/v1'] },
   { kind: 'DaemonSet', apiVersions: ['apps/v1'] },
@@ -50,7 +58,8 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const output = oneOf(values, 'output', ['text', 'json'] as const);
   const { config } = await loadConfig(str(values, 'config'));
   const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
-  if (!connection) throw new UsageError('audit needs cluster credentials: in-cluster, --kubeconfig, KUBECONFIG or ~/.kube/config');
+  if (!connection)
+    throw new UsageError('audit needs cluster credentials: in-cluster, --kubeconfig, KUBECONFIG or ~/.kube/config');
   const { KubernetesObjectApi } = await import('@kubernetes/client-node');
   const { listAll } = await import('../cluster/reflector.js');
   const client = KubernetesObjectApi.makeApiClient(connection.kc);

@@ -7,7 +7,13 @@ const flags: Flag[] = [
   { name: 'service', type: 'string', arg: 'NAME', help: "the webhook's Service name" },
   { name: 'namespace', type: 'string', arg: 'NS', help: 'its namespace' },
   { name: 'out', type: 'string', arg: 'DIR', help: 'where to write ca.crt, ca.key, tls.crt and tls.key', default: '.' },
-  { name: 'days', type: 'string', arg: 'N', help: 'validity of the serving certificate (the CA gets ten times as long)', default: '365' },
+  {
+    name: 'days',
+    type: 'string',
+    arg: 'N',
+    help: 'validity of the serving certificate (the CA gets ten times as long)',
+    default: '365',
+  },
 ];
 
 export const certsHelp = helpText(
@@ -27,19 +33,28 @@ export async function certs(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   }
   const service = str(values, 'service');
   const namespace = str(values, 'namespace');
-  if (!service || !DNS_LABEL.test(service)) throw new UsageError('--service: a DNS label (lowercase letters, digits, -) is required');
-  if (!namespace || !DNS_LABEL.test(namespace)) throw new UsageError('--namespace: a DNS label (lowercase letters, digits, -) is required');
+  if (!service || !DNS_LABEL.test(service))
+    throw new UsageError('--service: a DNS label (lowercase letters, digits, -) is required');
+  if (!namespace || !DNS_LABEL.test(namespace))
+    throw new UsageError('--namespace: a DNS label (lowercase letters, digits, -) is required');
   const days = int(values, 'days', 1, 3650);
   const out = str(values, 'out') ?? '.';
   const ca = await generateCa(`meshguard CA for ${service}.${namespace}`, days * 10);
-  const names = [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, `${service}.${namespace}`, service];
+  const names = [
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+    `${service}.${namespace}`,
+    service,
+  ];
   const serving = await generateServing(ca, names, days);
   await mkdir(out, { recursive: true });
   await writeFile(join(out, 'ca.key'), ca.key, { mode: 0o600 });
   await writeFile(join(out, 'ca.crt'), ca.cert);
   await writeFile(join(out, 'tls.key'), serving.key, { mode: 0o600 });
   await writeFile(join(out, 'tls.crt'), serving.cert);
-  process.stderr.write(`wrote ca.crt, ca.key, tls.crt, tls.key to ${out} for ${names.slice(0, 2).join(', ')}; caBundle:\n`);
+  process.stderr.write(
+    `wrote ca.crt, ca.key, tls.crt, tls.key to ${out} for ${names.slice(0, 2).join(', ')}; caBundle:\n`,
+  );
   process.stdout.write(Buffer.from(ca.cert).toString('base64') + '\n');
   return 0;
 }

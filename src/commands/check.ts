@@ -66,13 +66,17 @@ function rebase(patch: readonly PatchOp[], object: KubeObject, path: readonly st
 function findings(decisions: readonly Decision[]): Finding[] {
   const out: Finding[] = [];
   for (const { policy, mode, subject, outcome } of decisions) {
-    const add = (action: Finding['action'], message: string) => out.push({ policy, action, mode, subject, message: line(policy, message) });
+    const add = (action: Finding['action'], message: string) =>
+      out.push({ policy, action, mode, subject, message: line(policy, message) });
     switch (outcome.result) {
       case 'fail':
         add(mode === 'enforce' && subject === 'object' ? 'deny' : 'warn', outcome.message);
         break;
       case 'mutate':
-        add('patch', `${mode === 'warn' ? 'would ' : ''}${outcome.summary}${subject === 'template' ? ' (in its pods)' : ''}`);
+        add(
+          'patch',
+          `${mode === 'warn' ? 'would ' : ''}${outcome.summary}${subject === 'template' ? ' (in its pods)' : ''}`,
+        );
         break;
       case 'error':
         add('error', outcome.error.message);
@@ -87,10 +91,15 @@ function findings(decisions: readonly Decision[]): Finding[] {
 export function judge(manifests: readonly Manifest[], engine: Engine): ObjectReport[] {
   return manifests.map(({ source, document, object }) => {
     const request = requestFor(object);
-    const decisions = [...evaluate({ request, stage: 'mutate' }, engine), ...evaluate({ request, stage: 'validate' }, engine)];
+    const decisions = [
+      ...evaluate({ request, stage: 'mutate' }, engine),
+      ...evaluate({ request, stage: 'validate' }, engine),
+    ];
     const path = templatePath(request.kind.group, request.kind.kind);
     const patches = decisions.flatMap((d) =>
-      d.outcome.result !== 'mutate' ? [] : [d.subject === 'template' && path ? rebase(d.outcome.patch, object, path) : d.outcome.patch],
+      d.outcome.result !== 'mutate'
+        ? []
+        : [d.subject === 'template' && path ? rebase(d.outcome.patch, object, path) : d.outcome.patch],
     );
     const report: ObjectReport = {
       source,
@@ -104,10 +113,15 @@ export function judge(manifests: readonly Manifest[], engine: Engine): ObjectRep
     if (patches.length > 0) {
       const patch = mergePatches(patches);
       const before = yaml.dump(object, { noRefs: true, lineWidth: -1 });
-      const after = yaml.dump(jsonpatch.applyPatch(structuredClone(object), patch, false, false).newDocument, { noRefs: true, lineWidth: -1 });
+      const after = yaml.dump(jsonpatch.applyPatch(structuredClone(object), patch, false, false).newDocument, {
+        noRefs: true,
+        lineWidth: -1,
+      });
       const label = `${report.kind} ${report.namespace}/${report.name}`;
       report.patch = patch;
-      report.diff = createTwoFilesPatch(label, `${label} (patched)`, before, after, undefined, undefined, { context: 2 });
+      report.diff = createTwoFilesPatch(label, `${label} (patched)`, before, after, undefined, undefined, {
+        context: 2,
+      });
     }
     return report;
   });
@@ -120,7 +134,13 @@ function renderText(reports: readonly ObjectReport[]): string {
     const where = r.document > 0 ? `${r.source}#${r.document} ` : '';
     out.push(`${where}${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`);
     for (const f of r.findings) out.push(`  ${f.action.padEnd(6)} ${f.message}`);
-    if (r.diff) out.push(...r.diff.split('\n').filter((l) => l !== '' && !l.startsWith('====')).map((l) => `    ${l.trimEnd()}`));
+    if (r.diff)
+      out.push(
+        ...r.diff
+          .split('\n')
+          .filter((l) => l !== '' && !l.startsWith('===='))
+          .map((l) => `    ${l.trimEnd()}`),
+      );
     out.push('');
   }
   const count = (p: (r: ObjectReport) => boolean) => reports.filter(p).length;

@@ -18,7 +18,9 @@ export const envName = (flag: string) => `MESHGUARD_${flag.toUpperCase().replace
 export function helpText(usage: string, summary: string, flags: readonly Flag[]): string {
   const rows = flags.map((f) => {
     const left = `  --${f.name}${f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : ''}`;
-    const extra = [`env ${envName(f.name)}`, f.default !== undefined ? `default ${f.default}` : ''].filter(Boolean).join(', ');
+    const extra = [`env ${envName(f.name)}`, f.default !== undefined ? `default ${f.default}` : '']
+      .filter(Boolean)
+      .join(', ');
     return `${left.padEnd(28)} ${f.help} (${extra})`;
   });
   return `Usage: ${usage}\n\n${summary}\n\nFlags:\n${rows.join('\n')}\n  --help                       show this help\n`;
@@ -31,7 +33,12 @@ export interface Parsed {
 }
 
 /** Flags beat the environment, which beats the defaults. */
-export function parseFlags(argv: string[], flags: readonly Flag[], env: NodeJS.ProcessEnv, allowPositionals = false): Parsed {
+export function parseFlags(
+  argv: string[],
+  flags: readonly Flag[],
+  env: NodeJS.ProcessEnv,
+  allowPositionals = false,
+): Parsed {
   let parsed;
   try {
     parsed = parseArgs({
@@ -48,7 +55,8 @@ export function parseFlags(argv: string[], flags: readonly Flag[], env: NodeJS.P
     const given = (parsed.values as Record<string, string | boolean | undefined>)[f.name];
     const fromEnv = env[envName(f.name)];
     if (given !== undefined) values[f.name] = given as string | boolean;
-    else if (fromEnv !== undefined && fromEnv !== '') values[f.name] = f.type === 'boolean' ? fromEnv === 'true' : fromEnv;
+    else if (fromEnv !== undefined && fromEnv !== '')
+      values[f.name] = f.type === 'boolean' ? fromEnv === 'true' : fromEnv;
     else values[f.name] = f.default;
   }
   return { values, positionals: parsed.positionals, help: parsed.values.help === true };
@@ -62,12 +70,14 @@ export function str(values: Parsed['values'], name: string): string | undefined 
 export function int(values: Parsed['values'], name: string, min: number, max: number): number {
   const raw = str(values, name);
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
 export function oneOf<T extends string>(values: Parsed['values'], name: string, allowed: readonly T[]): T {
   const raw = str(values, name);
-  if (!allowed.includes(raw as T)) throw new UsageError(`--${name}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  if (!allowed.includes(raw as T))
+    throw new UsageError(`--${name}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
   return raw as T;
 }

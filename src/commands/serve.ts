@@ -18,22 +18,76 @@ import { watchFiles } from '../watch-files.js';
 import { helpText, int, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 
 const flags: Flag[] = [
-  { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file, reloaded when it changes', default: undefined },
+  {
+    name: 'config',
+    type: 'string',
+    arg: 'FILE',
+    help: 'configuration file, reloaded when it changes',
+    default: undefined,
+  },
   { name: 'port', type: 'string', arg: 'N', help: 'HTTPS port of the webhook', default: '8443' },
   { name: 'host', type: 'string', arg: 'ADDR', help: 'address to listen on', default: '0.0.0.0' },
-  { name: 'tls-cert', type: 'string', arg: 'FILE', help: 'serving certificate (PEM), reloaded when it changes; without it a dev certificate is made' },
+  {
+    name: 'tls-cert',
+    type: 'string',
+    arg: 'FILE',
+    help: 'serving certificate (PEM), reloaded when it changes; without it a dev certificate is made',
+  },
   { name: 'tls-key', type: 'string', arg: 'FILE', help: 'its private key (PEM)' },
   { name: 'metrics-port', type: 'string', arg: 'N', help: 'plain-HTTP port of /metrics (0: off)', default: '9090' },
-  { name: 'cluster', type: 'string', arg: 'auto|off', help: 'cluster lookups: auto uses in-cluster or kubeconfig credentials when present', default: 'auto' },
-  { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)' },
-  { name: 'config-map', type: 'string', arg: 'NS/NAME', help: 'ConfigMap (key config.yaml) that replaces the configuration while it exists' },
-  { name: 'namespace', type: 'string', arg: 'NS', help: "the webhook's own namespace, never evaluated (in-cluster: the pod's namespace)" },
-  { name: 'body-limit', type: 'string', arg: 'BYTES', help: 'largest admission review accepted', default: String(DEFAULT_BODY_LIMIT) },
-  { name: 'shutdown-delay', type: 'string', arg: 'SECONDS', help: 'after SIGTERM, keep answering (readyz failing) this long before closing the listener', default: '1' },
-  { name: 'log-level', type: 'string', arg: 'LEVEL', help: 'fatal, error, warn, info, debug or trace', default: 'info' },
+  {
+    name: 'cluster',
+    type: 'string',
+    arg: 'auto|off',
+    help: 'cluster lookups: auto uses in-cluster or kubeconfig credentials when present',
+    default: 'auto',
+  },
+  {
+    name: 'kubeconfig',
+    type: 'string',
+    arg: 'FILE',
+    help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)',
+  },
+  {
+    name: 'config-map',
+    type: 'string',
+    arg: 'NS/NAME',
+    help: 'ConfigMap (key config.yaml) that replaces the configuration while it exists',
+  },
+  {
+    name: 'namespace',
+    type: 'string',
+    arg: 'NS',
+    help: "the webhook's own namespace, never evaluated (in-cluster: the pod's namespace)",
+  },
+  {
+    name: 'body-limit',
+    type: 'string',
+    arg: 'BYTES',
+    help: 'largest admission review accepted',
+    default: String(DEFAULT_BODY_LIMIT),
+  },
+  {
+    name: 'shutdown-delay',
+    type: 'string',
+    arg: 'SECONDS',
+    help: 'after SIGTERM, keep answering (readyz failing) this long before closing the listener',
+    default: '1',
+  },
+  {
+    name: 'log-level',
+    type: 'string',
+    arg: 'LEVEL',
+    help: 'fatal, error, warn, info, debug or trace',
+    default: 'info',
+  },
 ];
 
-export const serveHelp = helpText('meshguard serve [flags]', 'Serves the admission webhook: POST /mutate and /validate, GET /healthz and /readyz over HTTPS; /metrics on a plain-HTTP port.', flags);
+export const serveHelp = helpText(
+  'meshguard serve [flags]',
+  'Serves the admission webhook: POST /mutate and /validate, GET /healthz and /readyz over HTTPS; /metrics on a plain-HTTP port.',
+  flags,
+);
 
 /** How long in-flight requests get after SIGTERM; the chart's terminationGracePeriodSeconds is larger. */
 const SHUTDOWN_GRACE_MS = 20_000;
@@ -55,7 +109,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const keyFile = str(values, 'tls-key');
   if (Boolean(certFile) !== Boolean(keyFile)) throw new UsageError('--tls-cert and --tls-key go together');
   const configFile = str(values, 'config');
-  const selfNamespace = str(values, 'namespace') ?? (existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined);
+  const selfNamespace =
+    str(values, 'namespace') ?? (existsSync(SA_NAMESPACE) ? readFileSync(SA_NAMESPACE, 'utf8').trim() : undefined);
 
   const logger = createLogger(level);
   const metrics = createMetrics({ processMetrics: true });
@@ -97,13 +152,20 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     stops.push(live.stop);
     logger.info({ credentials: connection.from }, 'cluster lookups on');
   } else {
-    logger.info(clusterMode === 'off' ? 'cluster lookups off (--cluster off)' : 'cluster lookups off: no in-cluster or kubeconfig credentials');
+    logger.info(
+      clusterMode === 'off'
+        ? 'cluster lookups off (--cluster off)'
+        : 'cluster lookups off: no in-cluster or kubeconfig credentials',
+    );
   }
-  const configMap = str(values, 'config-map') ?? (connection?.inCluster && selfNamespace ? `${selfNamespace}/meshguard` : undefined);
+  const configMap =
+    str(values, 'config-map') ?? (connection?.inCluster && selfNamespace ? `${selfNamespace}/meshguard` : undefined);
   if (configMap) {
     const [cmNamespace, cmName, extra] = configMap.split('/');
-    if (!cmNamespace || !cmName || extra !== undefined) throw new UsageError(`--config-map: expected NAMESPACE/NAME, got ${JSON.stringify(configMap)}`);
-    if (!connection) throw new UsageError('--config-map needs cluster credentials (in-cluster, --kubeconfig or ~/.kube/config)');
+    if (!cmNamespace || !cmName || extra !== undefined)
+      throw new UsageError(`--config-map: expected NAMESPACE/NAME, got ${JSON.stringify(configMap)}`);
+    if (!connection)
+      throw new UsageError('--config-map needs cluster credentials (in-cluster, --kubeconfig or ~/.kube/config)');
     const { watchConfigMap } = await import('../config/configmap.js');
     const reflector = watchConfigMap(connection.kc, cmNamespace, cmName, store, logger);
     syncing.push(() => (reflector.synced ? null : `ConfigMap ${configMap} not read yet`));
@@ -141,20 +203,32 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
           (app.server as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
           logger.info({ certFile }, 'serving certificate reloaded');
         } catch (err) {
-          logger.warn({ err: (err as Error).message, certFile }, 'serving certificate not reloaded: certificate and key do not match yet');
+          logger.warn(
+            { err: (err as Error).message, certFile },
+            'serving certificate not reloaded: certificate and key do not match yet',
+          );
         }
       }),
     );
   }
 
   const metricsApp = Fastify({ logger: false, schemaController: noSchemaCompilers });
-  metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  metricsApp.get('/metrics', async (_req, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
 
   await app.listen({ port, host: str(values, 'host') ?? '0.0.0.0' });
   if (metricsPort > 0) await metricsApp.listen({ port: metricsPort, host: str(values, 'host') ?? '0.0.0.0' });
   const address = app.server.address();
   logger.info(
-    { address, metricsPort, config: store.current.source, clusterLookups: cluster.enabled ? 'on' : 'off', ...(configMap && { configMap }), ...(caFile && { caFile }) },
+    {
+      address,
+      metricsPort,
+      config: store.current.source,
+      clusterLookups: cluster.enabled ? 'on' : 'off',
+      ...(configMap && { configMap }),
+      ...(caFile && { caFile }),
+    },
     caFile ? `meshguard serving with a dev certificate; its CA is ${caFile}` : 'meshguard serving',
   );
 
@@ -166,10 +240,13 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       if (draining) return;
       draining = true;
       logger.info({ signal, shutdownDelay }, 'shutting down: draining, then no new connections');
-      const force = setTimeout(() => {
-        logger.error('in-flight requests did not finish within the grace period');
-        resolve(1);
-      }, (shutdownDelay * 1000) + SHUTDOWN_GRACE_MS).unref();
+      const force = setTimeout(
+        () => {
+          logger.error('in-flight requests did not finish within the grace period');
+          resolve(1);
+        },
+        shutdownDelay * 1000 + SHUTDOWN_GRACE_MS,
+      ).unref();
       for (const stop of stops) stop();
       setTimeout(() => {
         void Promise.all([app.close(), metricsApp.close()]).then(() => {

@@ -16,7 +16,13 @@ interface ConfigMapLike {
  * when it is deleted, the base comes back. An invalid edit is refused by the store (the last good
  * configuration stays) and recorded as a Warning Event on the ConfigMap, reason InvalidConfig.
  */
-export function watchConfigMap(kc: KubeConfig, namespace: string, name: string, store: ConfigStore, logger: Logger): Reflector {
+export function watchConfigMap(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  store: ConfigStore,
+  logger: Logger,
+): Reflector {
   const source = `configmap ${namespace}/${name}`;
   const events = kc.makeApiClient(CoreV1Api);
   let applied: string | null | undefined; // the text in force from this ConfigMap; re-lists repeat it
@@ -27,13 +33,23 @@ export function watchConfigMap(kc: KubeConfig, namespace: string, name: string, 
     if (version !== undefined && version === refused) return;
     refused = version;
     const now = new Date();
-    const message = `invalid ${CONFIG_KEY}, the last good configuration stays in force: ${errors.join('; ')}`.slice(0, 1024);
+    const message = `invalid ${CONFIG_KEY}, the last good configuration stays in force: ${errors.join('; ')}`.slice(
+      0,
+      1024,
+    );
     events
       .createNamespacedEvent({
         namespace,
         body: {
           metadata: { generateName: `${name}.` },
-          involvedObject: { apiVersion: 'v1', kind: 'ConfigMap', namespace, name, uid: cm.metadata?.uid, resourceVersion: version },
+          involvedObject: {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            namespace,
+            name,
+            uid: cm.metadata?.uid,
+            resourceVersion: version,
+          },
           reason: 'InvalidConfig',
           message,
           type: 'Warning',
@@ -43,7 +59,9 @@ export function watchConfigMap(kc: KubeConfig, namespace: string, name: string, 
           count: 1,
         },
       })
-      .catch((err: unknown) => logger.warn({ err: (err as Error).message, configMap: source }, 'could not record the InvalidConfig event'));
+      .catch((err: unknown) =>
+        logger.warn({ err: (err as Error).message, configMap: source }, 'could not record the InvalidConfig event'),
+      );
   };
 
   const apply = (obj: unknown) => {

@@ -4,7 +4,10 @@ import { parseConfig } from './parse.js';
 import type { Config } from './types.js';
 
 export class ConfigError extends Error {
-  constructor(readonly source: string, readonly errors: string[]) {
+  constructor(
+    readonly source: string,
+    readonly errors: string[],
+  ) {
     super(`invalid configuration in ${source}:\n  ${errors.join('\n  ')}`);
   }
 }

@@ -28,7 +28,11 @@ export class ConfigStore extends EventEmitter<Events> {
   private overlay: { config: Config; source: string } | null = null;
   private active: ActiveConfig;
 
-  constructor(base: Config, source: string, private readonly selfNamespace?: string) {
+  constructor(
+    base: Config,
+    source: string,
+    private readonly selfNamespace?: string,
+  ) {
     super();
     this.base = { config: base, source };
     this.active = { config: base, scope: compileScope(base, selfNamespace), generation: 1, source };
@@ -69,7 +73,12 @@ export class ConfigStore extends EventEmitter<Events> {
   }
 
   private activate({ config, source }: { config: Config; source: string }): void {
-    this.active = { config, scope: compileScope(config, this.selfNamespace), generation: this.active.generation + 1, source };
+    this.active = {
+      config,
+      scope: compileScope(config, this.selfNamespace),
+      generation: this.active.generation + 1,
+      source,
+    };
     this.emit('change', this.active);
   }
 }

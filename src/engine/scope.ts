@@ -31,14 +31,19 @@ interface NamespaceScope {
 const notANamespace: NamespaceScope = { excluded: false, override: null };
 
 export function compileScope(config: Config, selfNamespace?: string): Scope {
-  const excludedMatch = matcher(selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces);
+  const excludedMatch = matcher(
+    selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces,
+  );
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
   // Whether a namespace is excluded, and its override, worked out once per namespace: matching
   // globs on every request cost more than the lookup. Namespaces are few and long-lived; the memo
   // dies with this config, and its bound only matters if someone other than the API server sends
   // made-up namespaces. Longer names than a namespace can have are neither matched nor kept.
   const namespaceScope = memoize(
-    (ns): NamespaceScope => (ns.length <= MAX_NAMESPACE_NAME ? { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null } : notANamespace),
+    (ns): NamespaceScope =>
+      ns.length <= MAX_NAMESPACE_NAME
+        ? { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null }
+        : notANamespace,
     10_000,
     MAX_NAMESPACE_NAME,
   );

@@ -58,6 +58,9 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
     }
   }
   const all = [...warnings];
-  const shown = all.length <= MAX_WARNINGS ? all : [...all.slice(0, MAX_WARNINGS - 1), `meshguard: ${all.length - MAX_WARNINGS + 1} more warnings not shown`];
+  const shown =
+    all.length <= MAX_WARNINGS
+      ? all
+      : [...all.slice(0, MAX_WARNINGS - 1), `meshguard: ${all.length - MAX_WARNINGS + 1} more warnings not shown`];
   return { allowed: denials.length === 0, denials, warnings: shown, patch: mergePatches(patches) };
 }

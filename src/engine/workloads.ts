@@ -34,7 +34,9 @@ export function podFromTemplate(object: KubeObject, path: readonly string[], kin
   const metadata: ObjectMeta =
     typeof template.metadata === 'object' && template.metadata !== null ? { ...(template.metadata as ObjectMeta) } : {};
   if (kind === 'Job' || kind === 'CronJob') {
-    metadata.ownerReferences = [{ apiVersion: 'batch/v1', kind: 'Job', name: object.metadata?.name ?? '', controller: true }];
+    metadata.ownerReferences = [
+      { apiVersion: 'batch/v1', kind: 'Job', name: object.metadata?.name ?? '', controller: true },
+    ];
   }
   return { apiVersion: 'v1', kind: 'Pod', metadata, spec: template.spec };
 }

@@ -86,13 +86,13 @@ export function renderWrapper(readyTimeoutSeconds: number, endpoints: ProxyEndpo
     '  elif [ "$mg_tool" = wget ]; then',
     '    set -- wget -q -O /dev/null -t 1',
     '    [ -z "$mg_wget_timeout" ] || set -- "$@" -T "$mg_seconds"',
-    "    [ \"$mg_method\" = GET ] || set -- \"$@\" --post-data ''",
+    '    [ "$mg_method" = GET ] || set -- "$@" --post-data \'\'',
     '  else',
     '    exit 1',
     '  fi',
     '  exec "$@" "$mg_url" 2>/dev/null',
     ')',
-    '# pilot-agent first (it stops envoy too), then envoy\'s own admin port.',
+    "# pilot-agent first (it stops envoy too), then envoy's own admin port.",
     'mg_quit() {',
     '  if [ -z "$mg_tool" ]; then',
     "    mg_say 'no curl or wget in this image to ask istio-proxy to quit: the pod keeps running'",
@@ -147,7 +147,10 @@ export function wrapContainer(
   args: readonly string[],
   endpoints: ProxyEndpoints = PROXY_ENDPOINTS,
 ): { command: string[]; args: string[] } {
-  return { command: [SHELL, '-c', renderWrapper(readyTimeoutSeconds, endpoints), WRAPPER_NAME], args: [...command, ...args] };
+  return {
+    command: [SHELL, '-c', renderWrapper(readyTimeoutSeconds, endpoints), WRAPPER_NAME],
+    args: [...command, ...args],
+  };
 }
 
 /** A command that already runs the wrapper, of this or any other version. */

@@ -46,9 +46,7 @@ export function containers(pod: KubeObject): { container: Container; index: numb
 
 export function containerPorts(container: Container): ContainerPort[] {
   if (!Array.isArray(container.ports)) return [];
-  return container.ports.filter(
-    (p: unknown): p is ContainerPort => isObj(p) && typeof p.containerPort === 'number',
-  );
+  return container.ports.filter((p: unknown): p is ContainerPort => isObj(p) && typeof p.containerPort === 'number');
 }
 
 const probeKinds = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;

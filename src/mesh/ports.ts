@@ -2,7 +2,10 @@
 
 export function portList(value: string | undefined): string[] {
   if (value === undefined) return [];
-  return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Appends ports (`8080,8087`) to a list annotation, keeping the existing text and order. */

@@ -14,7 +14,8 @@ export function parseProxyConfig(text: string): ParsedProxyConfig {
     return { ok: false, problem: (err as Error).message.split('\n')[0] ?? 'invalid YAML' };
   }
   if (value == null) return { ok: true, value: {} };
-  if (typeof value !== 'object' || Array.isArray(value)) return { ok: false, problem: `it is ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}` };
+  if (typeof value !== 'object' || Array.isArray(value))
+    return { ok: false, problem: `it is ${Array.isArray(value) ? 'a list' : `a ${typeof value}`}` };
   return { ok: true, value: value as Record<string, unknown> };
 }
 

@@ -24,7 +24,9 @@ const policy: Policy<'destinationrule-placement'> = {
     if (resolved.kind === 'unexpanded') {
       return {
         result: 'warn',
-        warnings: [`host ${host} matches no Kubernetes Service (Istio takes names with a dot literally); write ${resolved.fqdn}`],
+        warnings: [
+          `host ${host} matches no Kubernetes Service (Istio takes names with a dot literally); write ${resolved.fqdn}`,
+        ],
       };
     }
     if (resolved.kind !== 'cluster') return { result: 'pass' };

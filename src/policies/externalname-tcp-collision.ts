@@ -30,17 +30,20 @@ const policy: Policy<'externalname-tcp-collision'> = {
       for (const other of cluster.externalNamesOnPort(port)) {
         if (other.namespace === self.namespace && other.name === self.name) continue;
         if (other.externalName === undefined || canonical(other.externalName) === host) continue;
-        if (other.ports.some((p) => p.port === port && isTcp(p.protocol))) colliding.set(`Service ${other.namespace}/${other.name}`, port);
+        if (other.ports.some((p) => p.port === port && isTcp(p.protocol)))
+          colliding.set(`Service ${other.namespace}/${other.name}`, port);
       }
       for (const se of cluster.serviceEntriesOnPort(port)) {
         if (se.addresses.length > 0 || se.hosts.some((h) => canonical(h) === host)) continue;
-        if (se.ports.some((p) => p.number === port && isTcp(p.protocol))) colliding.set(`ServiceEntry ${se.namespace}/${se.name}`, port);
+        if (se.ports.some((p) => p.number === port && isTcp(p.protocol)))
+          colliding.set(`ServiceEntry ${se.namespace}/${se.name}`, port);
       }
     }
     if (colliding.size === 0) return { result: 'pass' };
     const names = [...colliding.keys()].sort();
     const ports = [...new Set(colliding.values())].sort((a, b) => a - b).join(',');
-    const listed = names.slice(0, MAX_NAMED).join(', ') + (names.length > MAX_NAMED ? ` +${names.length - MAX_NAMED} more` : '');
+    const listed =
+      names.slice(0, MAX_NAMED).join(', ') + (names.length > MAX_NAMED ? ` +${names.length - MAX_NAMED} more` : '');
     return {
       result: 'fail',
       message: `TCP port ${ports} also carries ${listed} to ${names.length > 1 ? 'other hosts' : 'another host'} (Istio routes TCP by port alone); use a ServiceEntry with explicit addresses`,

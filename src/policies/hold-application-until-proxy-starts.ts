@@ -20,7 +20,10 @@ type Reading = { kind: 'invalid'; warning: string } | { kind: 'explicit' } | { k
 function read(current: string): Reading {
   const parsed = parseProxyConfig(current);
   if (!parsed.ok) {
-    return { kind: 'invalid', warning: `${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set` };
+    return {
+      kind: 'invalid',
+      warning: `${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set`,
+    };
   }
   // Present, true or false: an explicit value is the user's choice.
   if (Object.hasOwn(parsed.value, KEY)) return { kind: 'explicit' };
@@ -48,7 +51,12 @@ const policy: Policy<'hold-application-until-proxy-starts'> = {
       return { result: 'mutate', patch: [setAnnotation(annotations, PROXY_CONFIG, `${KEY}: true`)], summary };
     }
     if (current.length > MAX_PROXY_CONFIG) {
-      return { result: 'warn', warnings: [`${PROXY_CONFIG} is larger than ${MAX_PROXY_CONFIG / 1024} KiB, more than a ProxyConfig needs; left unchanged, ${KEY} not set`] };
+      return {
+        result: 'warn',
+        warnings: [
+          `${PROXY_CONFIG} is larger than ${MAX_PROXY_CONFIG / 1024} KiB, more than a ProxyConfig needs; left unchanged, ${KEY} not set`,
+        ],
+      };
     }
     const r = reading(current);
     switch (r.kind) {

@@ -18,7 +18,10 @@ export const MAX_WRAPPER_BYTES = 512 * 1024;
 /** A CronJob's pods are owned by the Jobs it creates, so this covers both. */
 function ownedByJob(pod: KubeObject): boolean {
   const owners = pod.metadata?.ownerReferences;
-  return Array.isArray(owners) && owners.some((o: unknown) => typeof o === 'object' && o !== null && (o as { kind?: unknown }).kind === 'Job');
+  return (
+    Array.isArray(owners) &&
+    owners.some((o: unknown) => typeof o === 'object' && o !== null && (o as { kind?: unknown }).kind === 'Job')
+  );
 }
 
 function strings(v: unknown): string[] | undefined {
@@ -55,7 +58,9 @@ const policy: Policy<'job-sidecar-quit'> = {
       const command = strings(container.command);
       // An empty command, like none, means the image's ENTRYPOINT.
       if (!command || command.length === 0) {
-        warnings.push(`container ${name} has no command: it runs the image's entrypoint, which meshguard cannot wrap; set an explicit command or use native sidecars`);
+        warnings.push(
+          `container ${name} has no command: it runs the image's entrypoint, which meshguard cannot wrap; set an explicit command or use native sidecars`,
+        );
         continue;
       }
       if (isWrapped(command)) continue;
@@ -63,8 +68,13 @@ const policy: Policy<'job-sidecar-quit'> = {
       if (!args) continue; // not a list of strings: the API server never sends one
       const program = command[0] ?? '';
       if (options.requireShellCommand && !startsWithShell(command)) {
-        const head = program.slice(program.lastIndexOf('/') + 1) === 'env' && command.length > 1 ? command.slice(0, 2).join(' ') : program;
-        warnings.push(`container ${name} not wrapped: ${shown(head)} is not a shell, so the image may lack /bin/sh; if it has one, set requireShellCommand: false`);
+        const head =
+          program.slice(program.lastIndexOf('/') + 1) === 'env' && command.length > 1
+            ? command.slice(0, 2).join(' ')
+            : program;
+        warnings.push(
+          `container ${name} not wrapped: ${shown(head)} is not a shell, so the image may lack /bin/sh; if it has one, set requireShellCommand: false`,
+        );
         continue;
       }
       // The wrapper starts the command with `exec`, which would take a leading "-" for its own option.
@@ -76,7 +86,9 @@ const policy: Policy<'job-sidecar-quit'> = {
     }
     const bytes = toWrap.length * wrapperScript(options.readyTimeoutSeconds).length;
     if (bytes > MAX_WRAPPER_BYTES) {
-      warnings.unshift(`${toWrap.length} containers not wrapped: their wrappers would add ${Math.ceil(bytes / 1024)} KiB to the pod, more than the ${MAX_WRAPPER_BYTES / 1024} KiB meshguard allows`);
+      warnings.unshift(
+        `${toWrap.length} containers not wrapped: their wrappers would add ${Math.ceil(bytes / 1024)} KiB to the pod, more than the ${MAX_WRAPPER_BYTES / 1024} KiB meshguard allows`,
+      );
       toWrap.length = 0;
     }
     const patch: PatchOp[] = [];

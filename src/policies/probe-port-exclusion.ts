@@ -4,14 +4,24 @@ import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
 import type { ProbeType } from '../config/types.js';
 import { willBeInjected } from '../mesh/injection.js';
-import { annotation, annotationsPatchable, containerPorts, containers, probes as probesOf, type Container } from '../mesh/pod.js';
+import {
+  annotation,
+  annotationsPatchable,
+  containerPorts,
+  containers,
+  probes as probesOf,
+  type Container,
+} from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
 const REWRITE = 'sidecar.istio.io/rewriteAppHTTPProbers';
 
-function selects(selector: Readonly<Record<string, string>> | undefined, labels: Record<string, string> | undefined): boolean {
+function selects(
+  selector: Readonly<Record<string, string>> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector) return false; // a Service without a selector has its endpoints managed by hand
   for (const k in selector) if (labels?.[k] !== selector[k]) return false;
   return true;
@@ -28,7 +38,11 @@ interface Target {
  * each with the first such Service. Built once per pod: matching each probe port against every
  * Service port would cost probe ports × Service ports, and a pod can have thousands.
  */
-function servedPorts(pod: KubeObject, namespace: string, cluster: ClusterView): { byNumber: Map<number, Target>; byName: Map<string, Target> } {
+function servedPorts(
+  pod: KubeObject,
+  namespace: string,
+  cluster: ClusterView,
+): { byNumber: Map<number, Target>; byName: Map<string, Target> } {
   const byNumber = new Map<number, Target>();
   const byName = new Map<string, Target>();
   let order = 0;
@@ -48,7 +62,11 @@ function servedPorts(pod: KubeObject, namespace: string, cluster: ClusterView): 
 }
 
 /** The first Service selecting this pod that sends traffic to `port` (by number or by one of its names). */
-function serviceOnPort(served: ReturnType<typeof servedPorts>, port: number, names: readonly string[]): string | undefined {
+function serviceOnPort(
+  served: ReturnType<typeof servedPorts>,
+  port: number,
+  names: readonly string[],
+): string | undefined {
   let first = served.byNumber.get(port);
   for (const name of names) {
     const found = served.byName.get(name);
@@ -90,7 +108,9 @@ const policy: Policy<'probe-port-exclusion'> = {
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
     // Istio rewrites httpGet and grpc probes to its agent unless told not to.
     const notRewritten = annotation(pod, REWRITE) === 'false';
-    const checked = (handler: string) => options.probeTypes.includes(handler as ProbeType) || (notRewritten && (handler === 'httpGet' || handler === 'grpc'));
+    const checked = (handler: string) =>
+      options.probeTypes.includes(handler as ProbeType) ||
+      (notRewritten && (handler === 'httpGet' || handler === 'grpc'));
     const included = annotation(pod, INCLUDE);
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = portList(annotation(pod, EXCLUDE));
@@ -108,7 +128,9 @@ const policy: Policy<'probe-port-exclusion'> = {
         if (typeof port === 'string') {
           const named = containerPorts(container).find((p) => p.name === probe.port);
           if (!named) {
-            warnings.push(`${probe.kind} of container ${container.name} names port ${probe.port}, which the container does not declare; skipped`);
+            warnings.push(
+              `${probe.kind} of container ${container.name} names port ${probe.port}, which the container does not declare; skipped`,
+            );
             continue;
           }
           port = named.containerPort;
@@ -117,14 +139,18 @@ const policy: Policy<'probe-port-exclusion'> = {
         seen.add(port);
         if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
         if (!cluster.enabled) {
-          warnings.push(`could not verify that probe port ${port} serves no Service (cluster lookups are off); not excluded`);
+          warnings.push(
+            `could not verify that probe port ${port} serves no Service (cluster lookups are off); not excluded`,
+          );
           continue;
         }
         names ??= portNames(all);
         served ??= servedPorts(pod, namespace, cluster);
         const service = serviceOnPort(served, port, names.get(port) ?? noNames);
         if (service) {
-          warnings.push(`probe port ${port} also serves Service ${service}; excluding it would bypass mTLS — rely on Istio's probe rewrite`);
+          warnings.push(
+            `probe port ${port} also serves Service ${service}; excluding it would bypass mTLS — rely on Istio's probe rewrite`,
+          );
           continue;
         }
         add.push(port);

@@ -74,7 +74,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // While closing, requests on connections already open are still answered, not refused.
     return503OnClosing: false,
   } as const;
-  const app = (deps.https ? Fastify({ ...options, https: deps.https }) : Fastify(options)) as unknown as FastifyInstance;
+  const app = (deps.https
+    ? Fastify({ ...options, https: deps.https })
+    : Fastify(options)) as unknown as FastifyInstance;
   // Reviews are JSON; anything else (fastify also parses text/plain by default) is a 415. JSON
   // bodies with `__proto__` or `constructor.prototype` keys are refused (parseJsonBody).
   app.removeContentTypeParser(['text/plain', 'application/json']);
@@ -82,7 +84,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const recordDecisions = decisionRecorder(logger, metrics);
 
-  const knownKinds = new Set([...registry.policies.flatMap((p) => p.targets.map((t) => t.kind)), ...workloadKinds.map((w) => w.kind)]);
+  const knownKinds = new Set([
+    ...registry.policies.flatMap((p) => p.targets.map((t) => t.kind)),
+    ...workloadKinds.map((w) => w.kind),
+  ]);
 
   // While draining, a client reusing a keep-alive connection would race the close: answers ask it
   // to reconnect (set by the routes, not an onSend hook: a hook costs every request).
@@ -90,42 +95,44 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   // Synchronous: the answer is sent before the handler returns, so an async handler's promise, and
   // fastify's wait on it in a microtask, would be work for nothing on every review.
-  const admit = (stage: Stage) => (request: FastifyRequest, reply: FastifyReply): void => {
-    const started = performance.now();
-    if (draining()) reply.header('connection', 'close');
-    const decoded = decodeReview(request.body);
-    if (!decoded.ok) {
-      metrics.countRequest(stage, '', '', 'invalid');
-      reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: decoded.reason });
-      return;
-    }
-    const { review } = decoded;
-    const req = review.request;
-    const { scope } = store.current;
-    let verdict: Verdict;
-    let decisions: readonly Decision[] = [];
-    try {
-      decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
-      verdict = verdictOf(decisions, scope.config);
-    } catch (err) {
-      // Policies' own errors are decisions; this is a bug in the engine. Never block on it.
-      logger.error({ err, uid: req.uid, kind: req.kind.kind }, 'engine error');
-      verdict = failOpen;
-    }
-    if (decisions.length > 0) {
-      try {
-        recordDecisions(decisions, req);
-      } catch (err) {
-        // The answer stands: a logging failure must not turn a denial into an allow.
-        logger.error({ err: (err as Error).message, uid: req.uid }, 'recording decisions failed');
+  const admit =
+    (stage: Stage) =>
+    (request: FastifyRequest, reply: FastifyReply): void => {
+      const started = performance.now();
+      if (draining()) reply.header('connection', 'close');
+      const decoded = decodeReview(request.body);
+      if (!decoded.ok) {
+        metrics.countRequest(stage, '', '', 'invalid');
+        reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: decoded.reason });
+        return;
       }
-    }
-    const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
-    // Kinds come from the caller: only the ones meshguard handles become label values.
-    metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
-    metrics.observeDuration(stage, (performance.now() - started) / 1000);
-    reply.header('content-type', JSON_TYPE).send(answerJson(review.apiVersion, req.uid, verdict));
-  };
+      const { review } = decoded;
+      const req = review.request;
+      const { scope } = store.current;
+      let verdict: Verdict;
+      let decisions: readonly Decision[] = [];
+      try {
+        decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
+        verdict = verdictOf(decisions, scope.config);
+      } catch (err) {
+        // Policies' own errors are decisions; this is a bug in the engine. Never block on it.
+        logger.error({ err, uid: req.uid, kind: req.kind.kind }, 'engine error');
+        verdict = failOpen;
+      }
+      if (decisions.length > 0) {
+        try {
+          recordDecisions(decisions, req);
+        } catch (err) {
+          // The answer stands: a logging failure must not turn a denial into an allow.
+          logger.error({ err: (err as Error).message, uid: req.uid }, 'recording decisions failed');
+        }
+      }
+      const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
+      // Kinds come from the caller: only the ones meshguard handles become label values.
+      metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
+      metrics.observeDuration(stage, (performance.now() - started) / 1000);
+      reply.header('content-type', JSON_TYPE).send(answerJson(review.apiVersion, req.uid, verdict));
+    };
 
   app.post('/mutate', admit('mutate'));
   app.post('/validate', admit('validate'));

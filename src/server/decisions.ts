@@ -5,11 +5,19 @@ import { lineWriter, type Logger } from '../log.js';
 import type { Metrics } from './metrics.js';
 
 /** The object's name, not checked by the review validator; a pod being created often has only a generateName. */
-const requestName = (req: AdmissionRequest): unknown => req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
+const requestName = (req: AdmissionRequest): unknown =>
+  req.name ?? req.object?.metadata?.name ?? req.object?.metadata?.generateName;
 
 /** What a decision line says about the request it decided on, as an object for pino's lines (policy errors). */
 function requestFields(req: AdmissionRequest) {
-  return { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: requestName(req), operation: req.operation, dryRun: req.dryRun };
+  return {
+    uid: req.uid,
+    kind: req.kind.kind,
+    namespace: req.namespace,
+    name: requestName(req),
+    operation: req.operation,
+    dryRun: req.dryRun,
+  };
 }
 
 /**
@@ -30,7 +38,10 @@ function requestJson(req: AdmissionRequest): string {
  * ids and enum values of meshguard's, written as they are. Policy errors go through pino, for its
  * err serialiser.
  */
-export function decisionRecorder(logger: Logger, metrics: Metrics): (decisions: readonly Decision[], req: AdmissionRequest) => void {
+export function decisionRecorder(
+  logger: Logger,
+  metrics: Metrics,
+): (decisions: readonly Decision[], req: AdmissionRequest) => void {
   const decisionLine = lineWriter(logger, 'decision');
   return (decisions, req) => {
     let requestText: string | undefined;
@@ -40,10 +51,16 @@ export function decisionRecorder(logger: Logger, metrics: Metrics): (decisions: 
       const level = result === 'error' ? 'error' : result === 'pass' || result === 'skip' ? 'debug' : 'info';
       if (!logger.isLevelEnabled(level)) continue;
       if (d.outcome.result === 'error') {
-        logger.error({ ...requestFields(req), policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error }, 'policy error');
+        logger.error(
+          { ...requestFields(req), policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error },
+          'policy error',
+        );
       } else {
         requestText ??= requestJson(req);
-        decisionLine(level, `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`);
+        decisionLine(
+          level,
+          `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`,
+        );
       }
     }
   };

@@ -10,7 +10,9 @@ const refusePoisoned = { protoAction: 'error', constructorAction: 'error' } as c
  * bare server's whole request; these searches cost a fraction of that and rule out most reviews.
  */
 function mayBePoisoned(text: string): boolean {
-  return text.includes('__proto__') || text.includes('constructor') || text.includes('\\u') || text.charCodeAt(0) === 0xfeff;
+  return (
+    text.includes('__proto__') || text.includes('constructor') || text.includes('\\u') || text.charCodeAt(0) === 0xfeff
+  );
 }
 
 /**
@@ -19,7 +21,11 @@ function mayBePoisoned(text: string): boolean {
  * reviews never legitimately carry them), minus secure-json-parse's scans of texts that cannot
  * hold a poisoned key. A byte-order mark also takes secure-json-parse's path, which strips it.
  */
-export function parseJsonBody(_request: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
+export function parseJsonBody(
+  _request: unknown,
+  body: string,
+  done: (err: Error | null, value?: unknown) => void,
+): void {
   if (body.length === 0) {
     done(new errorCodes.FST_ERR_CTP_EMPTY_JSON_BODY());
     return;

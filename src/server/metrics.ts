@@ -83,7 +83,12 @@ class DurationHistogram extends Histogram<'endpoint'> {
   // What prom-client's registry reads to print a histogram (and its get() builds on).
   async getForPromString() {
     const { name, help } = DURATION;
-    const values: { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string }[] = [];
+    const values: {
+      labels: Record<string, string | number>;
+      sharedLabels: Record<string, string>;
+      value: number;
+      metricName: string;
+    }[] = [];
     for (const [endpoint, { buckets, sum, count }] of this.series) {
       const sharedLabels = { endpoint };
       let cumulative = 0;
@@ -123,7 +128,10 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       policyCounts.fold(this);
     },
   });
-  const duration = new DurationHistogram([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1], registry);
+  const duration = new DurationHistogram(
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
+    registry,
+  );
   return {
     registry,
     requests,

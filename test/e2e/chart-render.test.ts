@@ -27,7 +27,8 @@ import { kubeBinDir, startCluster } from './cluster.js';
 type Sub = Parameters<Parameters<typeof t.test>[0]>[0];
 
 const RENDER = join(kubeBinDir(), 'helm-render');
-if (!existsSync(RENDER)) throw new Error(`${RENDER} missing: run \`bash test/e2e/provision.sh\` (it builds helm-render)`);
+if (!existsSync(RENDER))
+  throw new Error(`${RENDER} missing: run \`bash test/e2e/provision.sh\` (it builds helm-render)`);
 const chartDir = join(packageRoot, 'charts/meshguard');
 const RELEASE = 'meshguard';
 
@@ -60,15 +61,24 @@ interface Rendered {
 
 let valuesFiles = 0;
 /** helm-render RELEASE charts/meshguard --namespace NS -f VALUES --kubeconfig (live capabilities). */
-function render(namespace: string, values: object, extra: string[] = ['--kubeconfig', cluster.kubeconfigPath]): Promise<Rendered> {
+function render(
+  namespace: string,
+  values: object,
+  extra: string[] = ['--kubeconfig', cluster.kubeconfigPath],
+): Promise<Rendered> {
   const file = join(tmp, `values-${++valuesFiles}.json`);
   writeFileSync(file, JSON.stringify(values));
   const started = Date.now();
   return new Promise((resolve) => {
-    execFile(RENDER, [RELEASE, chartDir, '--namespace', namespace, '-f', file, ...extra], { encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
+    execFile(
+      RENDER,
+      [RELEASE, chartDir, '--namespace', namespace, '-f', file, ...extra],
+      { encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr, ms: Date.now() - started });
+      },
+    );
   });
 }
 
@@ -88,7 +98,11 @@ async function renderOk(t: Sub, namespace: string, values: object): Promise<Doc[
   const r = await render(namespace, values);
   t.equal(r.code, 0, `rendered in ${r.ms} ms ${r.stderr}`);
   const docs = parse(r.stdout);
-  for (const d of docs) t.ok(existsSync(join(chartDir, 'templates', d.source.slice('meshguard/templates/'.length))), `${d.obj.kind} ${d.obj.metadata.name} from ${d.source}`);
+  for (const d of docs)
+    t.ok(
+      existsSync(join(chartDir, 'templates', d.source.slice('meshguard/templates/'.length))),
+      `${d.obj.kind} ${d.obj.metadata.name} from ${d.source}`,
+    );
   return docs;
 }
 
@@ -100,17 +114,28 @@ function one(docs: Doc[], kind: string): Obj {
 
 // --- the API server, raw ----------------------------------------------------------------------
 
-function api(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: unknown }> {
+function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: unknown }> {
   const url = new URL(path, cluster.server);
   return new Promise((resolve, reject) => {
     const req = request(
       url,
-      { method, ca: cluster.caPem, headers: { authorization: `Bearer ${cluster.token}`, accept: 'application/json', 'content-type': contentType } },
+      {
+        method,
+        ca: cluster.caPem,
+        headers: { authorization: `Bearer ${cluster.token}`, accept: 'application/json', 'content-type': contentType },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }),
+        );
         res.on('error', reject);
       },
     );
@@ -151,7 +176,9 @@ function lost(rendered: unknown, answer: unknown, at = ''): string[] {
     if (typeof answer !== 'object' || answer === null) return [`${at} (object)`];
     return Object.entries(rendered).flatMap(([k, v]) => lost(v, (answer as Record<string, unknown>)[k], `${at}.${k}`));
   }
-  return String(rendered) === String(answer) ? [] : [`${at}: ${JSON.stringify(rendered)} became ${JSON.stringify(answer)}`];
+  return String(rendered) === String(answer)
+    ? []
+    : [`${at}: ${JSON.stringify(rendered)} became ${JSON.stringify(answer)}`];
 }
 
 /** Every document created with dryRun=All, in the order rendered (helm's install order). */
@@ -184,7 +211,14 @@ function certManagerCrd(kind: string, plural: string): V1CustomResourceDefinitio
       scope: 'Namespaced',
       names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
       // In @kubernetes/client-node 1.x the model's property name; the wire name would be dropped.
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+        },
+      ],
     },
   };
 }
@@ -219,28 +253,63 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
   const pod = spec.template.spec;
   const container = pod.containers[0] as Container;
   const podLabels = spec.template.metadata.labels;
-  const values = yaml.load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as { shutdownDelaySeconds: number; terminationGracePeriodSeconds: number };
+  const values = yaml.load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+    shutdownDelaySeconds: number;
+    terminationGracePeriodSeconds: number;
+  };
 
   t.test('Deployment: two replicas, hardened, spread, probed, drained gracefully', async (t) => {
     t.equal(spec.replicas, 2);
-    t.match(pod.securityContext, { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } }, 'pod: non-root, RuntimeDefault seccomp');
-    t.match(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }, 'container: no escalation, read-only root, all capabilities dropped');
-    t.match(pod.topologySpreadConstraints, [{ topologyKey: 'kubernetes.io/hostname', maxSkew: 1, labelSelector: { matchLabels: spec.selector.matchLabels } }], 'spread across nodes');
+    t.match(
+      pod.securityContext,
+      { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+      'pod: non-root, RuntimeDefault seccomp',
+    );
+    t.match(
+      container.securityContext,
+      { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+      'container: no escalation, read-only root, all capabilities dropped',
+    );
+    t.match(
+      pod.topologySpreadConstraints,
+      [
+        {
+          topologyKey: 'kubernetes.io/hostname',
+          maxSkew: 1,
+          labelSelector: { matchLabels: spec.selector.matchLabels },
+        },
+      ],
+      'spread across nodes',
+    );
     t.match(container.livenessProbe, { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' } });
     t.match(container.readinessProbe, { httpGet: { path: '/readyz', port: 'https', scheme: 'HTTPS' } });
-    t.ok(container.ports.some((p) => p.name === 'https'), 'probes use a named container port');
-    const delay = Number(/^--shutdown-delay=(\d+)$/.exec(container.args.find((a) => a.startsWith('--shutdown-delay=')) ?? '')?.[1]);
+    t.ok(
+      container.ports.some((p) => p.name === 'https'),
+      'probes use a named container port',
+    );
+    const delay = Number(
+      /^--shutdown-delay=(\d+)$/.exec(container.args.find((a) => a.startsWith('--shutdown-delay=')) ?? '')?.[1],
+    );
     t.equal(delay, values.shutdownDelaySeconds, '--shutdown-delay from values');
-    t.ok(pod.terminationGracePeriodSeconds > delay + 20, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > shutdown delay ${delay} + 20`);
+    t.ok(
+      pod.terminationGracePeriodSeconds > delay + 20,
+      `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > shutdown delay ${delay} + 20`,
+    );
     t.ok(container.args.includes(`--config-map=${namespace}/${RELEASE}`), 'reads its ConfigMap');
-    t.match(container.env, [{ name: 'MESHGUARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }], 'knows its own namespace (never evaluated)');
+    t.match(
+      container.env,
+      [{ name: 'MESHGUARD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+      'knows its own namespace (never evaluated)',
+    );
     t.equal(pod.serviceAccountName, RELEASE);
     t.match(podLabels, spec.selector.matchLabels, 'the selector selects the pod template');
     t.equal(spec.template.metadata.annotations?.['sidecar.istio.io/inject'], 'false', 'never in the mesh');
   });
 
   t.test('PodDisruptionBudget: what the live API server serves (1.20: policy/v1beta1)', async (t) => {
-    const pdb = one(docs, 'PodDisruptionBudget') as Obj & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } };
+    const pdb = one(docs, 'PodDisruptionBudget') as Obj & {
+      spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    };
     t.notOk(policyVersions.includes('v1'), `v1.20.2 serves policy ${policyVersions.join(', ')}`);
     t.equal(pdb.apiVersion, 'policy/v1beta1', '.Capabilities.APIVersions from discovery');
     t.equal(pdb.spec.minAvailable, 1);
@@ -248,10 +317,19 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
   });
 
   t.test('Service: the webhook port reaches the container', async (t) => {
-    const svc = one(docs, 'Service') as Obj & { spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] } };
+    const svc = one(docs, 'Service') as Obj & {
+      spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string }[] };
+    };
     t.match(podLabels, svc.spec.selector, 'selects the pods');
-    for (const p of svc.spec.ports) t.ok(container.ports.some((c) => c.name === p.targetPort), `port ${p.name} -> container port ${p.targetPort}`);
-    t.ok(svc.spec.ports.some((p) => p.name === 'http-metrics' && p.port === 9090), 'http-metrics on 9090');
+    for (const p of svc.spec.ports)
+      t.ok(
+        container.ports.some((c) => c.name === p.targetPort),
+        `port ${p.name} -> container port ${p.targetPort}`,
+      );
+    t.ok(
+      svc.spec.ports.some((p) => p.name === 'http-metrics' && p.port === 9090),
+      'http-metrics on 9090',
+    );
   });
 
   t.test('ConfigMap config.yaml is policies/meshguard.yaml', async (t) => {
@@ -277,7 +355,11 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
     }
     const svc = one(docs, 'Service') as Obj & { spec: { ports: { name: string; port: number }[] } };
     for (const w of [...mutating.webhooks, ...validating.webhooks]) {
-      t.match(w, { timeoutSeconds: 5, sideEffects: 'None', admissionReviewVersions: ['v1'] }, `${w.name}: 5 s, no side effects, v1 reviews`);
+      t.match(
+        w,
+        { timeoutSeconds: 5, sideEffects: 'None', admissionReviewVersions: ['v1'] },
+        `${w.name}: 5 s, no side effects, v1 reviews`,
+      );
       t.strictSame(
         w.namespaceSelector.matchExpressions,
         [
@@ -286,17 +368,50 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         ],
         `${w.name}: kube-system, kube-public, ${namespace} and meshguard.io/ignore=true excluded`,
       );
-      t.match(w.clientConfig.service, { name: RELEASE, namespace, port: svc.spec.ports.find((p) => p.name === 'https-webhook')?.port });
+      t.match(w.clientConfig.service, {
+        name: RELEASE,
+        namespace,
+        port: svc.spec.ports.find((p) => p.name === 'https-webhook')?.port,
+      });
     }
-    t.match(mutating.webhooks, [{ name: 'mutate.meshguard.io', failurePolicy: 'Ignore', reinvocationPolicy: 'IfNeeded', clientConfig: { service: { path: '/mutate' } } }]);
-    t.match(validating.webhooks, [{ name: 'validate.meshguard.io', failurePolicy: validatingFailurePolicy, clientConfig: { service: { path: '/validate' } } }]);
+    t.match(mutating.webhooks, [
+      {
+        name: 'mutate.meshguard.io',
+        failurePolicy: 'Ignore',
+        reinvocationPolicy: 'IfNeeded',
+        clientConfig: { service: { path: '/mutate' } },
+      },
+    ]);
+    t.match(validating.webhooks, [
+      {
+        name: 'validate.meshguard.io',
+        failurePolicy: validatingFailurePolicy,
+        clientConfig: { service: { path: '/validate' } },
+      },
+    ]);
     // test/e2e/chart.ts builds the configurations meshguard.test.ts registers from the same files:
     // apart from clientConfig (a URL there) and the validating failure policy (values here), equal.
     const ours = webhookConfigurations('https://unused', 'unused', namespace);
     const strip = (ws: object[] | undefined, policy?: string) =>
-      JSON.parse(JSON.stringify((ws ?? []).map((w) => ({ ...w, clientConfig: undefined, ...(policy !== undefined && { failurePolicy: policy }) })))) as unknown;
-    t.strictSame(strip(mutating.webhooks), strip(ours.mutating.webhooks), 'mutating: as test/e2e/chart.ts registers it');
-    t.strictSame(strip(validating.webhooks, 'X'), strip(ours.validating.webhooks, 'X'), 'validating: as test/e2e/chart.ts registers it');
+      JSON.parse(
+        JSON.stringify(
+          (ws ?? []).map((w) => ({
+            ...w,
+            clientConfig: undefined,
+            ...(policy !== undefined && { failurePolicy: policy }),
+          })),
+        ),
+      ) as unknown;
+    t.strictSame(
+      strip(mutating.webhooks),
+      strip(ours.mutating.webhooks),
+      'mutating: as test/e2e/chart.ts registers it',
+    );
+    t.strictSame(
+      strip(validating.webhooks, 'X'),
+      strip(ours.validating.webhooks, 'X'),
+      'validating: as test/e2e/chart.ts registers it',
+    );
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }
@@ -332,7 +447,8 @@ interface Webhook {
 }
 
 const tlsSecretOf = (docs: Doc[]) =>
-  (one(docs, 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.spec.volumes.find((v) => v.name === 'tls')?.secret?.secretName;
+  (one(docs, 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.spec.volumes.find((v) => v.name === 'tls')
+    ?.secret?.secretName;
 
 // --- (a) with cert-manager --------------------------------------------------------------------
 
@@ -340,14 +456,30 @@ t.test('(a) certManager.enabled=true: rendered, dry-run by the API server, as th
   const docs = await renderOk(t, NS_CM, { certManager: { enabled: true } });
   t.strictSame(
     docs.map((d) => d.obj.kind),
-    ['PodDisruptionBudget', 'ServiceAccount', 'ConfigMap', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'Deployment', 'Certificate', 'Issuer', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'],
+    [
+      'PodDisruptionBudget',
+      'ServiceAccount',
+      'ConfigMap',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'Deployment',
+      'Certificate',
+      'Issuer',
+      'MutatingWebhookConfiguration',
+      'ValidatingWebhookConfiguration',
+    ],
     "helm's install order",
   );
   await dryRunAll(t, docs, NS_CM);
   checkCommon(t, docs, NS_CM, 'Ignore');
 
   t.test('cert-manager issues the Secret the pods mount and injects its CA', async (t) => {
-    const cert = one(docs, 'Certificate') as Obj & { spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } };
+    const cert = one(docs, 'Certificate') as Obj & {
+      spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } };
+    };
     const issuer = one(docs, 'Issuer') as Obj & { spec: unknown };
     t.equal(cert.spec.secretName, tlsSecretOf(docs), 'the Deployment mounts the Certificate Secret');
     t.strictSame(cert.spec.dnsNames, [`${RELEASE}.${NS_CM}.svc`, `${RELEASE}.${NS_CM}.svc.cluster.local`]);
@@ -355,79 +487,139 @@ t.test('(a) certManager.enabled=true: rendered, dry-run by the API server, as th
     t.strictSame(issuer.spec, { selfSigned: {} });
     for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
       const conf = one(docs, kind) as Obj & { webhooks: Webhook[] };
-      t.equal(conf.metadata.annotations?.['cert-manager.io/inject-ca-from'], `${NS_CM}/${cert.metadata.name}`, `${kind}: cainjector annotation`);
-      t.ok(conf.webhooks.every((w) => w.clientConfig.caBundle === undefined), `${kind}: no caBundle of the chart's own`);
+      t.equal(
+        conf.metadata.annotations?.['cert-manager.io/inject-ca-from'],
+        `${NS_CM}/${cert.metadata.name}`,
+        `${kind}: cainjector annotation`,
+      );
+      t.ok(
+        conf.webhooks.every((w) => w.clientConfig.caBundle === undefined),
+        `${kind}: no caBundle of the chart's own`,
+      );
     }
   });
 
   t.test('certManager.issuerRef: an existing ClusterIssuer instead of the self-signed Issuer', async (t) => {
-    const docs = await renderOk(t, NS_CM, { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } });
-    t.notOk(docs.some((d) => d.obj.kind === 'Issuer'), 'no Issuer');
-    t.strictSame((one(docs, 'Certificate') as Obj & { spec: { issuerRef: unknown } }).spec.issuerRef, { kind: 'ClusterIssuer', name: 'corp-ca' });
-    await dryRunAll(t, docs.filter((d) => d.obj.kind === 'Certificate'), NS_CM);
+    const docs = await renderOk(t, NS_CM, {
+      certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } },
+    });
+    t.notOk(
+      docs.some((d) => d.obj.kind === 'Issuer'),
+      'no Issuer',
+    );
+    t.strictSame((one(docs, 'Certificate') as Obj & { spec: { issuerRef: unknown } }).spec.issuerRef, {
+      kind: 'ClusterIssuer',
+      name: 'corp-ca',
+    });
+    await dryRunAll(
+      t,
+      docs.filter((d) => d.obj.kind === 'Certificate'),
+      NS_CM,
+    );
   });
 });
 
 // --- (b) with an existing Secret and caBundle, from `meshguard certs` ---------------------------
 
-t.test('(b) tls.existingSecret + tls.caBundle from `meshguard certs`: rendered, dry-run, as the README says', async (t) => {
-  const out = join(tmp, 'certs');
-  const certs = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, [join(packageRoot, 'dist/src/cli.js'), 'certs', '--service', RELEASE, '--namespace', NS_TLS, '--out', out], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      err === null ? resolve({ stdout, stderr }) : reject(new Error(`meshguard certs: ${err.message} ${stderr}`)),
-    ),
-  );
-  const caBundle = certs.stdout.trim();
-  const [crt, key, caPem] = ['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFileSync(join(out, f), 'utf8')) as [string, string, string];
-  await core.createNamespacedSecret({
-    namespace: NS_TLS,
-    body: { metadata: { name: 'meshguard-tls' }, type: 'kubernetes.io/tls', data: { 'tls.crt': Buffer.from(crt).toString('base64'), 'tls.key': Buffer.from(key).toString('base64') } },
-  });
+t.test(
+  '(b) tls.existingSecret + tls.caBundle from `meshguard certs`: rendered, dry-run, as the README says',
+  async (t) => {
+    const out = join(tmp, 'certs');
+    const certs = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [join(packageRoot, 'dist/src/cli.js'), 'certs', '--service', RELEASE, '--namespace', NS_TLS, '--out', out],
+        { encoding: 'utf8' },
+        (err, stdout, stderr) =>
+          err === null ? resolve({ stdout, stderr }) : reject(new Error(`meshguard certs: ${err.message} ${stderr}`)),
+      ),
+    );
+    const caBundle = certs.stdout.trim();
+    const [crt, key, caPem] = ['tls.crt', 'tls.key', 'ca.crt'].map((f) => readFileSync(join(out, f), 'utf8')) as [
+      string,
+      string,
+      string,
+    ];
+    await core.createNamespacedSecret({
+      namespace: NS_TLS,
+      body: {
+        metadata: { name: 'meshguard-tls' },
+        type: 'kubernetes.io/tls',
+        data: { 'tls.crt': Buffer.from(crt).toString('base64'), 'tls.key': Buffer.from(key).toString('base64') },
+      },
+    });
 
-  const docs = await renderOk(t, NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle }, webhook: { validatingFailurePolicy: 'Fail' } });
-  t.notOk(docs.some((d) => d.obj.apiVersion.startsWith('cert-manager.io/')), 'no cert-manager objects');
-  await dryRunAll(t, docs, NS_TLS);
-  checkCommon(t, docs, NS_TLS, 'Fail');
+    const docs = await renderOk(t, NS_TLS, {
+      tls: { existingSecret: 'meshguard-tls', caBundle },
+      webhook: { validatingFailurePolicy: 'Fail' },
+    });
+    t.notOk(
+      docs.some((d) => d.obj.apiVersion.startsWith('cert-manager.io/')),
+      'no cert-manager objects',
+    );
+    await dryRunAll(t, docs, NS_TLS);
+    checkCommon(t, docs, NS_TLS, 'Fail');
 
-  t.test('the webhooks trust the CA that signed the mounted Secret, for the name they call', async (t) => {
-    t.equal(tlsSecretOf(docs), 'meshguard-tls', 'the Deployment mounts tls.existingSecret');
-    t.equal(Buffer.from(caBundle, 'base64').toString(), caPem, 'caBundle is ca.crt');
-    const serving = new X509Certificate(crt);
-    t.ok(serving.verify(new X509Certificate(caPem).publicKey), 'tls.crt is signed by the caBundle CA');
-    for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
-      const conf = one(docs, kind) as Obj & { webhooks: Webhook[] };
-      t.equal(conf.metadata.annotations?.['cert-manager.io/inject-ca-from'], undefined, `${kind}: no cainjector annotation`);
-      for (const w of conf.webhooks) {
-        t.equal(w.clientConfig.caBundle, caBundle, `${w.name}: caBundle`);
-        const host = `${w.clientConfig.service.name}.${w.clientConfig.service.namespace}.svc`;
-        t.equal(serving.checkHost(host), host, `${w.name}: the certificate covers ${host}`);
+    t.test('the webhooks trust the CA that signed the mounted Secret, for the name they call', async (t) => {
+      t.equal(tlsSecretOf(docs), 'meshguard-tls', 'the Deployment mounts tls.existingSecret');
+      t.equal(Buffer.from(caBundle, 'base64').toString(), caPem, 'caBundle is ca.crt');
+      const serving = new X509Certificate(crt);
+      t.ok(serving.verify(new X509Certificate(caPem).publicKey), 'tls.crt is signed by the caBundle CA');
+      for (const kind of ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']) {
+        const conf = one(docs, kind) as Obj & { webhooks: Webhook[] };
+        t.equal(
+          conf.metadata.annotations?.['cert-manager.io/inject-ca-from'],
+          undefined,
+          `${kind}: no cainjector annotation`,
+        );
+        for (const w of conf.webhooks) {
+          t.equal(w.clientConfig.caBundle, caBundle, `${w.name}: caBundle`);
+          const host = `${w.clientConfig.service.name}.${w.clientConfig.service.namespace}.svc`;
+          t.equal(serving.checkHost(host), host, `${w.name}: the certificate covers ${host}`);
+        }
       }
-    }
-  });
-});
+    });
+  },
+);
 
 // --- (c) neither ------------------------------------------------------------------------------
 
-t.test('(c) without cert-manager or an existing Secret and caBundle, rendering fails with the required message', async (t) => {
-  const cases: [object, RegExp][] = [
-    [{}, /^Error: execution error at \(meshguard\/templates\/webhooks\.yaml:\d+:\d+\): tls\.caBundle is required without certManager\.enabled$/m],
-    [{ tls: { existingSecret: 'meshguard-tls' } }, /tls\.caBundle is required without certManager\.enabled/],
-    [{ tls: { caBundle: 'Y2E=' } }, /^Error: execution error at \(meshguard\/templates\/deployment\.yaml:\d+:\d+\): tls\.existingSecret is required without certManager\.enabled$/m],
-  ];
-  for (const [values, message] of cases) {
-    const r = await render(NS_TLS, values);
-    t.equal(r.code, 1, `${JSON.stringify(values)}: exit 1`);
-    t.match(r.stderr, message);
-    t.equal(r.stdout, '', 'nothing rendered');
-  }
-});
+t.test(
+  '(c) without cert-manager or an existing Secret and caBundle, rendering fails with the required message',
+  async (t) => {
+    const cases: [object, RegExp][] = [
+      [
+        {},
+        /^Error: execution error at \(meshguard\/templates\/webhooks\.yaml:\d+:\d+\): tls\.caBundle is required without certManager\.enabled$/m,
+      ],
+      [{ tls: { existingSecret: 'meshguard-tls' } }, /tls\.caBundle is required without certManager\.enabled/],
+      [
+        { tls: { caBundle: 'Y2E=' } },
+        /^Error: execution error at \(meshguard\/templates\/deployment\.yaml:\d+:\d+\): tls\.existingSecret is required without certManager\.enabled$/m,
+      ],
+    ];
+    for (const [values, message] of cases) {
+      const r = await render(NS_TLS, values);
+      t.equal(r.code, 1, `${JSON.stringify(values)}: exit 1`);
+      t.match(r.stderr, message);
+      t.equal(r.stdout, '', 'nothing rendered');
+    }
+  },
+);
 
 // --- the renderer's Helm behaviour the chart relies on ------------------------------------------
 
 t.test('values schema, kubeVersion, capabilities, guards', async (t) => {
-  const bad = await render(NS_CM, { certManager: { enabled: true }, replicaCount: 0, webhook: { validatingFailurePolicy: 'Sometimes' } });
+  const bad = await render(NS_CM, {
+    certManager: { enabled: true },
+    replicaCount: 0,
+    webhook: { validatingFailurePolicy: 'Sometimes' },
+  });
   t.equal(bad.code, 1);
-  t.match(bad.stderr, /values don't meet the specifications of the schema\(s\) in the following chart\(s\):\nmeshguard:\n/);
+  t.match(
+    bad.stderr,
+    /values don't meet the specifications of the schema\(s\) in the following chart\(s\):\nmeshguard:\n/,
+  );
   t.match(bad.stderr, /replicaCount: Must be greater than or equal to 1/);
   t.match(bad.stderr, /validatingFailurePolicy/);
 
@@ -440,39 +632,85 @@ t.test('values schema, kubeVersion, capabilities, guards', async (t) => {
   t.equal(one(parse(offline.stdout), 'PodDisruptionBudget').apiVersion, 'policy/v1', 'policy/v1 where it is served');
 
   const single = await render(NS_CM, { certManager: { enabled: true }, replicaCount: 1 });
-  t.notOk(parse(single.stdout).some((d) => d.obj.kind === 'PodDisruptionBudget'), 'one replica: no budget that would block every drain');
+  t.notOk(
+    parse(single.stdout).some((d) => d.obj.kind === 'PodDisruptionBudget'),
+    'one replica: no budget that would block every drain',
+  );
 
-  const grace = await render(NS_CM, { certManager: { enabled: true }, shutdownDelaySeconds: 15, terminationGracePeriodSeconds: 30 });
+  const grace = await render(NS_CM, {
+    certManager: { enabled: true },
+    shutdownDelaySeconds: 15,
+    terminationGracePeriodSeconds: 30,
+  });
   t.equal(grace.code, 1);
   t.match(grace.stderr, /terminationGracePeriodSeconds \(30\) must exceed shutdownDelaySeconds \+ 20 \(35\)/);
 
-  const nulled = await render(NS_CM, { certManager: { enabled: true }, podAnnotations: { 'example.com/a': 'b' }, nodeSelector: null });
+  const nulled = await render(NS_CM, {
+    certManager: { enabled: true },
+    podAnnotations: { 'example.com/a': 'b' },
+    nodeSelector: null,
+  });
   t.equal(nulled.code, 0, nulled.stderr);
-  t.match((one(parse(nulled.stdout), 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.metadata.annotations, { 'sidecar.istio.io/inject': 'false', 'example.com/a': 'b' });
+  t.match(
+    (one(parse(nulled.stdout), 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.metadata.annotations,
+    { 'sidecar.istio.io/inject': 'false', 'example.com/a': 'b' },
+  );
 });
 
 // --- Kubernetes 1.20: no kubernetes.io/metadata.name label ---------------------------------------
 
 t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and its advice works', async (t) => {
   const kubeSystem = await core.readNamespace({ name: 'kube-system' });
-  t.equal(kubeSystem.metadata?.labels?.['kubernetes.io/metadata.name'], undefined, 'v1.20.2 does not label namespaces with their name (1.21+)');
-  t.ok(['kube-system', 'kube-public'].every((n) => config.excludeNamespaces.includes(n)), 'meshguard itself passes kube-system and kube-public (config.excludeNamespaces)');
+  t.equal(
+    kubeSystem.metadata?.labels?.['kubernetes.io/metadata.name'],
+    undefined,
+    'v1.20.2 does not label namespaces with their name (1.21+)',
+  );
+  t.ok(
+    ['kube-system', 'kube-public'].every((n) => config.excludeNamespaces.includes(n)),
+    'meshguard itself passes kube-system and kube-public (config.excludeNamespaces)',
+  );
 
-  const notes = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, ['--kubeconfig', cluster.kubeconfigPath, '--notes']);
+  const notes = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, [
+    '--kubeconfig',
+    cluster.kubeconfigPath,
+    '--notes',
+  ]);
   t.match(notes.stdout, /WARNING: Kubernetes v1\.20\.2 does not label namespaces/);
-  t.match(notes.stdout, new RegExp(`kubectl label namespace kube-system kube-public ${NS_TLS} meshguard.io/ignore=true`));
-  const recent = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, ['--kube-version', 'v1.21.0', '--notes']);
+  t.match(
+    notes.stdout,
+    new RegExp(`kubectl label namespace kube-system kube-public ${NS_TLS} meshguard.io/ignore=true`),
+  );
+  const recent = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, [
+    '--kube-version',
+    'v1.21.0',
+    '--notes',
+  ]);
   t.notMatch(recent.stdout, /WARNING/, 'no warning from 1.21 on');
 
   // Register the rendered fail-closed validating configuration for real, with nothing behind its
   // Service: kube-system is not spared until it carries the label NOTES suggests.
-  const rendered = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' }, webhook: { validatingFailurePolicy: 'Fail' } });
+  const rendered = await render(NS_TLS, {
+    tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' },
+    webhook: { validatingFailurePolicy: 'Fail' },
+  });
   const validating = one(parse(rendered.stdout), 'ValidatingWebhookConfiguration');
   const created = await api('POST', await collection(validating, NS_TLS), validating);
-  t.equal(created.status, 201, `registered for real: ${created.status === 201 ? validating.metadata.name : JSON.stringify(created.body)}`);
+  t.equal(
+    created.status,
+    201,
+    `registered for real: ${created.status === 201 ? validating.metadata.name : JSON.stringify(created.body)}`,
+  );
   const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-  t.teardown(() => admission.deleteValidatingWebhookConfiguration({ name: validating.metadata.name }).then(() => undefined));
-  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'probe', namespace: 'kube-system' }, spec: { ports: [{ port: 80 }] } };
+  t.teardown(() =>
+    admission.deleteValidatingWebhookConfiguration({ name: validating.metadata.name }).then(() => undefined),
+  );
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'probe', namespace: 'kube-system' },
+    spec: { ports: [{ port: 80 }] },
+  };
   let denied: { status: number; body: unknown } = { status: 0, body: undefined };
   for (let i = 0; i < 50; i++) {
     // The configuration reaches the admission chain within a moment.
@@ -481,8 +719,17 @@ t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and
     await sleep(100);
   }
   t.equal(denied.status, 500, 'kube-system: sent to the absent webhook, failed closed');
-  t.match((denied.body as { message?: string }).message, /failed calling webhook "validate\.meshguard\.io": .*service "meshguard" not found/);
-  const label = (value: string | null) => api('PATCH', '/api/v1/namespaces/kube-system', { metadata: { labels: { 'meshguard.io/ignore': value } } }, 'application/merge-patch+json');
+  t.match(
+    (denied.body as { message?: string }).message,
+    /failed calling webhook "validate\.meshguard\.io": .*service "meshguard" not found/,
+  );
+  const label = (value: string | null) =>
+    api(
+      'PATCH',
+      '/api/v1/namespaces/kube-system',
+      { metadata: { labels: { 'meshguard.io/ignore': value } } },
+      'application/merge-patch+json',
+    );
   t.equal((await label('true')).status, 200, 'kube-system labelled meshguard.io/ignore=true');
   t.teardown(() => label(null).then(() => undefined));
   let admitted: { status: number; body: unknown } = { status: 0, body: undefined };
@@ -491,5 +738,9 @@ t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and
     if (admitted.status === 201) break;
     await sleep(100);
   }
-  t.equal(admitted.status, 201, `labelled meshguard.io/ignore=true: no longer sent${admitted.status === 201 ? '' : ` (${JSON.stringify(admitted.body)})`}`);
+  t.equal(
+    admitted.status,
+    201,
+    `labelled meshguard.io/ignore=true: no longer sent${admitted.status === 201 ? '' : ` (${JSON.stringify(admitted.body)})`}`,
+  );
 });

@@ -50,18 +50,29 @@ export function webhookConfigurations(baseUrl: string, caPem: string, releaseNam
     timeoutSeconds: chartValues.webhook.timeoutSeconds,
     namespaceSelector: {
       matchExpressions: [
-        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...spec.excludedNamespaces, releaseNamespace] },
+        {
+          key: 'kubernetes.io/metadata.name',
+          operator: 'NotIn',
+          values: [...spec.excludedNamespaces, releaseNamespace],
+        },
         { key: spec.ignoreLabel, operator: 'NotIn', values: ['true'] },
       ],
     },
   });
   const mutating: V1MutatingWebhookConfiguration = {
     metadata: { name: spec.mutating.configurationName },
-    webhooks: spec.mutating.webhooks.map((w) => ({ ...common(w), failurePolicy: 'Ignore', reinvocationPolicy: w.reinvocationPolicy })),
+    webhooks: spec.mutating.webhooks.map((w) => ({
+      ...common(w),
+      failurePolicy: 'Ignore',
+      reinvocationPolicy: w.reinvocationPolicy,
+    })),
   };
   const validating: V1ValidatingWebhookConfiguration = {
     metadata: { name: spec.validating.configurationName },
-    webhooks: spec.validating.webhooks.map((w) => ({ ...common(w), failurePolicy: chartValues.webhook.validatingFailurePolicy })),
+    webhooks: spec.validating.webhooks.map((w) => ({
+      ...common(w),
+      failurePolicy: chartValues.webhook.validatingFailurePolicy,
+    })),
   };
   return { mutating, validating };
 }

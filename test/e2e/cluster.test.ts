@@ -66,7 +66,13 @@ t.test('Istio CRDs serve DestinationRules (v1beta1 and v1alpha3)', async (t) => 
     metadata: { name: 'web', namespace },
     spec: { host: 'web.harness.svc.cluster.local', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } },
   };
-  await custom.createNamespacedCustomObject({ group: ISTIO_NETWORKING_GROUP, version: 'v1beta1', namespace, plural: 'destinationrules', body });
+  await custom.createNamespacedCustomObject({
+    group: ISTIO_NETWORKING_GROUP,
+    version: 'v1beta1',
+    namespace,
+    plural: 'destinationrules',
+    body,
+  });
   const got: unknown = await custom.getNamespacedCustomObject({
     group: ISTIO_NETWORKING_GROUP,
     version: 'v1alpha3',
@@ -74,9 +80,17 @@ t.test('Istio CRDs serve DestinationRules (v1beta1 and v1alpha3)', async (t) => 
     plural: 'destinationrules',
     name: 'web',
   });
-  t.match(got, { kind: 'DestinationRule', spec: { host: 'web.harness.svc.cluster.local', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } } });
+  t.match(got, {
+    kind: 'DestinationRule',
+    spec: { host: 'web.harness.svc.cluster.local', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } },
+  });
   for (const plural of ['serviceentries', 'virtualservices']) {
-    const list: unknown = await custom.listNamespacedCustomObject({ group: ISTIO_NETWORKING_GROUP, version: 'v1beta1', namespace, plural });
+    const list: unknown = await custom.listNamespacedCustomObject({
+      group: ISTIO_NETWORKING_GROUP,
+      version: 'v1beta1',
+      namespace,
+      plural,
+    });
     t.match(list, { items: [] }, `${plural} served`);
   }
 });

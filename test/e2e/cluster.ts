@@ -75,7 +75,8 @@ export interface Cluster {
 // Binaries
 
 export function kubeBinDir(): string {
-  const cache = process.env.MESHGUARD_KUBE_CACHE ?? join(homedir(), '.cache', 'meshguard', `kubernetes-${KUBE_VERSION}`);
+  const cache =
+    process.env.MESHGUARD_KUBE_CACHE ?? join(homedir(), '.cache', 'meshguard', `kubernetes-${KUBE_VERSION}`);
   return join(cache, 'bin');
 }
 
@@ -295,7 +296,11 @@ async function stopProc(proc: Proc, graceMs: number): Promise<void> {
 function tailFile(path: string, lines: number): string {
   try {
     const text = readFileSync(path, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
+      .trimEnd();
   } catch (err) {
     return `(no log: ${(err as Error).message})`;
   }
@@ -340,7 +345,10 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-async function generateServingCert(openssl: string, pki: string): Promise<{ caPem: string; certPath: string; keyPath: string; caPath: string }> {
+async function generateServingCert(
+  openssl: string,
+  pki: string,
+): Promise<{ caPem: string; certPath: string; keyPath: string; caPath: string }> {
   const caKey = join(pki, 'ca.key');
   const caPath = join(pki, 'ca.crt');
   const keyPath = join(pki, 'apiserver.key');
@@ -349,10 +357,33 @@ async function generateServingCert(openssl: string, pki: string): Promise<{ caPe
   const extPath = join(pki, 'apiserver.ext');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   await execFileAsync(openssl, [
-    'req', '-x509', ...ec, '-keyout', caKey, '-out', caPath, '-days', '3', '-subj', '/CN=meshguard-e2e-ca',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    caKey,
+    '-out',
+    caPath,
+    '-days',
+    '3',
+    '-subj',
+    '/CN=meshguard-e2e-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
-  await execFileAsync(openssl, ['req', '-new', ...ec, '-keyout', keyPath, '-out', csrPath, '-subj', '/CN=kube-apiserver']);
+  await execFileAsync(openssl, [
+    'req',
+    '-new',
+    ...ec,
+    '-keyout',
+    keyPath,
+    '-out',
+    csrPath,
+    '-subj',
+    '/CN=kube-apiserver',
+  ]);
   await writeFile(
     extPath,
     [
@@ -364,8 +395,21 @@ async function generateServingCert(openssl: string, pki: string): Promise<{ caPe
     ].join('\n'),
   );
   await execFileAsync(openssl, [
-    'x509', '-req', '-in', csrPath, '-CA', caPath, '-CAkey', caKey, '-CAcreateserial',
-    '-days', '3', '-extfile', extPath, '-out', certPath,
+    'x509',
+    '-req',
+    '-in',
+    csrPath,
+    '-CA',
+    caPath,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-days',
+    '3',
+    '-extfile',
+    extPath,
+    '-out',
+    certPath,
   ]);
   return { caPem: readFileSync(caPath, 'utf8'), certPath, keyPath, caPath };
 }
@@ -408,14 +452,18 @@ async function waitFor(
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
-    if (proc?.exit !== undefined) throw new StartupError(`e2e cluster: ${proc.name} ${proc.exit} while waiting for ${what}`, proc);
+    if (proc?.exit !== undefined)
+      throw new StartupError(`e2e cluster: ${proc.name} ${proc.exit} while waiting for ${what}`, proc);
     try {
       if (await check()) return;
     } catch (err) {
       last = (err as Error).message;
     }
     if (Date.now() > deadline) {
-      throw new StartupError(`e2e cluster: timed out after ${timeoutMs} ms waiting for ${what}${last !== '' ? ` (last error: ${last})` : ''}`, proc);
+      throw new StartupError(
+        `e2e cluster: timed out after ${timeoutMs} ms waiting for ${what}${last !== '' ? ` (last error: ${last})` : ''}`,
+        proc,
+      );
     }
     await sleep(intervalMs);
   }
@@ -443,7 +491,9 @@ function istioCrd(n: CrdNames): V1CustomResourceDefinition {
   // The client serialises through its model: the property is x_kubernetes_preserve_unknown_fields
   // (sent as x-kubernetes-preserve-unknown-fields); the wire name would be silently dropped and
   // the API server would then prune every field of every custom object.
-  const schema: V1CustomResourceValidation = { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } };
+  const schema: V1CustomResourceValidation = {
+    openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true },
+  };
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -451,7 +501,13 @@ function istioCrd(n: CrdNames): V1CustomResourceDefinition {
     spec: {
       group: ISTIO_NETWORKING_GROUP,
       scope: 'Namespaced',
-      names: { plural: n.plural, singular: n.singular, kind: n.kind, listKind: `${n.kind}List`, shortNames: n.shortNames },
+      names: {
+        plural: n.plural,
+        singular: n.singular,
+        kind: n.kind,
+        listKind: `${n.kind}List`,
+        shortNames: n.shortNames,
+      },
       versions: [
         { name: 'v1alpha3', served: true, storage: true, schema, subresources: { status: {} } },
         { name: 'v1beta1', served: true, storage: false, schema, subresources: { status: {} } },
@@ -596,10 +652,16 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       watchdog,
     );
     procs.push(etcd);
-    await waitFor('etcd /health', etcd, timeoutMs, async () => {
-      const r = await probe(`${etcdClientUrl}/health`);
-      return r.status === 200 && /"health":\s*"true"/.test(r.body);
-    }, 50);
+    await waitFor(
+      'etcd /health',
+      etcd,
+      timeoutMs,
+      async () => {
+        const r = await probe(`${etcdClientUrl}/health`);
+        return r.status === 200 && /"health":\s*"true"/.test(r.body);
+      },
+      50,
+    );
     mark('etcd');
 
     // --- kube-apiserver -----------------------------------------------------------------------
@@ -646,10 +708,18 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [
-        { name: 'meshguard-e2e', cluster: { server, 'certificate-authority-data': Buffer.from(certs.caPem).toString('base64') } },
+        {
+          name: 'meshguard-e2e',
+          cluster: { server, 'certificate-authority-data': Buffer.from(certs.caPem).toString('base64') },
+        },
       ],
       users: [{ name: 'meshguard-e2e-admin', user: { token } }],
-      contexts: [{ name: 'meshguard-e2e', context: { cluster: 'meshguard-e2e', user: 'meshguard-e2e-admin', namespace: 'default' } }],
+      contexts: [
+        {
+          name: 'meshguard-e2e',
+          context: { cluster: 'meshguard-e2e', user: 'meshguard-e2e-admin', namespace: 'default' },
+        },
+      ],
       'current-context': 'meshguard-e2e',
     };
     // JSON is YAML: every kubeconfig reader accepts it.
@@ -685,10 +755,15 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       // The serviceaccount controller creates default/default once the controllers run.
       const core = kubeConfig.makeApiClient(CoreV1Api);
       waits.push(
-        waitFor('kube-controller-manager to create ServiceAccount default/default', controllerManager, timeoutMs, async () => {
-          await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' });
-          return true;
-        }).then(() => mark('controllers')),
+        waitFor(
+          'kube-controller-manager to create ServiceAccount default/default',
+          controllerManager,
+          timeoutMs,
+          async () => {
+            await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' });
+            return true;
+          },
+        ).then(() => mark('controllers')),
       );
     }
     await Promise.all(waits);
@@ -705,7 +780,8 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       pids,
       startupMs: Date.now() - started,
       timings,
-      logTail: (component, lines = 40) => tailFile(byName.get(component)?.logPath ?? join(logDir, `${component}.log`), lines),
+      logTail: (component, lines = 40) =>
+        tailFile(byName.get(component)?.logPath ?? join(logDir, `${component}.log`), lines),
       stop: () => stop(keepLogs),
     };
   } catch (err) {

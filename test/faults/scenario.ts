@@ -47,16 +47,30 @@ const POD: KubeObject = {
     generateName: 'report-',
     namespace: 'batch',
     labels: { 'sidecar.istio.io/inject': 'true', 'job-name': 'report' },
-    ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'report', uid: '6f0c6b5e-0000-4000-8000-000000000001', controller: true }],
+    ownerReferences: [
+      {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        name: 'report',
+        uid: '6f0c6b5e-0000-4000-8000-000000000001',
+        controller: true,
+      },
+    ],
   },
-  spec: { restartPolicy: 'Never', containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date; echo done'] }] },
+  spec: {
+    restartPolicy: 'Never',
+    containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date; echo done'] }],
+  },
 };
 
 /** The answer each configuration gives, computed here by the same engine. */
 function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' | 'warnings'> & { patch: unknown } {
   const parsed = parseConfig(configText);
   if (!parsed.ok) throw new Error(parsed.errors.join('; '));
-  const decisions = evaluate({ request: requestFor(POD, { namespace: 'batch' }), stage: 'mutate' }, { registry: new Registry(policies), scope: compileScope(parsed.config), cluster: clusterOff });
+  const decisions = evaluate(
+    { request: requestFor(POD, { namespace: 'batch' }), stage: 'mutate' },
+    { registry: new Registry(policies), scope: compileScope(parsed.config), cluster: clusterOff },
+  );
   const v = verdictOf(decisions, parsed.config);
   return { allowed: v.allowed, warnings: v.warnings, patch: v.patch };
 }
@@ -71,7 +85,8 @@ export interface FaultOptions {
   log: (line: string) => void;
 }
 
-type Outcome = 'A' | 'B' | 'mix' | 'bad-answer' | 'refused' | 'reset-before-handshake' | 'failed-after-handshake' | 'timeout';
+type Outcome =
+  'A' | 'B' | 'mix' | 'bad-answer' | 'refused' | 'reset-before-handshake' | 'failed-after-handshake' | 'timeout';
 
 interface Sample {
   started: number;
@@ -88,7 +103,17 @@ export interface FaultReport {
   failures: string[];
   certSwaps: { at: number; issuer: string; seenAfter: number }[];
   configChanges: { at: number; generation: number | undefined }[];
-  sigterm: { at: number; inFlight: number; inFlightAnswered: number; startedAfter: number; answeredAfter: number; refusedAfter: number; exitCode: number | null; exitMs: number; graceMs: number };
+  sigterm: {
+    at: number;
+    inFlight: number;
+    inFlightAnswered: number;
+    startedAfter: number;
+    answeredAfter: number;
+    refusedAfter: number;
+    exitCode: number | null;
+    exitMs: number;
+    graceMs: number;
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -115,9 +140,15 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const port = served.port;
   const t0 = Date.now();
   const now = () => Date.now() - t0;
-  log(`meshguard serve on 127.0.0.1:${port}, pid ${served.proc.pid}; ${opts.concurrency} workers for ${opts.durationMs / 1000} s`);
+  log(
+    `meshguard serve on 127.0.0.1:${port}, pid ${served.proc.pid}; ${opts.concurrency} workers for ${opts.durationMs / 1000} s`,
+  );
 
-  const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: requestFor(POD, { namespace: 'batch', uid: 'x' }) });
+  const body = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: requestFor(POD, { namespace: 'batch', uid: 'x' }),
+  });
   const samples: Sample[] = [];
   let uid = 0;
 
@@ -128,9 +159,18 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
       const started = now();
       let handshake = false;
       let issuer = '';
-      const done = (outcome: Outcome, detail?: string) => resolve({ started, ended: now(), outcome, issuer, detail, keepAlive: agent !== false });
+      const done = (outcome: Outcome, detail?: string) =>
+        resolve({ started, ended: now(), outcome, issuer, detail, keepAlive: agent !== false });
       const req = request(
-        { host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca: cas, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/mutate',
+          method: 'POST',
+          ca: cas,
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
         (res) => {
           issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer?.CN ?? '');
           const chunks: Buffer[] = [];
@@ -140,8 +180,13 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
             const text = Buffer.concat(chunks).toString();
             try {
               const { response } = JSON.parse(text) as { response: AdmissionResponse };
-              if (res.statusCode !== 200 || response.uid !== id) return done('bad-answer', `${res.statusCode} ${text.slice(0, 200)}`);
-              const got = { allowed: response.allowed, warnings: response.warnings ?? [], patch: response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString()) : [] };
+              if (res.statusCode !== 200 || response.uid !== id)
+                return done('bad-answer', `${res.statusCode} ${text.slice(0, 200)}`);
+              const got = {
+                allowed: response.allowed,
+                warnings: response.warnings ?? [],
+                patch: response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString()) : [],
+              };
               if (isDeepStrictEqual(got, want.A)) return done('A');
               if (isDeepStrictEqual(got, want.B)) return done('B');
               return done('mix', text.slice(0, 300));
@@ -174,7 +219,8 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
     for (let n = 0; n < 1_000_000 && !exited; n++) {
       const s = await send(agent);
       samples.push(s);
-      if (stopping && s.started > sigtermAt && (s.outcome === 'refused' || s.outcome === 'reset-before-handshake')) break;
+      if (stopping && s.started > sigtermAt && (s.outcome === 'refused' || s.outcome === 'reset-before-handshake'))
+        break;
       if (s.outcome === 'refused') await sleep(20);
     }
     if (agent) agent.destroy();
@@ -187,14 +233,26 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
     failures: [],
     certSwaps: [],
     configChanges: [],
-    sigterm: { at: 0, inFlight: 0, inFlightAnswered: 0, startedAfter: 0, answeredAfter: 0, refusedAfter: 0, exitCode: null, exitMs: 0, graceMs: 0 },
+    sigterm: {
+      at: 0,
+      inFlight: 0,
+      inFlightAnswered: 0,
+      startedAfter: 0,
+      answeredAfter: 0,
+      refusedAfter: 0,
+      exitCode: null,
+      exitMs: 0,
+      graceMs: 0,
+    },
   };
   const readyGeneration = async (): Promise<number | undefined> =>
     new Promise((resolve) => {
       const req = request({ host: '127.0.0.1', port, path: '/readyz', ca: cas, agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString()) as { configGeneration?: number }).configGeneration));
+        res.on('end', () =>
+          resolve((JSON.parse(Buffer.concat(chunks).toString()) as { configGeneration?: number }).configGeneration),
+        );
       });
       req.on('error', () => resolve(undefined));
       req.end();
@@ -229,7 +287,9 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         }
         generation = seen;
         report.configChanges.push({ at, generation: seen });
-        log(`${(at / 1000).toFixed(1)} s: configuration ${i % 2 === 0 ? 'B' : 'A'} written; generation ${seen} in force after ${now() - at} ms`);
+        log(
+          `${(at / 1000).toFixed(1)} s: configuration ${i % 2 === 0 ? 'B' : 'A'} written; generation ${seen} in force after ${now() - at} ms`,
+        );
       },
     });
   }
@@ -261,17 +321,26 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   // Counts and verdicts.
   report.requests = samples.length;
   for (const s of samples) report.byOutcome[s.outcome] = (report.byOutcome[s.outcome] ?? 0) + 1;
-  const fail = (s: Sample, why: string) => report.failures.push(`${why}: ${s.outcome} at ${(s.started / 1000).toFixed(3)} s${s.detail ? ` (${s.detail})` : ''}`);
+  const fail = (s: Sample, why: string) =>
+    report.failures.push(
+      `${why}: ${s.outcome} at ${(s.started / 1000).toFixed(3)} s${s.detail ? ` (${s.detail})` : ''}`,
+    );
   for (const s of samples) {
     const before = s.started < sigtermAt;
     if (s.outcome === 'mix' || s.outcome === 'bad-answer') fail(s, 'wrong answer');
-    else if (before && s.outcome !== 'A' && s.outcome !== 'B') fail(s, s.ended < sigtermAt ? 'failed before SIGTERM' : 'in flight at SIGTERM, not answered');
-    else if (!before && (s.outcome === 'failed-after-handshake' || s.outcome === 'timeout')) fail(s, 'accepted after SIGTERM, not answered');
+    else if (before && s.outcome !== 'A' && s.outcome !== 'B')
+      fail(s, s.ended < sigtermAt ? 'failed before SIGTERM' : 'in flight at SIGTERM, not answered');
+    else if (!before && (s.outcome === 'failed-after-handshake' || s.outcome === 'timeout'))
+      fail(s, 'accepted after SIGTERM, not answered');
   }
   for (const swap of report.certSwaps) swap.seenAfter = samples.filter((s) => s.issuer === swap.issuer).length;
-  for (const swap of report.certSwaps) if (swap.seenAfter === 0) report.failures.push(`the certificate of ${swap.issuer} was never served`);
+  for (const swap of report.certSwaps)
+    if (swap.seenAfter === 0) report.failures.push(`the certificate of ${swap.issuer} was never served`);
   const generations = report.configChanges.map((c) => c.generation);
-  if (report.configChanges.length !== opts.configChanges || generations.some((g, i) => g === undefined || (i > 0 && g <= (generations[i - 1] ?? 0)))) {
+  if (
+    report.configChanges.length !== opts.configChanges ||
+    generations.some((g, i) => g === undefined || (i > 0 && g <= (generations[i - 1] ?? 0)))
+  ) {
     report.failures.push(`configuration changes did not all take effect: generations ${JSON.stringify(generations)}`);
   }
   const inFlight = samples.filter((s) => s.started < sigtermAt && s.ended >= sigtermAt);
@@ -288,15 +357,20 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
     graceMs,
   };
   if (exit.code !== 0) report.failures.push(`exit code ${exit.code} (within ${graceMs} ms)`);
-  if (late.outcome !== 'refused') report.failures.push(`a new connection after the exit was not refused: ${late.outcome}`);
-  if (report.sigterm.inFlight === 0) report.failures.push('no request was in flight at SIGTERM: the test proved nothing');
+  if (late.outcome !== 'refused')
+    report.failures.push(`a new connection after the exit was not refused: ${late.outcome}`);
+  if (report.sigterm.inFlight === 0)
+    report.failures.push('no request was in flight at SIGTERM: the test proved nothing');
   return report;
 }
 
 export function summary(r: FaultReport): string {
   const s = r.sigterm;
   return [
-    `requests: ${r.requests}; by outcome: ${Object.entries(r.byOutcome).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `requests: ${r.requests}; by outcome: ${Object.entries(r.byOutcome)
+      .sort()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `certificate swaps: ${r.certSwaps.map((c) => `${(c.at / 1000).toFixed(1)} s → ${c.seenAfter} answers with ${c.issuer}`).join('; ')}`,
     `configuration changes: ${r.configChanges.length}, generations ${r.configChanges.map((c) => c.generation).join(', ')}`,
     `SIGTERM at ${(s.at / 1000).toFixed(1)} s: ${s.inFlight} in flight, ${s.inFlightAnswered} answered; after it ${s.startedAfter} started, ${s.answeredAfter} answered (drain), ${s.refusedAfter} refused; exit code ${s.exitCode} after ${s.exitMs} ms (grace ${s.graceMs} ms)`,

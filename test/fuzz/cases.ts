@@ -65,26 +65,65 @@ function serialize(value: unknown): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Valid reviews: the generated pods at /mutate, workloads and Istio objects at /validate.
 
-const uid = fc.oneof(fc.uuid(), fc.string({ minLength: 1, maxLength: 128 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }));
+const uid = fc.oneof(
+  fc.uuid(),
+  fc.string({ minLength: 1, maxLength: 128 }),
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
+);
 const apiVersion = fc.constantFrom('admission.k8s.io/v1', 'admission.k8s.io/v1', 'admission.k8s.io/v1beta1');
 const namespace = fc.constantFrom('shop', 'batch', 'default', 'kube-system', 'meshguard', '');
 const operation = fc.constantFrom('CREATE', 'CREATE', 'UPDATE', 'DELETE', 'CONNECT');
 
-const workload = fc.tuple(pod, fc.constantFrom(['apps', 'Deployment'], ['apps', 'StatefulSet'], ['apps', 'DaemonSet'], ['apps', 'ReplicaSet'], ['batch', 'Job'], ['batch', 'CronJob'])).map(([p, [group, kind]]) => {
-  const template = { metadata: p.metadata, spec: p.spec };
-  const spec = kind === 'CronJob' ? { schedule: '* * * * *', jobTemplate: { spec: { template } } } : { template };
-  return { group, kind, object: { apiVersion: `${group}/v1`, kind, metadata: { name: 'w' }, spec } as KubeObject };
-});
-const destinationRule = fc.record({ host: fc.oneof(fc.constantFrom('reviews', 'reviews.default', 'reviews.default.svc.cluster.local', '*', '*.example.com'), userString), exportTo: fc.option(fc.array(fc.constantFrom('.', '*', 'shop')), { nil: undefined }) }).map((spec) => ({
-  group: 'networking.istio.io',
-  kind: 'DestinationRule',
-  object: { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'dr', namespace: 'ns1' }, spec: JSON.parse(JSON.stringify(spec)) as unknown } as KubeObject,
-}));
-const service = fc.record({ externalName: fc.oneof(fc.constantFrom('db.example.com', 'mysql-a.rds.example.com'), userString), port: fc.integer({ min: 1, max: 65535 }) }).map(({ externalName, port }) => ({
-  group: '',
-  kind: 'Service',
-  object: { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { type: 'ExternalName', externalName, ports: [{ port, protocol: 'TCP' }] } } as KubeObject,
-}));
+const workload = fc
+  .tuple(
+    pod,
+    fc.constantFrom(
+      ['apps', 'Deployment'],
+      ['apps', 'StatefulSet'],
+      ['apps', 'DaemonSet'],
+      ['apps', 'ReplicaSet'],
+      ['batch', 'Job'],
+      ['batch', 'CronJob'],
+    ),
+  )
+  .map(([p, [group, kind]]) => {
+    const template = { metadata: p.metadata, spec: p.spec };
+    const spec = kind === 'CronJob' ? { schedule: '* * * * *', jobTemplate: { spec: { template } } } : { template };
+    return { group, kind, object: { apiVersion: `${group}/v1`, kind, metadata: { name: 'w' }, spec } as KubeObject };
+  });
+const destinationRule = fc
+  .record({
+    host: fc.oneof(
+      fc.constantFrom('reviews', 'reviews.default', 'reviews.default.svc.cluster.local', '*', '*.example.com'),
+      userString,
+    ),
+    exportTo: fc.option(fc.array(fc.constantFrom('.', '*', 'shop')), { nil: undefined }),
+  })
+  .map((spec) => ({
+    group: 'networking.istio.io',
+    kind: 'DestinationRule',
+    object: {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name: 'dr', namespace: 'ns1' },
+      spec: JSON.parse(JSON.stringify(spec)) as unknown,
+    } as KubeObject,
+  }));
+const service = fc
+  .record({
+    externalName: fc.oneof(fc.constantFrom('db.example.com', 'mysql-a.rds.example.com'), userString),
+    port: fc.integer({ min: 1, max: 65535 }),
+  })
+  .map(({ externalName, port }) => ({
+    group: '',
+    kind: 'Service',
+    object: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 's' },
+      spec: { type: 'ExternalName', externalName, ports: [{ port, protocol: 'TCP' }] },
+    } as KubeObject,
+  }));
 
 const subject = fc.oneof(
   { weight: 4, arbitrary: pod.map((object) => ({ group: '', kind: 'Pod', object, path: '/mutate' as const })) },
@@ -93,24 +132,26 @@ const subject = fc.oneof(
   { weight: 1, arbitrary: service.map((w) => ({ ...w, path: '/validate' as const })) },
 );
 
-export const validReview = fc.record({ apiVersion, uid, namespace, operation, subject, dryRun: fc.option(fc.boolean(), { nil: undefined }) }).map(({ apiVersion, uid, namespace, operation, subject, dryRun }) => ({
-  path: subject.path,
-  review: {
-    apiVersion,
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: subject.group, version: 'v1', kind: subject.kind },
-      resource: { group: subject.group, version: 'v1', resource: `${subject.kind.toLowerCase()}s` },
-      namespace,
-      operation,
-      userInfo: { username: 'fuzz', groups: ['system:authenticated'] },
-      object: subject.object,
-      oldObject: operation === 'UPDATE' ? subject.object : null,
-      ...(dryRun !== undefined && { dryRun }),
-    },
-  } as Record<string, unknown>,
-}));
+export const validReview = fc
+  .record({ apiVersion, uid, namespace, operation, subject, dryRun: fc.option(fc.boolean(), { nil: undefined }) })
+  .map(({ apiVersion, uid, namespace, operation, subject, dryRun }) => ({
+    path: subject.path,
+    review: {
+      apiVersion,
+      kind: 'AdmissionReview',
+      request: {
+        uid,
+        kind: { group: subject.group, version: 'v1', kind: subject.kind },
+        resource: { group: subject.group, version: 'v1', resource: `${subject.kind.toLowerCase()}s` },
+        namespace,
+        operation,
+        userInfo: { username: 'fuzz', groups: ['system:authenticated'] },
+        object: subject.object,
+        oldObject: operation === 'UPDATE' ? subject.object : null,
+        ...(dryRun !== undefined && { dryRun }),
+      },
+    } as Record<string, unknown>,
+  }));
 
 // ---------------------------------------------------------------------------------------------
 // Mutations of a valid review.
@@ -120,7 +161,8 @@ function places(value: unknown, at: (string | number)[] = [], out: (string | num
   out.push(at);
   if (out.length > 2000) return out;
   if (Array.isArray(value)) value.forEach((v, i) => places(v, [...at, i], out));
-  else if (typeof value === 'object' && value !== null) for (const [k, v] of Object.entries(value)) places(v, [...at, k], out);
+  else if (typeof value === 'object' && value !== null)
+    for (const [k, v] of Object.entries(value)) places(v, [...at, k], out);
   return out;
 }
 
@@ -134,7 +176,11 @@ function replaceAt(root: unknown, path: readonly (string | number)[], replacemen
 }
 
 /** A copy of `root` where the object at `path` (if it is one) gets extra pairs, keeping its own. */
-function addPairsAt(root: unknown, path: readonly (string | number)[], extra: (pairs: [string, unknown][]) => [string, unknown][]): unknown {
+function addPairsAt(
+  root: unknown,
+  path: readonly (string | number)[],
+  extra: (pairs: [string, unknown][]) => [string, unknown][],
+): unknown {
   if (path.length === 0) {
     if (typeof root !== 'object' || root === null || Array.isArray(root)) return root;
     return new Pairs(extra(Object.entries(root)));
@@ -145,25 +191,38 @@ function addPairsAt(root: unknown, path: readonly (string | number)[], extra: (p
   return Object.fromEntries(Object.entries(root).map(([k, v]) => [k, k === head ? addPairsAt(v, rest, extra) : v]));
 }
 
-const objectPlaces = (value: unknown) => places(value).filter((p) => {
-  let v: unknown = value;
-  for (const k of p) v = (v as Record<string | number, unknown>)[k];
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-});
+const objectPlaces = (value: unknown) =>
+  places(value).filter((p) => {
+    let v: unknown = value;
+    for (const k of p) v = (v as Record<string | number, unknown>)[k];
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  });
 
 const pick = <T>(list: readonly T[], n: number): T => list[n % list.length] as T;
 
-const deep = (depth: number, open: string, close: string, inner = '1') => new Raw(Buffer.from(open.repeat(depth) + inner + close.repeat(depth)));
+const deep = (depth: number, open: string, close: string, inner = '1') =>
+  new Raw(Buffer.from(open.repeat(depth) + inner + close.repeat(depth)));
 
 /** Values of every type, including the hostile ones. */
 const anyValue: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -0, '', 'x', [], {}, [null], { '': '' }) },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(null, true, false, 0, -1, 1.5, 1e308, -0, '', 'x', [], {}, [null], { '': '' }),
+  },
   { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
   { weight: 1, arbitrary: userString },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 10_000 }).map((n) => deep(n, '[', ']')) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 10_000 }).map((n) => deep(n, '{"a":', '}')) },
-  { weight: 1, arbitrary: fc.constantFrom(2 ** 53 + 1, Number.MAX_SAFE_INTEGER, -(2 ** 31), 2 ** 31, 65536, 0.1).map((n) => n) },
-  { weight: 1, arbitrary: fc.constantFrom('1e400', '-1e400', '1E-400', '123456789012345678901234567890').map((t) => new Raw(Buffer.from(t))) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(2 ** 53 + 1, Number.MAX_SAFE_INTEGER, -(2 ** 31), 2 ** 31, 65536, 0.1).map((n) => n),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('1e400', '-1e400', '1E-400', '123456789012345678901234567890')
+      .map((t) => new Raw(Buffer.from(t))),
+  },
 );
 
 /** Sizes of huge strings: mostly under the body limit, sometimes over it. */
@@ -173,18 +232,50 @@ const hugeSize = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1024 * 1024, max: 3 * 1024 * 1024 }) },
   { weight: 1, arbitrary: fc.constant(DEFAULT_BODY_LIMIT + 1) },
 );
-const hugeString = fc.tuple(hugeSize, fc.constantFrom('a', ' ', '\n', ',', '-', 'é', '\\"', '$(x)')).map(([n, unit]) => unit.repeat(Math.max(1, Math.floor(n / Buffer.byteLength(unit)))));
+const hugeString = fc
+  .tuple(hugeSize, fc.constantFrom('a', ' ', '\n', ',', '-', 'é', '\\"', '$(x)'))
+  .map(([n, unit]) => unit.repeat(Math.max(1, Math.floor(n / Buffer.byteLength(unit)))));
 
 /** Byte sequences that are not UTF-8: stray continuation bytes, overlong forms, surrogates, 0xFF. */
-const invalidUtf8 = fc.constantFrom(
-  [0x80], [0xbf], [0xc0, 0xaf], [0xc1, 0xbf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80],
-  [0xf8, 0x88, 0x80, 0x80, 0x80], [0xfe], [0xff], [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98],
-).map((bytes) => Buffer.from(bytes));
+const invalidUtf8 = fc
+  .constantFrom(
+    [0x80],
+    [0xbf],
+    [0xc0, 0xaf],
+    [0xc1, 0xbf],
+    [0xe0, 0x80, 0xaf],
+    [0xed, 0xa0, 0x80],
+    [0xed, 0xbf, 0xbf],
+    [0xf4, 0x90, 0x80, 0x80],
+    [0xf8, 0x88, 0x80, 0x80, 0x80],
+    [0xfe],
+    [0xff],
+    [0xc3],
+    [0xe2, 0x82],
+    [0xf0, 0x9f, 0x98],
+  )
+  .map((bytes) => Buffer.from(bytes));
 
 const contentType = fc.oneof(
   { weight: 12, arbitrary: fc.constant('application/json') },
-  { weight: 2, arbitrary: fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8') },
-  { weight: 1, arbitrary: fc.constantFrom(undefined, 'text/plain', 'application/yaml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json-patch+json', '', 'application/jsonx', '*/*') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8'),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      undefined,
+      'text/plain',
+      'application/yaml',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/json-patch+json',
+      '',
+      'application/jsonx',
+      '*/*',
+    ),
+  },
 );
 
 type Review = { path: '/mutate' | '/validate'; review: Record<string, unknown> };
@@ -210,20 +301,34 @@ const huge: Mutation = fc.tuple(fc.nat(), hugeString, fc.boolean()).map(([n, s, 
 
 /** The classic shape that makes a backtracking regex slow: a long run of one separator, then a character that breaks the match. */
 const longRun: Mutation = fc
-  .tuple(fc.nat(), fc.constantFrom('-', ' ', '.', ',', '*', '/', 'a-', '\t', '0'), fc.constantFrom('/', 'x', '!', '\n', ''), fc.integer({ min: 1000, max: 100_000 }))
+  .tuple(
+    fc.nat(),
+    fc.constantFrom('-', ' ', '.', ',', '*', '/', 'a-', '\t', '0'),
+    fc.constantFrom('/', 'x', '!', '\n', ''),
+    fc.integer({ min: 1000, max: 100_000 }),
+  )
   .map(([n, unit, breaker, length]) => (r) => {
     const fields = places(r.review).filter((p) => {
       let v: unknown = r.review;
       for (const k of p) v = (v as Record<string | number, unknown>)[k];
       return typeof v === 'string';
     });
-    return { kind: 'long-run', body: serialize(replaceAt(r.review, pick(fields, n), unit.repeat(Math.ceil(length / unit.length)) + breaker)) };
+    return {
+      kind: 'long-run',
+      body: serialize(replaceAt(r.review, pick(fields, n), unit.repeat(Math.ceil(length / unit.length)) + breaker)),
+    };
   });
 
-const deepNesting: Mutation = fc.tuple(fc.nat(), fc.constantFrom(['[', ']'], ['{"a":', '}'], ['{"__proto__":', '}'], ['[{"constructor":{"prototype":', '}}]']), fc.constantFrom(1000, 10_000, 10_000, 10_000, 100_000)).map(([n, [open, close], depth]) => (r) => {
-  const path = pick(places(r.review), n);
-  return { kind: 'deep-nesting', body: serialize(replaceAt(r.review, path, deep(depth, open, close))) };
-});
+const deepNesting: Mutation = fc
+  .tuple(
+    fc.nat(),
+    fc.constantFrom(['[', ']'], ['{"a":', '}'], ['{"__proto__":', '}'], ['[{"constructor":{"prototype":', '}}]']),
+    fc.constantFrom(1000, 10_000, 10_000, 10_000, 100_000),
+  )
+  .map(([n, [open, close], depth]) => (r) => {
+    const path = pick(places(r.review), n);
+    return { kind: 'deep-nesting', body: serialize(replaceAt(r.review, path, deep(depth, open, close))) };
+  });
 
 const protoKeys: Mutation = fc
   .tuple(
@@ -243,52 +348,80 @@ const protoKeys: Mutation = fc
     const path = pick(objectPlaces(r.review), n);
     const body = serialize(addPairsAt(r.review, path, (pairs) => [...pairs, [key, value]]));
     // The same key written with a JSON escape: JSON.parse makes it __proto__ all the same.
-    return { kind: 'proto-keys', body: escaped ? Buffer.from(body.toString('latin1').replace('"__proto__"', '"\\u005f_proto__"'), 'latin1') : body };
+    return {
+      kind: 'proto-keys',
+      body: escaped ? Buffer.from(body.toString('latin1').replace('"__proto__"', '"\\u005f_proto__"'), 'latin1') : body,
+    };
   });
 
-const duplicateKeys: Mutation = fc.tuple(fc.nat(), fc.nat(), anyValue, fc.boolean()).map(([n, m, value, before]) => (r) => {
-  const path = pick(objectPlaces(r.review), n);
-  const body = serialize(
-    addPairsAt(r.review, path, (pairs) => {
-      if (pairs.length === 0) return [['k', value], ['k', value]];
-      const [key] = pick(pairs, m);
-      return before ? [[key, value], ...pairs] : [...pairs, [key, value]];
-    }),
-  );
-  return { kind: 'duplicate-keys', body };
-});
+const duplicateKeys: Mutation = fc
+  .tuple(fc.nat(), fc.nat(), anyValue, fc.boolean())
+  .map(([n, m, value, before]) => (r) => {
+    const path = pick(objectPlaces(r.review), n);
+    const body = serialize(
+      addPairsAt(r.review, path, (pairs) => {
+        if (pairs.length === 0)
+          return [
+            ['k', value],
+            ['k', value],
+          ];
+        const [key] = pick(pairs, m);
+        return before ? [[key, value], ...pairs] : [...pairs, [key, value]];
+      }),
+    );
+    return { kind: 'duplicate-keys', body };
+  });
 
-const badUtf8: Mutation = fc.tuple(fc.array(fc.tuple(fc.nat(), invalidUtf8), { minLength: 1, maxLength: 4 }), fc.boolean()).map(([inserts, inString]) => (r) => {
-  if (inString) {
-    // Inside a string value: the JSON stays well-formed, only the text is not UTF-8.
-    const path = pick(places(r.review).filter((p) => p.length > 0), inserts[0]?.[0] ?? 0);
-    const bytes = Buffer.concat([Buffer.from('"a'), ...inserts.map(([, b]) => b), Buffer.from('z"')]);
-    return { kind: 'invalid-utf8', body: serialize(replaceAt(r.review, path, new Raw(bytes))) };
-  }
-  let body = serialize(r.review);
-  for (const [n, bytes] of inserts) {
-    const at = n % (body.length + 1);
-    body = Buffer.concat([body.subarray(0, at), bytes, body.subarray(at)]);
-  }
-  return { kind: 'invalid-utf8', body };
-});
+const badUtf8: Mutation = fc
+  .tuple(fc.array(fc.tuple(fc.nat(), invalidUtf8), { minLength: 1, maxLength: 4 }), fc.boolean())
+  .map(([inserts, inString]) => (r) => {
+    if (inString) {
+      // Inside a string value: the JSON stays well-formed, only the text is not UTF-8.
+      const path = pick(
+        places(r.review).filter((p) => p.length > 0),
+        inserts[0]?.[0] ?? 0,
+      );
+      const bytes = Buffer.concat([Buffer.from('"a'), ...inserts.map(([, b]) => b), Buffer.from('z"')]);
+      return { kind: 'invalid-utf8', body: serialize(replaceAt(r.review, path, new Raw(bytes))) };
+    }
+    let body = serialize(r.review);
+    for (const [n, bytes] of inserts) {
+      const at = n % (body.length + 1);
+      body = Buffer.concat([body.subarray(0, at), bytes, body.subarray(at)]);
+    }
+    return { kind: 'invalid-utf8', body };
+  });
 
 const truncated: Mutation = fc.nat().map((n) => (r) => {
   const body = serialize(r.review);
   return { kind: 'truncated', body: body.subarray(0, n % body.length) };
 });
 
-const byteFlips: Mutation = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }).map((flips) => (r) => {
-  const body = Buffer.from(serialize(r.review));
-  for (const [n, b] of flips) body[n % body.length] = b;
-  return { kind: 'byte-flips', body };
-});
+const byteFlips: Mutation = fc
+  .array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 })
+  .map((flips) => (r) => {
+    const body = Buffer.from(serialize(r.review));
+    for (const [n, b] of flips) body[n % body.length] = b;
+    return { kind: 'byte-flips', body };
+  });
 
 const garbage: Mutation = fc
   .oneof(
     fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
     fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
-    fc.constantFrom('', ' ', 'null', '[]', '{}', '"AdmissionReview"', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}', '{"request":{}}', '\uFEFF{}').map((s) => Buffer.from(s)),
+    fc
+      .constantFrom(
+        '',
+        ' ',
+        'null',
+        '[]',
+        '{}',
+        '"AdmissionReview"',
+        '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}',
+        '{"request":{}}',
+        '\uFEFF{}',
+      )
+      .map((s) => Buffer.from(s)),
   )
   .map((body) => () => ({ kind: 'garbage', body }));
 
@@ -306,12 +439,19 @@ const mutation: Mutation = fc.oneof(
   { weight: 1, arbitrary: garbage },
 );
 
-export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.tuple(validReview, mutation, contentType, fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 1)).map(([r, mutate, contentType, swap]) => {
-  const { kind, body } = mutate(r);
-  // Now and then the other endpoint: a pod at /validate, a Service at /mutate.
-  const path = swap ? (r.path === '/mutate' ? '/validate' : '/mutate') : r.path;
-  return { kind: contentType === 'application/json' ? kind : `${kind}, content-type ${contentType ?? 'none'}`, path, contentType, body };
-});
+export const fuzzCase: fc.Arbitrary<FuzzCase> = fc
+  .tuple(validReview, mutation, contentType, fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 1))
+  .map(([r, mutate, contentType, swap]) => {
+    const { kind, body } = mutate(r);
+    // Now and then the other endpoint: a pod at /validate, a Service at /mutate.
+    const path = swap ? (r.path === '/mutate' ? '/validate' : '/mutate') : r.path;
+    return {
+      kind: contentType === 'application/json' ? kind : `${kind}, content-type ${contentType ?? 'none'}`,
+      path,
+      contentType,
+      body,
+    };
+  });
 
 /** The values every field is replaced with, one at a time, by `everyFieldWrongType`. */
 const wrongValues: unknown[] = [null, true, 0, -1.5, '', 'x', [], {}, deep(10_000, '[', ']')];
@@ -320,13 +460,20 @@ const wrongValues: unknown[] = [null, true, 0, -1.5, '', 'x', [], {}, deep(10_00
  * Every field of a review replaced, one at a time, by a value of each other type: reviews
  * recorded from a real API server, so that every field they have is tried.
  */
-export function* everyFieldWrongType(reviews: readonly { name: string; review: Record<string, unknown> }[]): Generator<FuzzCase> {
+export function* everyFieldWrongType(
+  reviews: readonly { name: string; review: Record<string, unknown> }[],
+): Generator<FuzzCase> {
   for (const { name, review } of reviews) {
     const request = review.request as { kind?: { kind?: unknown } } | undefined;
     const path = request?.kind?.kind === 'Pod' ? '/mutate' : '/validate';
     for (const at of places(review)) {
       for (const value of wrongValues) {
-        yield { kind: `every-field ${name} ${at.join('.')}`, path, contentType: 'application/json', body: serialize(replaceAt(review, at, value)) };
+        yield {
+          kind: `every-field ${name} ${at.join('.')}`,
+          path,
+          contentType: 'application/json',
+          body: serialize(replaceAt(review, at, value)),
+        };
       }
     }
   }
@@ -356,7 +503,13 @@ function poisoned(value: unknown): boolean {
     if (!Array.isArray(v)) {
       if (Object.hasOwn(v, '__proto__')) return true;
       const ctor = (v as Record<string, unknown>).constructor;
-      if (Object.hasOwn(v, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) return true;
+      if (
+        Object.hasOwn(v, 'constructor') &&
+        typeof ctor === 'object' &&
+        ctor !== null &&
+        Object.hasOwn(ctor, 'prototype')
+      )
+        return true;
     }
     for (const child of Object.values(v)) stack.push(child);
   }
@@ -381,7 +534,12 @@ export function expected(c: FuzzCase): Expected {
   if (poisoned(parsed)) return { status: 400 };
   const decoded = decodeReview(parsed);
   if (!decoded.ok) return { status: 400 };
-  return { status: 200, uid: decoded.review.request.uid, apiVersion: decoded.review.apiVersion, object: decoded.review.request.object };
+  return {
+    status: 200,
+    uid: decoded.review.request.uid,
+    apiVersion: decoded.review.apiVersion,
+    object: decoded.review.request.object,
+  };
 }
 
 export interface Answer {
@@ -399,7 +557,9 @@ export function judge(c: FuzzCase, answer: Answer | Error, ms = 0): string | nul
   if (answer.status >= 500) return `${answer.status}: ${answer.body.slice(0, 200)}`;
   const want = expected(c);
   if (want.status !== 200) {
-    return answer.status === want.status ? null : `expected ${want.status}, got ${answer.status}: ${answer.body.slice(0, 200)}`;
+    return answer.status === want.status
+      ? null
+      : `expected ${want.status}, got ${answer.status}: ${answer.body.slice(0, 200)}`;
   }
   if (answer.status !== 200) return `a valid review got ${answer.status}: ${answer.body.slice(0, 200)}`;
   let review: { apiVersion?: unknown; kind?: unknown; response?: { uid?: unknown; allowed?: unknown } };
@@ -408,15 +568,19 @@ export function judge(c: FuzzCase, answer: Answer | Error, ms = 0): string | nul
   } catch {
     return `200 with a body that is not JSON: ${answer.body.slice(0, 200)}`;
   }
-  if (review.kind !== 'AdmissionReview' || review.apiVersion !== want.apiVersion) return `not an AdmissionReview ${want.apiVersion}: ${answer.body.slice(0, 200)}`;
-  if (review.response?.uid !== want.uid) return `uid ${JSON.stringify(review.response?.uid)} instead of ${JSON.stringify(want.uid)}`;
+  if (review.kind !== 'AdmissionReview' || review.apiVersion !== want.apiVersion)
+    return `not an AdmissionReview ${want.apiVersion}: ${answer.body.slice(0, 200)}`;
+  if (review.response?.uid !== want.uid)
+    return `uid ${JSON.stringify(review.response?.uid)} instead of ${JSON.stringify(want.uid)}`;
   if (typeof review.response.allowed !== 'boolean') return 'no allowed';
   // A policy that throws is a bug, even when the request is allowed (fail-open).
   const thrown = (review.response as { warnings?: unknown }).warnings;
-  if (Array.isArray(thrown) && thrown.some((w) => typeof w === 'string' && w.includes('internal error'))) return `a policy threw: ${JSON.stringify(thrown)}`;
+  if (Array.isArray(thrown) && thrown.some((w) => typeof w === 'string' && w.includes('internal error')))
+    return `a policy threw: ${JSON.stringify(thrown)}`;
   const { patch, patchType } = review.response as { patch?: unknown; patchType?: unknown };
   if (patch !== undefined) {
-    if (patchType !== 'JSONPatch' || typeof patch !== 'string') return `patch without patchType JSONPatch: ${answer.body.slice(0, 200)}`;
+    if (patchType !== 'JSONPatch' || typeof patch !== 'string')
+      return `patch without patchType JSONPatch: ${answer.body.slice(0, 200)}`;
     // The API server applies it to the object it sent: it must apply cleanly.
     let ops: jsonpatch.Operation[];
     try {
@@ -451,14 +615,26 @@ export class Tally {
     this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + 1);
     const reason = judge(c, answer, ms);
     if (reason !== null) {
-      const shown = c.body.length > 300 ? `${c.body.subarray(0, 300).toString('utf8')}… (${c.body.length} bytes)` : c.body.toString('utf8');
+      const shown =
+        c.body.length > 300
+          ? `${c.body.subarray(0, 300).toString('utf8')}… (${c.body.length} bytes)`
+          : c.body.toString('utf8');
       this.failures.push({ kind: c.kind, path: c.path, reason, body: shown });
     }
     return reason;
   }
 
   summary(): string {
-    const sorted = (m: Map<string, number>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join(', ');
-    return [`cases run: ${this.cases}`, `by status: ${sorted(this.byStatus)}`, ...(this.byKind.size > 0 ? [`by kind: ${sorted(this.byKind)}`] : []), `failures: ${this.failures.length}`].join('\n');
+    const sorted = (m: Map<string, number>) =>
+      [...m.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ');
+    return [
+      `cases run: ${this.cases}`,
+      `by status: ${sorted(this.byStatus)}`,
+      ...(this.byKind.size > 0 ? [`by kind: ${sorted(this.byKind)}`] : []),
+      `failures: ${this.failures.length}`,
+    ].join('\n');
   }
 }

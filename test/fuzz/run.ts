@@ -22,7 +22,8 @@ const httpsCount = Number(values.https);
 function report(title: string, tally: Tally, ms: number): void {
   console.log(`\n== ${title} (${(ms / 1000).toFixed(1)} s)`);
   console.log(tally.summary());
-  for (const f of tally.failures.slice(0, 10)) console.log(`FAIL ${f.kind} ${f.path}: ${f.reason}\n  body: ${JSON.stringify(f.body)}`);
+  for (const f of tally.failures.slice(0, 10))
+    console.log(`FAIL ${f.kind} ${f.path}: ${f.reason}\n  body: ${JSON.stringify(f.body)}`);
 }
 
 console.log(`meshguard fuzz: seed ${seed}; replay with npm run fuzz -- --seed ${seed}`);

@@ -18,8 +18,18 @@ export function fuzzApp(): FastifyInstance {
   const cluster = MemoryClusterView.fromObjects([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'batch', labels: { 'istio.io/rev': '1-24' } } },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] } },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'db', namespace: 'shop' }, spec: { type: 'ExternalName', externalName: 'other.example.com', ports: [{ port: 3306 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 'http' }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'db', namespace: 'shop' },
+      spec: { type: 'ExternalName', externalName: 'other.example.com', ports: [{ port: 3306 }] },
+    },
   ]);
   // Globs with several stars: their regexes backtrack on long names (see engine/scope.ts).
   const config = configOf({
@@ -28,10 +38,19 @@ export function fuzzApp(): FastifyInstance {
     policies: { 'externalname-tcp-collision': { mode: 'enforce' } },
   });
   const store = new ConfigStore(config, 'fuzz', 'meshguard');
-  return buildApp({ store, registry: new Registry(policies), cluster, metrics: createMetrics(), logger: pino({ level: 'silent' }) });
+  return buildApp({
+    store,
+    registry: new Registry(policies),
+    cluster,
+    metrics: createMetrics(),
+    logger: pino({ level: 'silent' }),
+  });
 }
 
-const headers = (c: FuzzCase) => ({ ...(c.contentType !== undefined && { 'content-type': c.contentType }), 'content-length': String(c.body.length) });
+const headers = (c: FuzzCase) => ({
+  ...(c.contentType !== undefined && { 'content-type': c.contentType }),
+  'content-length': String(c.body.length),
+});
 
 export async function injectCase(app: FastifyInstance, c: FuzzCase): Promise<Answer | Error> {
   try {
@@ -50,13 +69,16 @@ export async function injectCase(app: FastifyInstance, c: FuzzCase): Promise<Ans
 export function httpsCase(port: number, cas: string[], c: FuzzCase, timeoutMs = 10_000): Promise<Answer | Error> {
   return new Promise((resolve) => {
     let answered = false;
-    const req = request({ host: '127.0.0.1', port, path: c.path, method: 'POST', ca: cas, agent: false, headers: headers(c) }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => resolve(err));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path: c.path, method: 'POST', ca: cas, agent: false, headers: headers(c) },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => resolve(err));
+      },
+    );
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer in ${timeoutMs} ms (hang)`)));
     req.on('error', (err) => resolve(err));
     if (c.body.length <= DEFAULT_BODY_LIMIT) {
@@ -74,11 +96,18 @@ export function recordedReviews(): { name: string; review: Record<string, unknow
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => ({ name: f.replace(/\.json$/, ''), review: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as Record<string, unknown> }));
+    .map((f) => ({
+      name: f.replace(/\.json$/, ''),
+      review: JSON.parse(readFileSync(new URL(f, dir), 'utf8')) as Record<string, unknown>,
+    }));
 }
 
 /** Runs `work` on every item with at most `concurrency` at once. */
-export async function pool<T>(items: Iterable<T>, concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: Iterable<T>,
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   const it = items[Symbol.iterator]();
   const worker = async () => {
     for (let next = it.next(); !next.done; next = it.next()) await work(next.value);

@@ -13,10 +13,22 @@ const NAMESPACES = ['shop', 'batch', 'legacy', 'team-a', 'nowhere', 'kube-system
 const KNOWN = ['shop', 'batch', 'legacy', 'team-a', 'kube-system'] as const;
 const PORTS = [80, 443, 3306, 8080, 8087, 9090, 15020, 15021] as const;
 const PORT_NAMES = ['http', 'health', 'metrics', 'grpc', 'admin', 'tcp-db'] as const;
-const POLICY_IDS = ['hold-application-until-proxy-starts', 'probe-port-exclusion', 'job-sidecar-quit', 'destinationrule-placement', 'nope'] as const;
+const POLICY_IDS = [
+  'hold-application-until-proxy-starts',
+  'probe-port-exclusion',
+  'job-sidecar-quit',
+  'destinationrule-placement',
+  'nope',
+] as const;
 
-export const port = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...PORTS) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) });
-const portName = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...PORT_NAMES) }, { weight: 1, arbitrary: fc.constantFrom('undeclared', 'h', 'a-b-c') });
+export const port = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...PORTS) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) },
+);
+const portName = fc.oneof(
+  { weight: 5, arbitrary: fc.constantFrom(...PORT_NAMES) },
+  { weight: 1, arbitrary: fc.constantFrom('undeclared', 'h', 'a-b-c') },
+);
 
 /** Strings users put in commands, args and annotations: shell syntax, quotes, newlines, unicode. */
 export const userString = fc.oneof(
@@ -25,8 +37,27 @@ export const userString = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.constantFrom(
-      '', ' ', '$(touch /tmp/x)', '`id`', 'a; rm -rf /', "it's", '"q"', 'line1\nline2', '*', '-n', '--', '$(JOB_NAME)', '$$(ESCAPED)',
-      '~', '~1', '/a/b', 'ü✓ 日本語', '\\', '%s', '#', '\t',
+      '',
+      ' ',
+      '$(touch /tmp/x)',
+      '`id`',
+      'a; rm -rf /',
+      "it's",
+      '"q"',
+      'line1\nline2',
+      '*',
+      '-n',
+      '--',
+      '$(JOB_NAME)',
+      '$$(ESCAPED)',
+      '~',
+      '~1',
+      '/a/b',
+      'ü✓ 日本語',
+      '\\',
+      '%s',
+      '#',
+      '\t',
     ),
   },
 );
@@ -82,14 +113,28 @@ const proxyConfigCorpus = [
 const proxyConfig = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...proxyConfigCorpus) },
   // Lines put together from the corpus: mixes styles, comments and mistakes.
-  { weight: 2, arbitrary: fc.array(fc.constantFrom(...proxyConfigCorpus), { minLength: 2, maxLength: 3 }).map((parts) => parts.join('\n')) },
-  { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean())).map((m) => JSON.stringify(m)) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .array(fc.constantFrom(...proxyConfigCorpus), { minLength: 2, maxLength: 3 })
+      .map((parts) => parts.join('\n')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.boolean()))
+      .map((m) => JSON.stringify(m)),
+  },
   { weight: 1, arbitrary: userString },
 );
 
 /** Comma-separated port lists as users write them: spaces, empty items, trailing separators. */
 const portListText = fc
-  .tuple(fc.array(fc.oneof(port.map(String), fc.constantFrom('', ' ', '8080 ', '*', 'abc')), { maxLength: 4 }), fc.constantFrom(',', ', ', ' ,'), fc.constantFrom('', ',', ', ', ' ', ',,\n'))
+  .tuple(
+    fc.array(fc.oneof(port.map(String), fc.constantFrom('', ' ', '8080 ', '*', 'abc')), { maxLength: 4 }),
+    fc.constantFrom(',', ', ', ' ,'),
+    fc.constantFrom('', ',', ', ', ' ', ',,\n'),
+  )
   .map(([items, sep, tail]) => items.join(sep) + tail);
 
 /** Annotation keys that need RFC 6901 escaping in a JSON Pointer (`/` → `~1`, `~` → `~0`). */
@@ -107,48 +152,115 @@ const annotations = fc
       'sidecar.istio.io/rewriteAppHTTPProbers': fc.constantFrom('true', 'false'),
       'sidecar.istio.io/inject': fc.constantFrom('true', 'false', 'yes'),
       'sidecar.istio.io/nativeSidecar': fc.constantFrom('true', 'false'),
-      'meshguard.io/skip': fc.subarray([...POLICY_IDS]).chain((ids) => fc.constantFrom(',', ', ', ' , ').map((sep) => ids.join(sep))),
+      'meshguard.io/skip': fc
+        .subarray([...POLICY_IDS])
+        .chain((ids) => fc.constantFrom(',', ', ', ' , ').map((sep) => ids.join(sep))),
     },
     { requiredKeys: [] },
   )
   .chain((known) => fc.dictionary(oddKey, userString, { maxKeys: 3 }).map((other) => ({ ...other, ...known })));
 
-const labels = fc
-  .record(
-    { app: fc.constantFrom('web', 'db', 'report'), tier: fc.constantFrom('front', 'back'), 'sidecar.istio.io/inject': fc.constantFrom('true', 'false', 'maybe') },
-    { requiredKeys: [] },
-  );
+const labels = fc.record(
+  {
+    app: fc.constantFrom('web', 'db', 'report'),
+    tier: fc.constantFrom('front', 'back'),
+    'sidecar.istio.io/inject': fc.constantFrom('true', 'false', 'maybe'),
+  },
+  { requiredKeys: [] },
+);
 
 const owner = fc.constantFrom(
   undefined,
-  { apiVersion: 'batch/v1', kind: 'Job', name: 'report-28391', uid: '6f0c6b5e-0000-4000-8000-000000000001', controller: true, blockOwnerDeletion: true },
-  { apiVersion: 'batch/v1', kind: 'Job', name: 'report-28391', uid: '6f0c6b5e-0000-4000-8000-000000000001', controller: true, blockOwnerDeletion: true },
-  { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-5bc5489d6c', uid: '6f0c6b5e-0000-4000-8000-000000000002', controller: true },
+  {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    name: 'report-28391',
+    uid: '6f0c6b5e-0000-4000-8000-000000000001',
+    controller: true,
+    blockOwnerDeletion: true,
+  },
+  {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    name: 'report-28391',
+    uid: '6f0c6b5e-0000-4000-8000-000000000001',
+    controller: true,
+    blockOwnerDeletion: true,
+  },
+  {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    name: 'web-5bc5489d6c',
+    uid: '6f0c6b5e-0000-4000-8000-000000000002',
+    controller: true,
+  },
 );
 
 const probeAction = fc.oneof(
   fc.record({ tcpSocket: fc.record({ port: fc.oneof(port, portName) }) }),
-  fc.record({ httpGet: fc.record({ port: fc.oneof(port, portName), path: fc.constantFrom('/healthz', '/ready') }, { requiredKeys: ['port'] }) }),
+  fc.record({
+    httpGet: fc.record(
+      { port: fc.oneof(port, portName), path: fc.constantFrom('/healthz', '/ready') },
+      { requiredKeys: ['port'] },
+    ),
+  }),
   fc.record({ grpc: fc.record({ port, service: fc.constantFrom('', 'health') }, { requiredKeys: ['port'] }) }),
   fc.record({ exec: fc.record({ command: fc.array(userString, { maxLength: 3 }) }) }),
 );
-const probe = fc.tuple(probeAction, fc.record({ periodSeconds: fc.integer({ min: 1, max: 30 }), failureThreshold: fc.integer({ min: 1, max: 5 }) }, { requiredKeys: [] })).map(([a, b]) => ({ ...a, ...b }));
+const probe = fc
+  .tuple(
+    probeAction,
+    fc.record(
+      { periodSeconds: fc.integer({ min: 1, max: 30 }), failureThreshold: fc.integer({ min: 1, max: 5 }) },
+      { requiredKeys: [] },
+    ),
+  )
+  .map(([a, b]) => ({ ...a, ...b }));
 
 const containerPort = fc.record(
   { containerPort: port, name: portName, protocol: fc.constantFrom('TCP', 'UDP') },
   { requiredKeys: ['containerPort'] },
 );
 
-const SHELL_COMMANDS = [['sh', '-c'], ['/bin/sh', '-c'], ['/bin/bash'], ['bash', '-lc'], ['env', 'sh', '-c'], ['/usr/bin/env', 'bash', '-c'], ['/bin/dash']] as const;
-const OTHER_COMMANDS = [['python3', 'report.py'], ['/app/server'], ['env', 'python3'], ['busybox', 'sh'], [''], ['-x'], ['-', 'x']] as const;
+const SHELL_COMMANDS = [
+  ['sh', '-c'],
+  ['/bin/sh', '-c'],
+  ['/bin/bash'],
+  ['bash', '-lc'],
+  ['env', 'sh', '-c'],
+  ['/usr/bin/env', 'bash', '-c'],
+  ['/bin/dash'],
+] as const;
+const OTHER_COMMANDS = [
+  ['python3', 'report.py'],
+  ['/app/server'],
+  ['env', 'python3'],
+  ['busybox', 'sh'],
+  [''],
+  ['-x'],
+  ['-', 'x'],
+] as const;
 
 const command = fc.oneof(
   { weight: 2, arbitrary: fc.constant(undefined) },
   { weight: 1, arbitrary: fc.constant([]) },
-  { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...SHELL_COMMANDS), fc.array(userString, { maxLength: 2 })).map(([c, rest]) => [...c, ...rest]) },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...OTHER_COMMANDS), fc.array(userString, { maxLength: 2 })).map(([c, rest]) => [...c, ...rest]) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...SHELL_COMMANDS), fc.array(userString, { maxLength: 2 }))
+      .map(([c, rest]) => [...c, ...rest]),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...OTHER_COMMANDS), fc.array(userString, { maxLength: 2 }))
+      .map(([c, rest]) => [...c, ...rest]),
+  },
   // Written by the user, already wrapped (by a meshguard with another timeout, say).
-  { weight: 1, arbitrary: fc.integer({ min: 0, max: 90 }).map((s) => wrapContainer(s, ['sh', '-c'], ['true']).command) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 0, max: 90 }).map((s) => wrapContainer(s, ['sh', '-c'], ['true']).command),
+  },
 );
 const args = fc.option(fc.array(userString, { maxLength: 4 }), { nil: undefined, freq: 3 });
 
@@ -186,17 +298,20 @@ export const pod: fc.Arbitrary<KubeObject> = fc
     containers: fc.uniqueArray(container, { minLength: 1, maxLength: 3, selector: (c) => c.name }),
     initContainers: fc.option(fc.array(container, { maxLength: 1 }), { nil: undefined, freq: 4 }),
   })
-  .map(({ name, labels, annotations, owner, hostNetwork, containers, initContainers }) => plain({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: defined({ name, labels, annotations, ownerReferences: owner && [owner] }),
-    spec: defined({
-      hostNetwork,
-      restartPolicy: owner?.kind === 'Job' ? 'Never' : undefined,
-      containers: containers.map(defined),
-      initContainers: initContainers?.map(defined),
-    }),
-  }) as KubeObject);
+  .map(
+    ({ name, labels, annotations, owner, hostNetwork, containers, initContainers }) =>
+      plain({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: defined({ name, labels, annotations, ownerReferences: owner && [owner] }),
+        spec: defined({
+          hostNetwork,
+          restartPolicy: owner?.kind === 'Job' ? 'Never' : undefined,
+          containers: containers.map(defined),
+          initContainers: initContainers?.map(defined),
+        }),
+      }) as KubeObject,
+  );
 
 const namespaceLabels = fc.constantFrom<Record<string, string>>(
   { 'istio-injection': 'enabled' },
@@ -218,7 +333,10 @@ interface ServiceSpec {
 const serviceSpec: fc.Arbitrary<ServiceSpec> = fc.record({
   namespace: fc.constantFrom('pod', 'pod', 'other'),
   selector: fc.constantFrom('pod', 'pod', 'other', 'none'),
-  ports: fc.array(fc.record({ port, targetPort: fc.oneof(port, portName) }, { requiredKeys: ['port'] }), { minLength: 1, maxLength: 2 }),
+  ports: fc.array(fc.record({ port, targetPort: fc.oneof(port, portName) }, { requiredKeys: ['port'] }), {
+    minLength: 1,
+    maxLength: 2,
+  }),
 });
 
 export interface World {
@@ -237,13 +355,22 @@ const partialConfig = fc.record(
     nativeSidecars: fc.constantFrom(false, false, false, true),
     policies: fc.record(
       {
-        'hold-application-until-proxy-starts': fc.record({ mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off') }),
+        'hold-application-until-proxy-starts': fc.record({
+          mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
+        }),
         'probe-port-exclusion': fc.record(
-          { mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'), probeTypes: fc.subarray(['tcpSocket', 'httpGet', 'grpc']) },
+          {
+            mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
+            probeTypes: fc.subarray(['tcpSocket', 'httpGet', 'grpc']),
+          },
           { requiredKeys: ['mode'] },
         ),
         'job-sidecar-quit': fc.record(
-          { mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'), readyTimeoutSeconds: fc.constantFrom(0, 1, 60, 3600), requireShellCommand: fc.boolean() },
+          {
+            mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
+            readyTimeoutSeconds: fc.constantFrom(0, 1, 60, 3600),
+            requireShellCommand: fc.boolean(),
+          },
           { requiredKeys: ['mode'] },
         ),
       },
@@ -256,7 +383,10 @@ const partialConfig = fc.record(
 export const world: fc.Arbitrary<World> = fc
   .record({
     pod,
-    namespace: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('shop', 'batch') }, { weight: 3, arbitrary: fc.constantFrom(...NAMESPACES) }),
+    namespace: fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom('shop', 'batch') },
+      { weight: 3, arbitrary: fc.constantFrom(...NAMESPACES) },
+    ),
     namespaces: fc.dictionary(fc.constantFrom(...KNOWN), namespaceLabels, { maxKeys: 5 }),
     /** Most pods live in a namespace the view knows, so that they get injected. */
     ownNamespaceLabels: fc.option(namespaceLabels, { nil: undefined, freq: 8 }),
@@ -266,11 +396,16 @@ export const world: fc.Arbitrary<World> = fc
   })
   .map(({ pod, namespace, namespaces, ownNamespaceLabels, services, clusterOn, config }) => {
     const objects: unknown[] = [];
-    const nsLabels = { ...namespaces, ...(ownNamespaceLabels && namespace !== 'nowhere' && { [namespace]: ownNamespaceLabels }) };
-    for (const [name, labels] of Object.entries(nsLabels)) objects.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+    const nsLabels = {
+      ...namespaces,
+      ...(ownNamespaceLabels && namespace !== 'nowhere' && { [namespace]: ownNamespaceLabels }),
+    };
+    for (const [name, labels] of Object.entries(nsLabels))
+      objects.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
     const podLabels = pod.metadata?.labels ?? {};
     services.forEach((s, i) => {
-      const selector = s.selector === 'pod' ? { ...podLabels } : s.selector === 'other' ? { app: 'elsewhere' } : undefined;
+      const selector =
+        s.selector === 'pod' ? { ...podLabels } : s.selector === 'other' ? { app: 'elsewhere' } : undefined;
       objects.push({
         apiVersion: 'v1',
         kind: 'Service',
