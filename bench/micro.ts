@@ -16,7 +16,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { evaluate } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import type { Policy, Stage } from '../src/engine/types.js';
 import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';

@@ -4,7 +4,7 @@ import t from 'tap';
 import { mergePatches, pointer, setAnnotation } from '../src/admission/patch.js';
 import type { KubeObject } from '../src/admission/types.js';
 import { evaluate } from '../src/engine/evaluate.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import type { Policy, Result } from '../src/engine/types.js';
 import { MAX_WARNING, verdictOf } from '../src/engine/verdict.js';
 import { configOf, engineOf, requestFor } from './support.js';

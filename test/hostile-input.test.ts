@@ -7,7 +7,7 @@ import t from 'tap';
 import type { KubeObject } from '../src/admission/types.js';
 import { answerJson } from '../src/admission/respond.js';
 import { evaluate } from '../src/engine/evaluate.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import { MAX_WARNING, MAX_WARNINGS, line, verdictOf } from '../src/engine/verdict.js';
 import { appendPorts } from '../src/mesh/ports.js';
 import { parseProxyConfig, withProxyConfigKey } from '../src/mesh/proxy-config.js';

@@ -15,7 +15,7 @@ import type { KubeObject } from '../src/admission/types.js';
 import type { Config } from '../src/config/types.js';
 import { evaluate } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import type { Policy } from '../src/engine/types.js';
 import { MAX_WARNING, verdictOf } from '../src/engine/verdict.js';
 import { isWrapped, WRAPPER_NAME } from '../src/mesh/job-wrapper.js';

@@ -16,7 +16,7 @@ import { parseConfig } from '../src/config/parse.js';
 import { ConfigStore } from '../src/config/store.js';
 import { evaluate } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import { readManifests } from '../src/manifests.js';
 import { parseProxyConfig } from '../src/mesh/proxy-config.js';
 import { policies } from '../src/policies/index.js';

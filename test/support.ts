@@ -7,7 +7,7 @@ import { parseConfig } from '../src/config/parse.js';
 import type { Config } from '../src/config/types.js';
 import type { Engine } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
-import { compileScope } from '../src/engine/scope.js';
+import { compileScope } from '../src/config/scope.js';
 import type { Decision, Policy } from '../src/engine/types.js';
 
 /** A configuration from a partial one: the schema fills the rest with defaults. */

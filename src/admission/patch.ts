@@ -1,6 +1,7 @@
 // RFC 6902 JSON Patch helpers. Policies emit ops against the object they were given; the
 // engine merges the ops of several policies into one patch the API server can apply.
 import { memoize } from '../memo.js';
+import { isRecord } from '../guards.js';
 
 export type PatchOp = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
@@ -30,10 +31,6 @@ export function setAnnotation(annotations: Record<string, string> | undefined, k
 // of the time a pod review spends in the engine and its answer.
 const annotationPath = memoize((key) => pointer('metadata', 'annotations', key), 64);
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /**
  * Concatenates patches from several policies computed against the same object. Two `add`s of an
  * object at the same path (both policies creating `metadata.annotations`) become one add of the
@@ -47,7 +44,7 @@ export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[
   let created: Map<string, Record<string, unknown>> | undefined;
   for (const patch of patches) {
     for (const op of patch) {
-      if (op.op === 'add' && isPlainObject(op.value)) {
+      if (op.op === 'add' && isRecord(op.value)) {
         created ??= new Map();
         const existing = created.get(op.path);
         if (existing) {

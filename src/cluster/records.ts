@@ -1,3 +1,4 @@
+import { isRecord } from '../guards.js';
 import { memoize } from '../memo.js';
 import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
 
@@ -5,25 +6,25 @@ import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
 // stays small. Input is unknown (API, manifests), so every field is checked.
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
 function stringMap(v: unknown): Record<string, string> | undefined {
-  if (!isObj(v)) return undefined;
+  if (!isRecord(v)) return undefined;
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
   return out;
 }
 
-function meta(obj: Obj): { namespace: string; name: string } | undefined {
+/** `namespace`, when given, is where the object is stored (an admission request's namespace). */
+function meta(obj: Obj, namespace: string | undefined): { namespace: string; name: string } | undefined {
   const m = obj.metadata;
-  if (!isObj(m) || typeof m.name !== 'string') return undefined;
-  return { namespace: str(m.namespace) ?? 'default', name: m.name };
+  if (!isRecord(m) || typeof m.name !== 'string') return undefined;
+  return { namespace: namespace ?? str(m.namespace) ?? 'default', name: m.name };
 }
 
 export function namespaceRecord(obj: unknown): { name: string; labels: Record<string, string> } | undefined {
-  if (!isObj(obj) || !isObj(obj.metadata) || typeof obj.metadata.name !== 'string') return undefined;
+  if (!isRecord(obj) || !isRecord(obj.metadata) || typeof obj.metadata.name !== 'string') return undefined;
   return { name: obj.metadata.name, labels: stringMap(obj.metadata.labels) ?? {} };
 }
 
@@ -48,14 +49,14 @@ const noPorts: readonly ServicePort[] = Object.freeze([]);
 // Namespace names are few and repeated by every object in them; one copy each.
 const sharedNamespace = memoize((ns) => ns, 100_000);
 
-export function serviceRecord(obj: unknown): ServiceRecord | undefined {
-  if (!isObj(obj)) return undefined;
-  const id = meta(obj);
+export function serviceRecord(obj: unknown, namespace?: string): ServiceRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
   if (!id) return undefined;
-  const spec = isObj(obj.spec) ? obj.spec : {};
+  const spec = isRecord(obj.spec) ? obj.spec : {};
   const ports: ServicePort[] = [];
   for (const p of Array.isArray(spec.ports) ? spec.ports : []) {
-    if (!isObj(p) || typeof p.port !== 'number') continue;
+    if (!isRecord(p) || typeof p.port !== 'number') continue;
     const port: ServicePort = { port: p.port, protocol: str(p.protocol) ?? 'TCP' };
     if (typeof p.name === 'string') port.name = p.name;
     if (typeof p.targetPort === 'number' || typeof p.targetPort === 'string') port.targetPort = p.targetPort;
@@ -78,13 +79,13 @@ export function serviceRecord(obj: unknown): ServiceRecord | undefined {
   return record;
 }
 
-export function serviceEntryRecord(obj: unknown): ServiceEntryRecord | undefined {
-  if (!isObj(obj)) return undefined;
-  const id = meta(obj);
+export function serviceEntryRecord(obj: unknown, namespace?: string): ServiceEntryRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
   if (!id) return undefined;
-  const spec = isObj(obj.spec) ? obj.spec : {};
+  const spec = isRecord(obj.spec) ? obj.spec : {};
   const ports = (Array.isArray(spec.ports) ? spec.ports : []).flatMap((p) => {
-    if (!isObj(p) || typeof p.number !== 'number') return [];
+    if (!isRecord(p) || typeof p.number !== 'number') return [];
     return [
       {
         number: p.number,

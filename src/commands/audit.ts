@@ -5,7 +5,7 @@ import { MemoryClusterView } from '../cluster/memory.js';
 import { loadConfig } from '../config/load.js';
 import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
-import { compileScope } from '../engine/scope.js';
+import { compileScope } from '../config/scope.js';
 import type { Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { judge, report, reportFlags } from './check.js';

@@ -8,7 +8,7 @@ import { MemoryClusterView } from '../cluster/memory.js';
 import { loadConfig } from '../config/load.js';
 import { evaluate, type Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
-import { compileScope } from '../engine/scope.js';
+import { compileScope } from '../config/scope.js';
 import type { Decision } from '../engine/types.js';
 import { line, verdictOf } from '../engine/verdict.js';
 import { templatePath } from '../engine/workloads.js';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { compileScope, type Scope } from '../engine/scope.js';
+import { compileScope, type Scope } from './scope.js';
 import { parseConfig } from './parse.js';
 import type { Config } from './types.js';
 

@@ -1,7 +1,7 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Registry } from './registry.js';
-import type { Scope } from './scope.js';
+import type { Scope } from '../config/scope.js';
 import type { Decision, EvaluateInput, Outcome, Policy, Subject } from './types.js';
 import { podFromTemplate, templatePath } from './workloads.js';
 

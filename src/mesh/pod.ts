@@ -1,4 +1,5 @@
 import type { KubeObject } from '../admission/types.js';
+import { isRecord } from '../guards.js';
 
 // Narrow, read-only views of the parts of a Pod the policies read. The object comes from the
 // network: every field is checked before use, nothing is copied.
@@ -27,10 +28,8 @@ export interface Container {
   startupProbe?: unknown;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export function podSpec(pod: KubeObject): Record<string, unknown> {
-  return isObj(pod.spec) ? pod.spec : {};
+  return isRecord(pod.spec) ? pod.spec : {};
 }
 
 /** `spec.containers` (not initContainers), each with its index in the array. */
@@ -39,14 +38,14 @@ export function containers(pod: KubeObject): { container: Container; index: numb
   if (!Array.isArray(list)) return [];
   const out: { container: Container; index: number }[] = [];
   list.forEach((c: unknown, index) => {
-    if (isObj(c) && typeof c.name === 'string') out.push({ container: c as unknown as Container, index });
+    if (isRecord(c) && typeof c.name === 'string') out.push({ container: c as unknown as Container, index });
   });
   return out;
 }
 
 export function containerPorts(container: Container): ContainerPort[] {
   if (!Array.isArray(container.ports)) return [];
-  return container.ports.filter((p: unknown): p is ContainerPort => isObj(p) && typeof p.containerPort === 'number');
+  return container.ports.filter((p: unknown): p is ContainerPort => isRecord(p) && typeof p.containerPort === 'number');
 }
 
 const probeKinds = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
@@ -56,8 +55,8 @@ export function probes(container: Container): Probe[] {
   const out: Probe[] = [];
   for (const kind of probeKinds) {
     const probe = container[kind];
-    if (!isObj(probe)) continue;
-    const handler = handlers.find((h) => isObj(probe[h]));
+    if (!isRecord(probe)) continue;
+    const handler = handlers.find((h) => isRecord(probe[h]));
     if (!handler) continue;
     const port = (probe[handler] as Record<string, unknown>).port;
     out.push({ kind, handler, port: typeof port === 'number' || typeof port === 'string' ? port : undefined });
@@ -72,9 +71,9 @@ export function probes(container: Container): Probe[] {
  */
 export function annotationsPatchable(pod: KubeObject): boolean {
   const metadata: unknown = pod.metadata;
-  if (!isObj(metadata)) return false;
+  if (!isRecord(metadata)) return false;
   const annotations = metadata.annotations;
-  return annotations == null || isObj(annotations);
+  return annotations == null || isRecord(annotations);
 }
 
 export function annotation(pod: KubeObject, key: string): string | undefined {

@@ -1,7 +1,6 @@
 import type { Policy } from '../engine/types.js';
 import { resolveHost } from '../mesh/hosts.js';
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isRecord } from '../guards.js';
 
 /**
  * Istio looks a DestinationRule up in the client's namespace, then the host's, then the root
@@ -15,7 +14,7 @@ const policy: Policy<'destinationrule-placement'> = {
     // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
     const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
     const name = `${namespace}/${own}`;
-    const spec = isObj(object.spec) ? object.spec : {};
+    const spec = isRecord(object.spec) ? object.spec : {};
     const host = spec.host;
     if (typeof host !== 'string' || host === '') {
       return { result: 'fail', message: `DestinationRule ${name} has no spec.host; set the service it applies to` };

@@ -15,11 +15,8 @@ const policy: Policy<'externalname-tcp-collision'> = {
   action: 'validate',
   targets: [{ group: '', kind: 'Service', operations: ['CREATE', 'UPDATE'] }],
   evaluate({ object, namespace, cluster }) {
-    // The record of the Service as it will be stored in the request's namespace. Read from the
-    // object as it is, the namespace set after: copying the object and its metadata to put the
-    // namespace in first cost more than the rest of the check.
-    const self = serviceRecord(object);
-    if (self) self.namespace = namespace;
+    // The Service as it will be stored: in the request's namespace, whatever its metadata says.
+    const self = serviceRecord(object, namespace);
     if (!self || self.type !== 'ExternalName' || self.externalName === undefined) {
       return { result: 'skip', reason: 'not an ExternalName Service' };
     }

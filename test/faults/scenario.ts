@@ -19,7 +19,7 @@ import { clusterOff } from '../../src/cluster/memory.js';
 import { parseConfig } from '../../src/config/parse.js';
 import { evaluate } from '../../src/engine/evaluate.js';
 import { Registry } from '../../src/engine/registry.js';
-import { compileScope } from '../../src/engine/scope.js';
+import { compileScope } from '../../src/config/scope.js';
 import { verdictOf } from '../../src/engine/verdict.js';
 import { policies } from '../../src/policies/index.js';
 import { generateCa } from '../../src/tls/generate.js';

@@ -31,7 +31,7 @@ export function fuzzApp(): FastifyInstance {
       spec: { type: 'ExternalName', externalName: 'other.example.com', ports: [{ port: 3306 }] },
     },
   ]);
-  // Globs with several stars: their regexes backtrack on long names (see engine/scope.ts).
+  // Globs with several stars: their regexes backtrack on long names (see config/scope.ts).
   const config = configOf({
     excludeNamespaces: ['kube-system', 'kube-public', '*-*-*-tmp'],
     overrides: [{ namespaces: ['team-*-*', 'legacy'], mode: 'warn' }],

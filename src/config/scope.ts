@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import { memoize } from '../memo.js';
-import type { Config, Mode, Override, PolicyId } from '../config/types.js';
+import type { Config, Mode, Override, PolicyId } from './types.js';
 
 /**
  * A configuration made ready for the hot path: namespace globs compiled once, and the override
