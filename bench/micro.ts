@@ -21,6 +21,7 @@ import type { Policy, Stage } from '../src/engine/types.js';
 import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
+import { nothingDiscovered, resolveProfile } from '../src/mesh/profile.js';
 import {
   benchCluster,
   benchObjects,
@@ -116,6 +117,7 @@ function policyRun(policy: Policy, req: AdmissionRequest, ctx: Ctx): () => unkno
       options: ctx.config.policies[policy.id],
       config: ctx.config,
       cluster: ctx.cluster,
+      mesh: resolveProfile(ctx.config.mesh, nothingDiscovered),
     });
 }
 
@@ -123,7 +125,14 @@ function policyRun(policy: Policy, req: AdmissionRequest, ctx: Ctx): () => unkno
 function engineRun(req: AdmissionRequest, stage: Stage, config: Config, cluster: ClusterView): () => unknown {
   const registry = new Registry(policies);
   const scope = compileScope(config);
-  return () => verdictOf(evaluate({ request: req, stage }, { registry, scope, cluster }), config);
+  return () =>
+    verdictOf(
+      evaluate(
+        { request: req, stage },
+        { registry, scope, cluster, mesh: resolveProfile(config.mesh, nothingDiscovered) },
+      ),
+      config,
+    );
 }
 
 /**
@@ -328,7 +337,12 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   const verdict = verdictOf(
     evaluate(
       { request: pod, stage: 'mutate' },
-      { registry: new Registry(policies), scope: compileScope(config), cluster },
+      {
+        registry: new Registry(policies),
+        scope: compileScope(config),
+        cluster,
+        mesh: resolveProfile(config.mesh, nothingDiscovered),
+      },
     ),
     config,
   );

@@ -73,10 +73,10 @@ t.test('the store keeps the last good configuration and counts generations', asy
   t.equal(store.current.config.mode, 'warn', 'refused: the last good one stays');
   t.strictSame(store.setOverlay('onError: deny', 'configmap'), []);
   t.equal(store.current.config.mode, 'enforce', 'the overlay replaces the base, it does not merge');
-  t.strictSame(store.setBase('rootNamespace: mesh', 'file'), []);
-  t.equal(store.current.config.rootNamespace, 'istio-system', 'a base change under an overlay waits');
+  t.strictSame(store.setBase('clusterDomain: mesh.local', 'file'), []);
+  t.equal(store.current.config.clusterDomain, 'cluster.local', 'a base change under an overlay waits');
   store.setOverlay(null, 'configmap');
-  t.equal(store.current.config.rootNamespace, 'mesh', 'overlay gone: back to the (new) base');
+  t.equal(store.current.config.clusterDomain, 'mesh.local', 'overlay gone: back to the (new) base');
   t.strictSame(seen, [2, 3, 4]);
   t.equal(rejected.length, 1);
 });

@@ -23,6 +23,7 @@ import { portList } from '../src/mesh/ports.js';
 import { policies } from '../src/policies/index.js';
 import { world, type World } from './generators/world.js';
 import { configOf, requestFor } from './support.js';
+import { nothingDiscovered, resolveProfile } from '../src/mesh/profile.js';
 
 const numRuns = Number(process.env.FC_RUNS ?? 2000);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
@@ -62,6 +63,7 @@ const policySubject = (policy: Policy): Subject => ({
       options: config.policies[policy.id],
       config,
       cluster: w.cluster,
+      mesh: resolveProfile(config.mesh, nothingDiscovered),
     });
     const warnings = 'warnings' in outcome ? (outcome.warnings ?? []) : [];
     return { patch: outcome.result === 'mutate' ? outcome.patch : [], warnings };
@@ -75,7 +77,12 @@ const engineSubject: Subject = {
     const config = configFor(w.config);
     const decisions = evaluate(
       { request: requestFor(pod, { namespace: w.namespace }), stage: 'mutate' },
-      { registry, scope: compileScope(config), cluster: w.cluster },
+      {
+        registry,
+        scope: compileScope(config),
+        cluster: w.cluster,
+        mesh: resolveProfile(config.mesh, nothingDiscovered),
+      },
     );
     for (const d of decisions)
       assert.notEqual(

@@ -23,6 +23,8 @@ import { policies } from '../src/policies/index.js';
 import { buildApp } from '../src/server/app.js';
 import { createMetrics } from '../src/server/metrics.js';
 import { configOf, requestFor } from './support.js';
+import { nothingDiscovered, resolveProfile } from '../src/mesh/profile.js';
+import { discoverMesh } from '../src/mesh/discover.js';
 
 // Every built-in prototype a polluted key could reach: through an object, a list, a function, a
 // string or number value, a Map the code builds, and so on.
@@ -127,7 +129,7 @@ t.test('YAML in proxy.istio.io/config, through the engine and the HTTP edge', as
     const pod = podWith(text);
     const decisions = evaluate(
       { request: requestFor(pod, { namespace: 'shop' }), stage: 'mutate' },
-      { registry, scope: compileScope(config), cluster },
+      { registry, scope: compileScope(config), cluster, mesh: resolveProfile(config.mesh, nothingDiscovered) },
     );
     t.notOk(
       decisions.some((d) => d.outcome.result === 'error'),
@@ -234,6 +236,7 @@ t.test('manifests read by meshguard check', async (t) => {
     registry,
     scope: compileScope(config),
     cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
+    mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
   });
   t.equal(reports.length, manifests.length, 'every object judged');
   t.notOk(

@@ -9,6 +9,8 @@ import type { Engine } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
 import { compileScope } from '../src/config/scope.js';
 import type { Decision, Policy } from '../src/engine/types.js';
+import { discoverMesh } from '../src/mesh/discover.js';
+import { resolveProfile } from '../src/mesh/profile.js';
 
 /** A configuration from a partial one: the schema fills the rest with defaults. */
 export function configOf(partial: unknown = {}): Config {
@@ -29,10 +31,13 @@ export function engineOf(opts: {
       : Array.isArray(opts.cluster)
         ? MemoryClusterView.fromObjects(opts.cluster)
         : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
+  const config = opts.config ?? configOf();
   return {
     registry: new Registry(opts.policies),
-    scope: compileScope(opts.config ?? configOf(), opts.selfNamespace),
+    scope: compileScope(config, opts.selfNamespace),
     cluster,
+    // Istio's objects among the case's objects (webhooks, ConfigMaps, istiod, Nodes), then `mesh:`.
+    mesh: resolveProfile(config.mesh, discoverMesh(Array.isArray(opts.cluster) ? opts.cluster : [])),
   };
 }
 

@@ -25,7 +25,10 @@ function meta(obj: Obj, namespace: string | undefined): { namespace: string; nam
 
 export function namespaceRecord(obj: unknown): { name: string; labels: Record<string, string> } | undefined {
   if (!isRecord(obj) || !isRecord(obj.metadata) || typeof obj.metadata.name !== 'string') return undefined;
-  return { name: obj.metadata.name, labels: stringMap(obj.metadata.labels) ?? {} };
+  const name = obj.metadata.name;
+  // The API server labels every namespace with its name (Kubernetes >= 1.21), and webhook
+  // selectors use it; a Namespace read from a file lacks it.
+  return { name, labels: { 'kubernetes.io/metadata.name': name, ...stringMap(obj.metadata.labels) } };
 }
 
 // Most Services of a cluster use one of a few port layouts (80→8080 "http", …): records share one

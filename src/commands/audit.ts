@@ -10,6 +10,7 @@ import type { Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { judge, report, reportFlags } from './check.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
+import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
 
 const flags: Flag[] = [
   { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
@@ -75,6 +76,11 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       if (!controlled(item)) manifests.push({ source: 'cluster', document: 0, object });
     }
   }
-  const engine: Engine = { registry: new Registry(policies), scope: compileScope(config), cluster: view };
+  const engine: Engine = {
+    registry: new Registry(policies),
+    scope: compileScope(config),
+    cluster: view,
+    mesh: resolveProfile(config.mesh, nothingDiscovered),
+  };
   return report(judge(manifests, engine), output);
 }

@@ -15,6 +15,8 @@ import { templatePath } from '../engine/workloads.js';
 import { readManifests, type Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
+import { discoverMesh } from '../mesh/discover.js';
+import { resolveProfile } from '../mesh/profile.js';
 
 /** The flags of the commands that report findings (check, audit). */
 export const reportFlags: Flag[] = [
@@ -166,6 +168,8 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     registry: new Registry(policies),
     scope: compileScope(config),
     cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
+    // Istio's own objects among the inputs (helm template, istioctl manifest generate), then `mesh:`.
+    mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
   };
   return report(judge(manifests, engine), output);
 }

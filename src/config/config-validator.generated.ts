@@ -5,16 +5,17 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"rootNamespace":{"description":"the mesh root namespace","$ref":"#/definitions/name","default":"istio-system"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"nativeSidecars":{"description":"true when Istio runs the proxy as a native sidecar (Kubernetes ≥ 1.28)","type":"boolean","default":false},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"probeTypes":{"description":"probe types whose ports are excluded from inbound capture","type":"array","items":{"enum":["tcpSocket","httpGet","grpc"]},"uniqueItems":true,"default":["tcpSocket"]}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]}}};
-const schema12 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
-const schema13 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
-const schema14 = {"enum":["enforce","warn","off"]};
-const schema20 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]}}};
+const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
+const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
+const schema15 = {"enum":["enforce","warn","off"]};
+const schema21 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]};
+const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
+const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
+const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
+const pattern3 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func0 = require("ajv/dist/runtime/equal").default;
-const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "u");
-const pattern1 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
-const pattern2 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://meshguard.io/schemas/config.json" */;
@@ -24,17 +25,14 @@ if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.mode === undefined){
 data.mode = "enforce";
 }
-if(data.rootNamespace === undefined){
-data.rootNamespace = "istio-system";
-}
 if(data.clusterDomain === undefined){
 data.clusterDomain = "cluster.local";
 }
 if(data.excludeNamespaces === undefined){
 data.excludeNamespaces = ["kube-system","kube-public"];
 }
-if(data.nativeSidecars === undefined){
-data.nativeSidecars = false;
+if(data.mesh === undefined){
+data.mesh = {};
 }
 if(data.onError === undefined){
 data.onError = "allow";
@@ -46,7 +44,7 @@ if(data.overrides === undefined){
 data.overrides = [];
 }
 for(const key0 in data){
-if(!((((((((key0 === "mode") || (key0 === "rootNamespace")) || (key0 === "clusterDomain")) || (key0 === "excludeNamespaces")) || (key0 === "nativeSidecars")) || (key0 === "onError")) || (key0 === "policies")) || (key0 === "overrides"))){
+if(!(((((((key0 === "mode") || (key0 === "clusterDomain")) || (key0 === "excludeNamespaces")) || (key0 === "mesh")) || (key0 === "onError")) || (key0 === "policies")) || (key0 === "overrides"))){
 const err0 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err0];
@@ -68,10 +66,10 @@ vErrors.push(err1);
 }
 errors++;
 }
-let data1 = data.rootNamespace;
+let data1 = data.clusterDomain;
 if(typeof data1 === "string"){
-if(func2(data1) > 63){
-const err2 = {instancePath:instancePath+"/rootNamespace",schemaPath:"#/definitions/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
+if(!pattern0.test(data1)){
+const err2 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -80,8 +78,9 @@ vErrors.push(err2);
 }
 errors++;
 }
-if(!pattern0.test(data1)){
-const err3 = {instancePath:instancePath+"/rootNamespace",schemaPath:"#/definitions/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
+}
+else {
+const err3 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -90,9 +89,14 @@ vErrors.push(err3);
 }
 errors++;
 }
-}
-else {
-const err4 = {instancePath:instancePath+"/rootNamespace",schemaPath:"#/definitions/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data2 = data.excludeNamespaces;
+if(Array.isArray(data2)){
+const len0 = data2.length;
+for(let i0=0; i0<len0; i0++){
+let data3 = data2[i0];
+if(typeof data3 === "string"){
+if(func2(data3) > 253){
+const err4 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -101,10 +105,8 @@ vErrors.push(err4);
 }
 errors++;
 }
-let data2 = data.clusterDomain;
-if(typeof data2 === "string"){
-if(!pattern1.test(data2)){
-const err5 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"+"\""};
+if(!pattern1.test(data3)){
+const err5 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -115,7 +117,7 @@ errors++;
 }
 }
 else {
-const err6 = {instancePath:instancePath+"/clusterDomain",schemaPath:"#/properties/clusterDomain/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err6 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -124,14 +126,10 @@ vErrors.push(err6);
 }
 errors++;
 }
-let data3 = data.excludeNamespaces;
-if(Array.isArray(data3)){
-const len0 = data3.length;
-for(let i0=0; i0<len0; i0++){
-let data4 = data3[i0];
-if(typeof data4 === "string"){
-if(func2(data4) > 253){
-const err7 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+}
+else {
+const err7 = {instancePath:instancePath+"/excludeNamespaces",schemaPath:"#/properties/excludeNamespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -140,8 +138,11 @@ vErrors.push(err7);
 }
 errors++;
 }
-if(!pattern2.test(data4)){
-const err8 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+let data4 = data.mesh;
+if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
+for(const key1 in data4){
+if(!((((((((key1 === "istioVersion") || (key1 === "rootNamespace")) || (key1 === "nativeSidecars")) || (key1 === "kubeletVersion")) || (key1 === "rewriteProbes")) || (key1 === "holdApplicationUntilProxyStarts")) || (key1 === "dnsCapture")) || (key1 === "revisions"))){
+const err8 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -151,8 +152,11 @@ vErrors.push(err8);
 errors++;
 }
 }
-else {
-const err9 = {instancePath:instancePath+"/excludeNamespaces/" + i0,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data4.istioVersion !== undefined){
+let data5 = data4.istioVersion;
+if(typeof data5 === "string"){
+if(!pattern2.test(data5)){
+const err9 = {instancePath:instancePath+"/mesh/istioVersion",schemaPath:"#/properties/mesh/properties/istioVersion/pattern",keyword:"pattern",params:{pattern: "^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},message:"must match pattern \""+"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -162,9 +166,8 @@ vErrors.push(err9);
 errors++;
 }
 }
-}
 else {
-const err10 = {instancePath:instancePath+"/excludeNamespaces",schemaPath:"#/properties/excludeNamespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err10 = {instancePath:instancePath+"/mesh/istioVersion",schemaPath:"#/properties/mesh/properties/istioVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -173,8 +176,12 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(typeof data.nativeSidecars !== "boolean"){
-const err11 = {instancePath:instancePath+"/nativeSidecars",schemaPath:"#/properties/nativeSidecars/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(data4.rootNamespace !== undefined){
+let data6 = data4.rootNamespace;
+if(typeof data6 === "string"){
+if(func2(data6) > 63){
+const err11 = {instancePath:instancePath+"/mesh/rootNamespace",schemaPath:"#/definitions/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -183,9 +190,8 @@ vErrors.push(err11);
 }
 errors++;
 }
-let data6 = data.onError;
-if(!((data6 === "allow") || (data6 === "deny"))){
-const err12 = {instancePath:instancePath+"/onError",schemaPath:"#/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.onError.enum},message:"must be equal to one of the allowed values"};
+if(!pattern3.test(data6)){
+const err12 = {instancePath:instancePath+"/mesh/rootNamespace",schemaPath:"#/definitions/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -194,26 +200,9 @@ vErrors.push(err12);
 }
 errors++;
 }
-let data7 = data.policies;
-if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
-if(data7["destinationrule-placement"] === undefined){
-data7["destinationrule-placement"] = {};
 }
-if(data7["externalname-tcp-collision"] === undefined){
-data7["externalname-tcp-collision"] = {};
-}
-if(data7["hold-application-until-proxy-starts"] === undefined){
-data7["hold-application-until-proxy-starts"] = {};
-}
-if(data7["probe-port-exclusion"] === undefined){
-data7["probe-port-exclusion"] = {};
-}
-if(data7["job-sidecar-quit"] === undefined){
-data7["job-sidecar-quit"] = {};
-}
-for(const key1 in data7){
-if(!(((((key1 === "destinationrule-placement") || (key1 === "externalname-tcp-collision")) || (key1 === "hold-application-until-proxy-starts")) || (key1 === "probe-port-exclusion")) || (key1 === "job-sidecar-quit"))){
-const err13 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+else {
+const err13 = {instancePath:instancePath+"/mesh/rootNamespace",schemaPath:"#/definitions/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -223,14 +212,10 @@ vErrors.push(err13);
 errors++;
 }
 }
-let data8 = data7["destinationrule-placement"];
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
-if(data8.mode === undefined){
-data8.mode = "enforce";
-}
-for(const key2 in data8){
-if(!(key2 === "mode")){
-const err14 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+if(data4.nativeSidecars !== undefined){
+let data7 = data4.nativeSidecars;
+if(!(((data7 === "enabled") || (data7 === "auto")) || (data7 === "disabled"))){
+const err14 = {instancePath:instancePath+"/mesh/nativeSidecars",schemaPath:"#/properties/mesh/properties/nativeSidecars/enum",keyword:"enum",params:{allowedValues: schema11.properties.mesh.properties.nativeSidecars.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -240,9 +225,11 @@ vErrors.push(err14);
 errors++;
 }
 }
-let data9 = data8.mode;
-if(!(((data9 === "enforce") || (data9 === "warn")) || (data9 === "off"))){
-const err15 = {instancePath:instancePath+"/policies/destinationrule-placement/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
+if(data4.kubeletVersion !== undefined){
+let data8 = data4.kubeletVersion;
+if(typeof data8 === "string"){
+if(!pattern2.test(data8)){
+const err15 = {instancePath:instancePath+"/mesh/kubeletVersion",schemaPath:"#/properties/mesh/properties/kubeletVersion/pattern",keyword:"pattern",params:{pattern: "^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},message:"must match pattern \""+"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"+"\""};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -253,7 +240,7 @@ errors++;
 }
 }
 else {
-const err16 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err16 = {instancePath:instancePath+"/mesh/kubeletVersion",schemaPath:"#/properties/mesh/properties/kubeletVersion/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -262,14 +249,10 @@ vErrors.push(err16);
 }
 errors++;
 }
-let data10 = data7["externalname-tcp-collision"];
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-if(data10.mode === undefined){
-data10.mode = "warn";
 }
-for(const key3 in data10){
-if(!(key3 === "mode")){
-const err17 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if(data4.rewriteProbes !== undefined){
+if(typeof data4.rewriteProbes !== "boolean"){
+const err17 = {instancePath:instancePath+"/mesh/rewriteProbes",schemaPath:"#/properties/mesh/properties/rewriteProbes/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -279,9 +262,9 @@ vErrors.push(err17);
 errors++;
 }
 }
-let data11 = data10.mode;
-if(!(((data11 === "enforce") || (data11 === "warn")) || (data11 === "off"))){
-const err18 = {instancePath:instancePath+"/policies/externalname-tcp-collision/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
+if(data4.holdApplicationUntilProxyStarts !== undefined){
+if(typeof data4.holdApplicationUntilProxyStarts !== "boolean"){
+const err18 = {instancePath:instancePath+"/mesh/holdApplicationUntilProxyStarts",schemaPath:"#/properties/mesh/properties/holdApplicationUntilProxyStarts/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -291,8 +274,9 @@ vErrors.push(err18);
 errors++;
 }
 }
-else {
-const err19 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data4.dnsCapture !== undefined){
+if(typeof data4.dnsCapture !== "boolean"){
+const err19 = {instancePath:instancePath+"/mesh/dnsCapture",schemaPath:"#/properties/mesh/properties/dnsCapture/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -301,14 +285,16 @@ vErrors.push(err19);
 }
 errors++;
 }
-let data12 = data7["hold-application-until-proxy-starts"];
-if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
-if(data12.mode === undefined){
-data12.mode = "enforce";
 }
-for(const key4 in data12){
-if(!(key4 === "mode")){
-const err20 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+if(data4.revisions !== undefined){
+let data12 = data4.revisions;
+if(Array.isArray(data12)){
+const len1 = data12.length;
+for(let i1=0; i1<len1; i1++){
+let data13 = data12[i1];
+if(typeof data13 === "string"){
+if(func2(data13) > 63){
+const err20 = {instancePath:instancePath+"/mesh/revisions/" + i1,schemaPath:"#/definitions/name/maxLength",keyword:"maxLength",params:{limit: 63},message:"must NOT have more than 63 characters"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -317,10 +303,8 @@ vErrors.push(err20);
 }
 errors++;
 }
-}
-let data13 = data12.mode;
-if(!(((data13 === "enforce") || (data13 === "warn")) || (data13 === "off"))){
-const err21 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
+if(!pattern3.test(data13)){
+const err21 = {instancePath:instancePath+"/mesh/revisions/" + i1,schemaPath:"#/definitions/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"+"\""};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -331,7 +315,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err22 = {instancePath:instancePath+"/mesh/revisions/" + i1,schemaPath:"#/definitions/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -340,66 +324,20 @@ vErrors.push(err22);
 }
 errors++;
 }
-let data14 = data7["probe-port-exclusion"];
-if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
-if(data14.mode === undefined){
-data14.mode = "enforce";
 }
-if(data14.probeTypes === undefined){
-data14.probeTypes = ["tcpSocket"];
-}
-for(const key5 in data14){
-if(!((key5 === "mode") || (key5 === "probeTypes"))){
-const err23 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err23];
-}
-else {
-vErrors.push(err23);
-}
-errors++;
-}
-}
-let data15 = data14.mode;
-if(!(((data15 === "enforce") || (data15 === "warn")) || (data15 === "off"))){
-const err24 = {instancePath:instancePath+"/policies/probe-port-exclusion/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
-if(vErrors === null){
-vErrors = [err24];
-}
-else {
-vErrors.push(err24);
-}
-errors++;
-}
-let data16 = data14.probeTypes;
-if(Array.isArray(data16)){
-const len1 = data16.length;
-for(let i1=0; i1<len1; i1++){
-let data17 = data16[i1];
-if(!(((data17 === "tcpSocket") || (data17 === "httpGet")) || (data17 === "grpc"))){
-const err25 = {instancePath:instancePath+"/policies/probe-port-exclusion/probeTypes/" + i1,schemaPath:"#/properties/policies/properties/probe-port-exclusion/properties/probeTypes/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.policies.properties["probe-port-exclusion"].properties.probeTypes.items.enum},message:"must be equal to one of the allowed values"};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
-}
-errors++;
-}
-}
-let i2 = data16.length;
+let i2 = data12.length;
 let j0;
 if(i2 > 1){
 outer0:
 for(;i2--;){
 for(j0 = i2; j0--;){
-if(func0(data16[i2], data16[j0])){
-const err26 = {instancePath:instancePath+"/policies/probe-port-exclusion/probeTypes",schemaPath:"#/properties/policies/properties/probe-port-exclusion/properties/probeTypes/uniqueItems",keyword:"uniqueItems",params:{i: i2, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i2+" are identical)"};
+if(func0(data12[i2], data12[j0])){
+const err23 = {instancePath:instancePath+"/mesh/revisions",schemaPath:"#/properties/mesh/properties/revisions/uniqueItems",keyword:"uniqueItems",params:{i: i2, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i2+" are identical)"};
 if(vErrors === null){
-vErrors = [err26];
+vErrors = [err23];
 }
 else {
-vErrors.push(err26);
+vErrors.push(err23);
 }
 errors++;
 break outer0;
@@ -409,7 +347,58 @@ break outer0;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/policies/probe-port-exclusion/probeTypes",schemaPath:"#/properties/policies/properties/probe-port-exclusion/properties/probeTypes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err24 = {instancePath:instancePath+"/mesh/revisions",schemaPath:"#/properties/mesh/properties/revisions/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err24];
+}
+else {
+vErrors.push(err24);
+}
+errors++;
+}
+}
+}
+else {
+const err25 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+let data14 = data.onError;
+if(!((data14 === "allow") || (data14 === "deny"))){
+const err26 = {instancePath:instancePath+"/onError",schemaPath:"#/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.onError.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+let data15 = data.policies;
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+if(data15["destinationrule-placement"] === undefined){
+data15["destinationrule-placement"] = {};
+}
+if(data15["externalname-tcp-collision"] === undefined){
+data15["externalname-tcp-collision"] = {};
+}
+if(data15["hold-application-until-proxy-starts"] === undefined){
+data15["hold-application-until-proxy-starts"] = {};
+}
+if(data15["probe-port-exclusion"] === undefined){
+data15["probe-port-exclusion"] = {};
+}
+if(data15["job-sidecar-quit"] === undefined){
+data15["job-sidecar-quit"] = {};
+}
+for(const key2 in data15){
+if(!(((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "job-sidecar-quit"))){
+const err27 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -419,8 +408,14 @@ vErrors.push(err27);
 errors++;
 }
 }
-else {
-const err28 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data16 = data15["destinationrule-placement"];
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(data16.mode === undefined){
+data16.mode = "enforce";
+}
+for(const key3 in data16){
+if(!(key3 === "mode")){
+const err28 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -429,20 +424,10 @@ vErrors.push(err28);
 }
 errors++;
 }
-let data18 = data7["job-sidecar-quit"];
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-if(data18.mode === undefined){
-data18.mode = "enforce";
 }
-if(data18.readyTimeoutSeconds === undefined){
-data18.readyTimeoutSeconds = 60;
-}
-if(data18.requireShellCommand === undefined){
-data18.requireShellCommand = true;
-}
-for(const key6 in data18){
-if(!(((key6 === "mode") || (key6 === "readyTimeoutSeconds")) || (key6 === "requireShellCommand"))){
-const err29 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+let data17 = data16.mode;
+if(!(((data17 === "enforce") || (data17 === "warn")) || (data17 === "off"))){
+const err29 = {instancePath:instancePath+"/policies/destinationrule-placement/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -452,9 +437,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-let data19 = data18.mode;
-if(!(((data19 === "enforce") || (data19 === "warn")) || (data19 === "off"))){
-const err30 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
+else {
+const err30 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -463,9 +447,14 @@ vErrors.push(err30);
 }
 errors++;
 }
-let data20 = data18.readyTimeoutSeconds;
-if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
-const err31 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data18 = data15["externalname-tcp-collision"];
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.mode === undefined){
+data18.mode = "warn";
+}
+for(const key4 in data18){
+if(!(key4 === "mode")){
+const err31 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -474,9 +463,10 @@ vErrors.push(err31);
 }
 errors++;
 }
-if((typeof data20 == "number") && (isFinite(data20))){
-if(data20 > 3600 || isNaN(data20)){
-const err32 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+let data19 = data18.mode;
+if(!(((data19 === "enforce") || (data19 === "warn")) || (data19 === "off"))){
+const err32 = {instancePath:instancePath+"/policies/externalname-tcp-collision/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -485,8 +475,9 @@ vErrors.push(err32);
 }
 errors++;
 }
-if(data20 < 0 || isNaN(data20)){
-const err33 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err33 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -495,9 +486,14 @@ vErrors.push(err33);
 }
 errors++;
 }
+let data20 = data15["hold-application-until-proxy-starts"];
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+if(data20.mode === undefined){
+data20.mode = "enforce";
 }
-if(typeof data18.requireShellCommand !== "boolean"){
-const err34 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+for(const key5 in data20){
+if(!(key5 === "mode")){
+const err34 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -507,8 +503,9 @@ vErrors.push(err34);
 errors++;
 }
 }
-else {
-const err35 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data21 = data20.mode;
+if(!(((data21 === "enforce") || (data21 === "warn")) || (data21 === "off"))){
+const err35 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -519,7 +516,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err36 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -528,14 +525,14 @@ vErrors.push(err36);
 }
 errors++;
 }
-let data22 = data.overrides;
-if(Array.isArray(data22)){
-const len2 = data22.length;
-for(let i3=0; i3<len2; i3++){
-let data23 = data22[i3];
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-if(data23.namespaces === undefined){
-const err37 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+let data22 = data15["probe-port-exclusion"];
+if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
+if(data22.mode === undefined){
+data22.mode = "enforce";
+}
+for(const key6 in data22){
+if(!(key6 === "mode")){
+const err37 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -544,9 +541,10 @@ vErrors.push(err37);
 }
 errors++;
 }
-for(const key7 in data23){
-if(!(((key7 === "namespaces") || (key7 === "mode")) || (key7 === "policies"))){
-const err38 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+}
+let data23 = data22.mode;
+if(!(((data23 === "enforce") || (data23 === "warn")) || (data23 === "off"))){
+const err38 = {instancePath:instancePath+"/policies/probe-port-exclusion/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -556,11 +554,8 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data23.namespaces !== undefined){
-let data24 = data23.namespaces;
-if(Array.isArray(data24)){
-if(data24.length < 1){
-const err39 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+else {
+const err39 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -569,12 +564,20 @@ vErrors.push(err39);
 }
 errors++;
 }
-const len3 = data24.length;
-for(let i4=0; i4<len3; i4++){
-let data25 = data24[i4];
-if(typeof data25 === "string"){
-if(func2(data25) > 253){
-const err40 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+let data24 = data15["job-sidecar-quit"];
+if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
+if(data24.mode === undefined){
+data24.mode = "enforce";
+}
+if(data24.readyTimeoutSeconds === undefined){
+data24.readyTimeoutSeconds = 60;
+}
+if(data24.requireShellCommand === undefined){
+data24.requireShellCommand = true;
+}
+for(const key7 in data24){
+if(!(((key7 === "mode") || (key7 === "readyTimeoutSeconds")) || (key7 === "requireShellCommand"))){
+const err40 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -583,8 +586,10 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(!pattern2.test(data25)){
-const err41 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+}
+let data25 = data24.mode;
+if(!(((data25 === "enforce") || (data25 === "warn")) || (data25 === "off"))){
+const err41 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -593,9 +598,9 @@ vErrors.push(err41);
 }
 errors++;
 }
-}
-else {
-const err42 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data26 = data24.readyTimeoutSeconds;
+if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
+const err42 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -604,10 +609,9 @@ vErrors.push(err42);
 }
 errors++;
 }
-}
-}
-else {
-const err43 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if((typeof data26 == "number") && (isFinite(data26))){
+if(data26 > 3600 || isNaN(data26)){
+const err43 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -616,11 +620,8 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-if(data23.mode !== undefined){
-let data26 = data23.mode;
-if(!((data26 === "enforce") || (data26 === "warn"))){
-const err44 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+if(data26 < 0 || isNaN(data26)){
+const err44 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -630,13 +631,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data23.policies !== undefined){
-let data27 = data23.policies;
-if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
-for(const key8 in data27){
-const _errs64 = errors;
-if(!(((((key8 === "destinationrule-placement") || (key8 === "externalname-tcp-collision")) || (key8 === "hold-application-until-proxy-starts")) || (key8 === "probe-port-exclusion")) || (key8 === "job-sidecar-quit"))){
-const err45 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema20.enum},message:"must be equal to one of the allowed values",propertyName:key8};
+if(typeof data24.requireShellCommand !== "boolean"){
+const err45 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -645,9 +641,9 @@ vErrors.push(err45);
 }
 errors++;
 }
-var valid25 = _errs64 === errors;
-if(!valid25){
-const err46 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key8},message:"property name must be valid"};
+}
+else {
+const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -657,11 +653,8 @@ vErrors.push(err46);
 errors++;
 }
 }
-for(const key9 in data27){
-let data28 = data27[key9];
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.mode === undefined){
-const err47 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+else {
+const err47 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -670,9 +663,14 @@ vErrors.push(err47);
 }
 errors++;
 }
-for(const key10 in data28){
-if(!(key10 === "mode")){
-const err48 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+let data28 = data.overrides;
+if(Array.isArray(data28)){
+const len2 = data28.length;
+for(let i3=0; i3<len2; i3++){
+let data29 = data28[i3];
+if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
+if(data29.namespaces === undefined){
+const err48 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -681,11 +679,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-if(data28.mode !== undefined){
-let data29 = data28.mode;
-if(!(((data29 === "enforce") || (data29 === "warn")) || (data29 === "off"))){
-const err49 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key9.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema14.enum},message:"must be equal to one of the allowed values"};
+for(const key8 in data29){
+if(!(((key8 === "namespaces") || (key8 === "mode")) || (key8 === "policies"))){
+const err49 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -695,9 +691,11 @@ vErrors.push(err49);
 errors++;
 }
 }
-}
-else {
-const err50 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data29.namespaces !== undefined){
+let data30 = data29.namespaces;
+if(Array.isArray(data30)){
+if(data30.length < 1){
+const err50 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -706,10 +704,12 @@ vErrors.push(err50);
 }
 errors++;
 }
-}
-}
-else {
-const err51 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const len3 = data30.length;
+for(let i4=0; i4<len3; i4++){
+let data31 = data30[i4];
+if(typeof data31 === "string"){
+if(func2(data31) > 253){
+const err51 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -718,10 +718,8 @@ vErrors.push(err51);
 }
 errors++;
 }
-}
-}
-else {
-const err52 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!pattern1.test(data31)){
+const err52 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -731,9 +729,8 @@ vErrors.push(err52);
 errors++;
 }
 }
-}
 else {
-const err53 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err53 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -743,13 +740,151 @@ vErrors.push(err53);
 errors++;
 }
 }
+}
 else {
-const err54 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err54 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err54];
 }
 else {
 vErrors.push(err54);
+}
+errors++;
+}
+}
+if(data29.mode !== undefined){
+let data32 = data29.mode;
+if(!((data32 === "enforce") || (data32 === "warn"))){
+const err55 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
+}
+errors++;
+}
+}
+if(data29.policies !== undefined){
+let data33 = data29.policies;
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+for(const key9 in data33){
+const _errs78 = errors;
+if(!(((((key9 === "destinationrule-placement") || (key9 === "externalname-tcp-collision")) || (key9 === "hold-application-until-proxy-starts")) || (key9 === "probe-port-exclusion")) || (key9 === "job-sidecar-quit"))){
+const err56 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema21.enum},message:"must be equal to one of the allowed values",propertyName:key9};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+var valid27 = _errs78 === errors;
+if(!valid27){
+const err57 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key9},message:"property name must be valid"};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+}
+}
+for(const key10 in data33){
+let data34 = data33[key10];
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+if(data34.mode === undefined){
+const err58 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+for(const key11 in data34){
+if(!(key11 === "mode")){
+const err59 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
+}
+errors++;
+}
+}
+if(data34.mode !== undefined){
+let data35 = data34.mode;
+if(!(((data35 === "enforce") || (data35 === "warn")) || (data35 === "off"))){
+const err60 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err60];
+}
+else {
+vErrors.push(err60);
+}
+errors++;
+}
+}
+}
+else {
+const err61 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
+}
+errors++;
+}
+}
+}
+else {
+const err62 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err62];
+}
+else {
+vErrors.push(err62);
+}
+errors++;
+}
+}
+}
+else {
+const err63 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+}
+}
+else {
+const err64 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+else {
+const err65 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
 }
 errors++;
 }

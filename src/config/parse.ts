@@ -9,6 +9,14 @@ const validate = generated as unknown as ValidateFunction<Config>;
 
 export type Parsed = { ok: true; config: Config } | { ok: false; errors: string[] };
 
+/** Keys of earlier versions, and what replaced them. */
+const retired: Record<string, string> = {
+  rootNamespace: 'moved to mesh.rootNamespace',
+  nativeSidecars: 'replaced by mesh.nativeSidecars (enabled, auto or disabled)',
+  'policies.probe-port-exclusion.probeTypes':
+    "removed: the policy acts on every probe type, and only where Istio won't rewrite the probe",
+};
+
 /** `policies.probe-port-exclusion.mode: must be one of enforce, warn, off` */
 function describe(err: ErrorObject): string {
   const at = err.instancePath.slice(1).replaceAll('/', '.').replaceAll('~1', '/').replaceAll('~0', '~');
@@ -18,6 +26,8 @@ function describe(err: ErrorObject): string {
       return `${at || 'config'}: must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
     case 'additionalProperties': {
       const key = (err.params as { additionalProperty: string }).additionalProperty;
+      const moved = retired[where(key)];
+      if (moved) return `${where(key)}: ${moved}`;
       return at === 'policies' ? `${where(key)}: unknown policy` : `${where(key)}: unknown key`;
     }
     case 'propertyNames':

@@ -2,13 +2,12 @@
 
 export type Mode = 'enforce' | 'warn' | 'off';
 export type GlobalMode = 'enforce' | 'warn';
-export type ProbeType = 'tcpSocket' | 'httpGet' | 'grpc';
 
 export interface PolicySettings {
   'destinationrule-placement': { mode: Mode };
   'externalname-tcp-collision': { mode: Mode };
   'hold-application-until-proxy-starts': { mode: Mode };
-  'probe-port-exclusion': { mode: Mode; probeTypes: ProbeType[] };
+  'probe-port-exclusion': { mode: Mode };
   'job-sidecar-quit': { mode: Mode; readyTimeoutSeconds: number; requireShellCommand: boolean };
 }
 
@@ -22,11 +21,25 @@ export interface Override {
 
 export interface Config {
   mode: GlobalMode;
-  rootNamespace: string;
   clusterDomain: string;
   excludeNamespaces: string[];
-  nativeSidecars: boolean;
+  /** The mesh profile as declared: each key set here overrides what is discovered. */
+  mesh: MeshSettings;
   onError: 'allow' | 'deny';
   policies: PolicySettings;
   overrides: Override[];
+}
+
+/** `mesh:` — what the configuration declares about the Istio guarded; unset keys are discovered or default. */
+export interface MeshSettings {
+  istioVersion?: string;
+  rootNamespace?: string;
+  nativeSidecars?: 'enabled' | 'auto' | 'disabled';
+  /** The oldest kubelet's version ("1.33"), for nativeSidecars: auto where Nodes cannot be read. */
+  kubeletVersion?: string;
+  rewriteProbes?: boolean;
+  holdApplicationUntilProxyStarts?: boolean;
+  dnsCapture?: boolean;
+  /** Installed revisions and tags, when their webhook configurations cannot be seen. */
+  revisions?: string[];
 }

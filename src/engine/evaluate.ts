@@ -1,5 +1,6 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
+import type { MeshProfile } from '../mesh/profile.js';
 import type { Registry } from './registry.js';
 import type { Scope } from '../config/scope.js';
 import type { Decision, EvaluateInput, Outcome, Policy, Subject } from './types.js';
@@ -11,6 +12,7 @@ export interface Engine {
   registry: Registry;
   scope: Scope;
   cluster: ClusterView;
+  mesh: MeshProfile;
 }
 
 /** Policy ids an object opts out of. Honoured for mutations only: nobody exempts their own object from a validation. */
@@ -23,7 +25,7 @@ function skips(object: KubeObject, id: string): boolean {
  * Runs the policies that apply to a request at one stage and returns what each decided.
  * Pure: no I/O, no clock, the request is never modified.
  */
-export function evaluate({ request, stage }: EvaluateInput, { registry, scope, cluster }: Engine): Decision[] {
+export function evaluate({ request, stage }: EvaluateInput, { registry, scope, cluster, mesh }: Engine): Decision[] {
   const namespace = request.namespace ?? '';
   const object = request.object;
   if (object == null || scope.excluded(namespace)) return [];
@@ -47,6 +49,7 @@ export function evaluate({ request, stage }: EvaluateInput, { registry, scope, c
           options: scope.config.policies[policy.id],
           config: scope.config,
           cluster,
+          mesh,
         });
       } catch (err) {
         outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };

@@ -2,6 +2,7 @@ import type { AdmissionRequest, KubeObject, Operation } from '../admission/types
 import type { PatchOp } from '../admission/patch.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Config, Mode, PolicyId, PolicySettings } from '../config/types.js';
+import type { MeshProfile } from '../mesh/profile.js';
 
 /** What a policy found. Expected outcomes are data; a thrown error is a bug. */
 export type Result =
@@ -23,6 +24,8 @@ export interface PolicyContext<Id extends PolicyId = PolicyId> {
   options: PolicySettings[Id];
   config: Config;
   cluster: ClusterView;
+  /** The Istio guarded: a policy acts only where its trap exists on this mesh. */
+  mesh: MeshProfile;
 }
 
 export interface Target {

@@ -1,32 +1,122 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
-import type { Config } from '../config/types.js';
-import { annotation, label, podSpec } from './pod.js';
+import { annotation, podSpec } from './pod.js';
+import type { MeshProfile, Revision } from './profile.js';
+import type { Labels } from './selector.js';
+
+// Istio source cited below is istio/istio at 86c9f01f (master, 2026-08; the same lines in
+// 1.28-1.30); its default webhooks are recorded in shared/istio/webhook/SELECTORS.yaml.
 
 const INJECT = 'sidecar.istio.io/inject';
 const NATIVE = 'sidecar.istio.io/nativeSidecar';
-const neverInjected = new Set(['kube-system', 'kube-public']);
+/** pkg/kube/inject/initializer.go IgnoredNamespaces (constants.KubeSystemNamespace, …). */
+const neverInjected = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'local-path-storage']);
+const noLabels: Labels = Object.freeze({});
+
+/** What Istio will do to a pod, as far as meshguard can tell. */
+export type Sidecar =
+  /** No proxy: `why` says which rule decided. */
+  | { proxy: 'none'; why: string }
+  /** Cannot tell (unknown namespace labels, native mode unknown…): policies leave the pod alone. */
+  | { proxy: 'unknown'; why: string; revision?: Revision }
+  /** A classic sidecar (istio-proxy in `containers`) or a native one (a restartable init container). */
+  | { proxy: 'classic' | 'native'; revision: Revision };
 
 /**
- * Will Istio's injector add a sidecar to this pod? Istio's rules, in its order: system
- * namespaces and host-network pods never; the pod's label or annotation decides when set (the
- * label wins); otherwise the namespace: `istio-injection=enabled` or an `istio.io/rev` label,
- * `istio-injection=disabled` winning. An unknown namespace means not injected.
+ * Will Istio inject this pod, and how? First the API server: it calls an injector only when one of
+ * its webhooks' namespaceSelector and objectSelector match the namespace's and the pod's labels
+ * (annotations never opt in). Then that injector's own rules (pkg/kube/inject/inject.go
+ * injectRequired), then the native-sidecar choice (webhook.go DetectNativeSidecar and the
+ * injection template's `$nativeSidecar`).
  */
-export function willBeInjected(pod: KubeObject, namespace: string, cluster: ClusterView): boolean {
-  if (neverInjected.has(namespace) || podSpec(pod).hostNetwork === true) return false;
-  const own = label(pod, INJECT) ?? annotation(pod, INJECT);
-  if (own === 'false') return false;
-  if (own === 'true') return true;
-  const labels = cluster.namespaceLabels(namespace);
-  if (!labels) return false;
-  const ns = labels['istio-injection'];
-  if (ns === 'disabled') return false;
-  return ns === 'enabled' || labels['istio.io/rev'] !== undefined;
+export function sidecarOf(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: MeshProfile): Sidecar {
+  if (last.pod === pod && last.namespace === namespace && last.mesh === mesh && last.cluster === cluster)
+    return last.sidecar;
+  const sidecar = decide(pod, namespace, cluster, mesh);
+  last = { pod, namespace, cluster, mesh, sidecar };
+  return sidecar;
 }
 
-/** Istio will run the proxy as a Kubernetes native sidecar (an init container that keeps running). */
-export function usesNativeSidecar(pod: KubeObject, config: Config): boolean {
+// The pod policies each ask about the same pod in one review: the last answer is kept.
+let last: { pod?: KubeObject; namespace?: string; cluster?: ClusterView; mesh?: MeshProfile; sidecar: Sidecar } = {
+  sidecar: { proxy: 'none', why: '' },
+};
+
+function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: MeshProfile): Sidecar {
+  const nsLabels = cluster.namespaceLabels(namespace);
+  if (!nsLabels) {
+    return {
+      proxy: 'unknown',
+      why: cluster.enabled
+        ? `namespace ${namespace || '(none)'} is not known, so neither is whether Istio injects it`
+        : 'cluster lookups are off, so the namespace labels that decide injection are unknown',
+    };
+  }
+  const podLabels = pod.metadata?.labels ?? noLabels;
+  // injectRequired: these two hold for every revision.
+  if (podSpec(pod).hostNetwork === true) return { proxy: 'none', why: 'hostNetwork pods are never injected' };
+  if (neverInjected.has(namespace)) return { proxy: 'none', why: `Istio never injects namespace ${namespace}` };
+  // The label replaces the annotation; only exactly "true" and "false" count, else the default.
+  const own = podLabels[INJECT] ?? annotation(pod, INJECT) ?? '';
+  const explicit = own === 'true' ? true : own === 'false' ? false : undefined;
+
+  // The API server calls every matching webhook in order; the first injector that injects wins.
+  let revision: Revision | undefined;
+  let called = false;
+  for (const webhook of mesh.webhooks) {
+    if (!webhook.matchesNamespace(nsLabels) || !webhook.matchesObject(podLabels)) continue;
+    called = true;
+    const candidate = mesh.revisions.get(webhook.revision);
+    if (!candidate) return { proxy: 'unknown', why: `revision ${webhook.revision} is not known` };
+    let inject = explicit;
+    if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) inject = false;
+    if (inject === undefined && candidate.alwaysInject.some((m) => m(podLabels))) inject = true;
+    if (inject ?? candidate.policy === 'enabled') {
+      revision = candidate;
+      break;
+    }
+  }
+  if (!revision) {
+    return {
+      proxy: 'none',
+      why: called
+        ? "Istio's injector opts this pod out"
+        : 'no Istio injector webhook selects this pod in this namespace',
+    };
+  }
+
+  const native = nativeSidecar(pod, revision, mesh);
+  if (native === undefined) {
+    return {
+      proxy: 'unknown',
+      revision,
+      why: 'ENABLE_NATIVE_SIDECARS is auto and the kubelet versions are unknown; declare mesh.kubeletVersion',
+    };
+  }
+  return { proxy: native ? 'native' : 'classic', revision };
+}
+
+/**
+ * The injection template's `$nativeSidecar := ne (annotation | default (printf "%t" .NativeSidecars)) "false"`
+ * (istio-discovery files/injection-template.yaml): a non-empty annotation decides, and anything but
+ * "false" means native. Otherwise ENABLE_NATIVE_SIDECARS: true, false, or auto — native when every
+ * kubelet is 1.33 or later (webhook.go DetectNativeSidecar).
+ */
+function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): boolean | undefined {
   const own = annotation(pod, NATIVE);
-  return own === undefined ? config.nativeSidecars : own === 'true';
+  if (own !== undefined && own !== '') return own !== 'false';
+  switch (revision.nativeSidecars) {
+    case 'enabled':
+      return true;
+    case 'disabled':
+      return false;
+    case 'auto':
+      return mesh.kubeletsSupportNative;
+  }
+}
+
+/** The agent's status port: the pod's `status.sidecar.istio.io/port`, else Istio's 15020. */
+export function statusPort(pod: KubeObject): number {
+  const own = Number(annotation(pod, 'status.sidecar.istio.io/port'));
+  return Number.isInteger(own) && own > 0 && own < 65536 ? own : 15020;
 }

@@ -17,10 +17,22 @@ export interface ProxyEndpoints {
   quit: readonly [string, string];
 }
 
-export const PROXY_ENDPOINTS: ProxyEndpoints = {
-  ready: 'http://127.0.0.1:15020/healthz/ready',
-  quit: ['http://127.0.0.1:15020/quitquitquit', 'http://127.0.0.1:15000/quitquitquit'],
-};
+/** pilot-agent's status port (`status.sidecar.istio.io/port`, default 15020) and envoy's admin port 15000. */
+export function proxyEndpoints(statusPort: number): ProxyEndpoints {
+  return {
+    ready: `http://127.0.0.1:${statusPort}/healthz/ready`,
+    quit: [`http://127.0.0.1:${statusPort}/quitquitquit`, 'http://127.0.0.1:15000/quitquitquit'],
+  };
+}
+
+export const PROXY_ENDPOINTS: ProxyEndpoints = proxyEndpoints(15020);
+
+/**
+ * When the proxy is told to quit: after any exit where the container will not run again
+ * (`restartPolicy: Never`), or only after success where a failure restarts it (`OnFailure`): a
+ * restarted container would otherwise run without its proxy behind the iptables redirect.
+ */
+export type QuitOn = 'exit' | 'success';
 
 // URLs are pasted into the script: allow only characters that mean nothing to the shell.
 const SAFE_URL = /^http:\/\/[A-Za-z0-9.:/_-]+$/;
@@ -39,7 +51,7 @@ function seconds(n: number): number {
  * PATH lookup finds the same program the container runtime would (never a shell builtin or one
  * of these functions). The script reads no environment variable of its own.
  */
-export function renderWrapper(readyTimeoutSeconds: number, endpoints: ProxyEndpoints): string {
+export function renderWrapper(readyTimeoutSeconds: number, endpoints: ProxyEndpoints, quitOn: QuitOn = 'exit'): string {
   for (const url of [endpoints.ready, ...endpoints.quit]) {
     if (!SAFE_URL.test(url)) throw new Error(`meshguard: unsafe proxy URL for the job wrapper: ${url}`);
   }
@@ -107,7 +119,13 @@ export function renderWrapper(readyTimeoutSeconds: number, endpoints: ProxyEndpo
     '  mg_signal=$2',
     '  [ -z "$mg_child" ] || kill -"$1" "$mg_child" 2>/dev/null',
     '}',
-    'trap mg_quit EXIT',
+    ...(quitOn === 'exit'
+      ? ['trap mg_quit EXIT']
+      : [
+          '# A failed run is restarted by the kubelet: the proxy must stay for it.',
+          'mg_status=1',
+          'trap \'[ "$mg_status" -ne 0 ] || mg_quit\' EXIT',
+        ]),
     "trap 'mg_forward TERM 143' TERM",
     "trap 'mg_forward INT 130' INT",
     ...wait,
@@ -130,8 +148,8 @@ export function renderWrapper(readyTimeoutSeconds: number, endpoints: ProxyEndpo
 }
 
 /** The script a wrapped container runs. */
-export function wrapperScript(readyTimeoutSeconds: number): string {
-  return renderWrapper(readyTimeoutSeconds, PROXY_ENDPOINTS);
+export function wrapperScript(readyTimeoutSeconds: number, statusPort = 15020, quitOn: QuitOn = 'exit'): string {
+  return renderWrapper(readyTimeoutSeconds, proxyEndpoints(statusPort), quitOn);
 }
 
 /**
@@ -146,9 +164,10 @@ export function wrapContainer(
   command: readonly string[],
   args: readonly string[],
   endpoints: ProxyEndpoints = PROXY_ENDPOINTS,
+  quitOn: QuitOn = 'exit',
 ): { command: string[]; args: string[] } {
   return {
-    command: [SHELL, '-c', renderWrapper(readyTimeoutSeconds, endpoints), WRAPPER_NAME],
+    command: [SHELL, '-c', renderWrapper(readyTimeoutSeconds, endpoints, quitOn), WRAPPER_NAME],
     args: [...command, ...args],
   };
 }

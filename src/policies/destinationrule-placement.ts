@@ -10,7 +10,7 @@ const policy: Policy<'destinationrule-placement'> = {
   id: 'destinationrule-placement',
   action: 'validate',
   targets: [{ group: 'networking.istio.io', kind: 'DestinationRule', operations: ['CREATE', 'UPDATE'] }],
-  evaluate({ object, namespace, config, cluster }) {
+  evaluate({ object, namespace, config, cluster, mesh }) {
     // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
     const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
     const name = `${namespace}/${own}`;
@@ -30,7 +30,7 @@ const policy: Policy<'destinationrule-placement'> = {
     }
     if (resolved.kind !== 'cluster') return { result: 'pass' };
     const home = resolved.namespace;
-    if (namespace === home || namespace === config.rootNamespace) return { result: 'pass' };
+    if (namespace === home || namespace === mesh.rootNamespace) return { result: 'pass' };
     // Explicitly local: the author means it for this namespace's clients only.
     const exportTo = spec.exportTo;
     if (Array.isArray(exportTo) && exportTo.length === 1 && (exportTo[0] === '.' || exportTo[0] === namespace)) {
@@ -38,7 +38,7 @@ const policy: Policy<'destinationrule-placement'> = {
     }
     return {
       result: 'fail',
-      message: `DestinationRule ${name} for ${host} is only seen by clients in ${namespace}; move it to ${home} or ${config.rootNamespace}, or set exportTo: ["."]`,
+      message: `DestinationRule ${name} for ${host} is only seen by clients in ${namespace}; move it to ${home} or ${mesh.rootNamespace}, or set exportTo: ["."]`,
     };
   },
 };

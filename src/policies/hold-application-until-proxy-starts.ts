@@ -1,11 +1,18 @@
 import { setAnnotation } from '../admission/patch.js';
 import type { Policy, Result } from '../engine/types.js';
 import { memoize } from '../memo.js';
-import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
+import { sidecarOf } from '../mesh/injection.js';
 import { annotation, annotationsPatchable } from '../mesh/pod.js';
+import { skipReason } from '../mesh/reasons.js';
 import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
 
 const KEY = 'holdApplicationUntilProxyStarts';
+/**
+ * Istio reads the annotation as YAML into the ProxyConfig proto (pkg/config/mesh ApplyProxyConfig →
+ * protomarshal.ApplyYAML), and protojson takes the proto field name too: either spelling is the
+ * user's explicit value.
+ */
+const SNAKE_KEY = 'hold_application_until_proxy_starts';
 /**
  * A ProxyConfig is a few hundred bytes. Re-writing YAML that has aliases costs quadratic time in
  * its nodes (js-yaml's writer looks for repeated nodes in a list of all of them), so the annotation
@@ -26,7 +33,7 @@ function read(current: string): Reading {
     };
   }
   // Present, true or false: an explicit value is the user's choice.
-  if (Object.hasOwn(parsed.value, KEY)) return { kind: 'explicit' };
+  if (Object.hasOwn(parsed.value, KEY) || Object.hasOwn(parsed.value, SNAKE_KEY)) return { kind: 'explicit' };
   return { kind: 'append', value: withProxyConfigKey(current, parsed.value, KEY, true) };
 }
 
@@ -40,11 +47,14 @@ const policy: Policy<'hold-application-until-proxy-starts'> = {
   id: 'hold-application-until-proxy-starts',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, config }): Result {
-    if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+  evaluate({ object: pod, namespace, cluster, mesh }): Result {
+    // The injection template holds only a classic sidecar, and only when neither the pod's
+    // ProxyConfig nor the mesh already does (istio-discovery files/injection-template.yaml
+    // `$holdProxy`): a native sidecar is started, and ready, before any app container.
+    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
+    if (sidecar.proxy !== 'classic') return { result: 'skip', reason: skipReason(sidecar) };
+    if (sidecar.revision.holdApplicationUntilProxyStarts) return { result: 'skip', reason: 'the mesh already holds' };
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
-    // A native sidecar is started, and ready, before any app container.
-    if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
     const annotations = pod.metadata?.annotations;
     const current = annotation(pod, PROXY_CONFIG);
     if (current === undefined) {

@@ -1,9 +1,18 @@
 import { pointer, type PatchOp } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { Policy } from '../engine/types.js';
-import { usesNativeSidecar, willBeInjected } from '../mesh/injection.js';
-import { isWrapped, startsWithShell, wrapContainer, wrapperScript } from '../mesh/job-wrapper.js';
-import { containers } from '../mesh/pod.js';
+import { isRecord } from '../guards.js';
+import { sidecarOf, statusPort } from '../mesh/injection.js';
+import {
+  isWrapped,
+  proxyEndpoints,
+  startsWithShell,
+  wrapContainer,
+  wrapperScript,
+  type QuitOn,
+} from '../mesh/job-wrapper.js';
+import { containers, podSpec } from '../mesh/pod.js';
+import { skipReason } from '../mesh/reasons.js';
 
 // Present when Istio's injector ran first (meshguard reinvoked, or a webhook named to sort after
 // Istio's): the proxy is no app container, and has no command of its own.
@@ -18,10 +27,7 @@ export const MAX_WRAPPER_BYTES = 512 * 1024;
 /** A CronJob's pods are owned by the Jobs it creates, so this covers both. */
 function ownedByJob(pod: KubeObject): boolean {
   const owners = pod.metadata?.ownerReferences;
-  return (
-    Array.isArray(owners) &&
-    owners.some((o: unknown) => typeof o === 'object' && o !== null && (o as { kind?: unknown }).kind === 'Job')
-  );
+  return Array.isArray(owners) && owners.some((o: unknown) => isRecord(o) && o.kind === 'Job');
 }
 
 function strings(v: unknown): string[] | undefined {
@@ -44,11 +50,36 @@ const policy: Policy<'job-sidecar-quit'> = {
   id: 'job-sidecar-quit',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, config, options }) {
+  evaluate({ object: pod, namespace, cluster, mesh, options }) {
     if (!ownedByJob(pod)) return { result: 'skip', reason: 'not owned by a Job' };
-    if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
-    // A native sidecar stops by itself once the app containers have exited.
-    if (usesNativeSidecar(pod, config)) return { result: 'skip', reason: 'native sidecar' };
+    // A native sidecar stops by itself once the app containers have exited: nothing to do.
+    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
+    if (sidecar.proxy !== 'classic') return { result: 'skip', reason: skipReason(sidecar) };
+
+    // /quitquitquit stops the proxy for the whole pod (pilot-agent's status server), so it may be
+    // sent once, when the pod's work is done: by its only app container, and only after a run
+    // that the kubelet will not restart.
+    const apps = containers(pod).filter(({ container }) => container.name !== PROXY_CONTAINER);
+    if (apps.length > 1) {
+      return {
+        result: 'warn',
+        warnings: [
+          `${apps.length} app containers: the first to finish would stop istio-proxy for all; not wrapped — use native sidecars (annotation sidecar.istio.io/nativeSidecar: "true")`,
+        ],
+      };
+    }
+    const restartPolicy = podSpec(pod).restartPolicy;
+    const quitOn: QuitOn | undefined =
+      restartPolicy === 'Never' ? 'exit' : restartPolicy === 'OnFailure' ? 'success' : undefined;
+    if (!quitOn) {
+      return {
+        result: 'warn',
+        warnings: [
+          `restartPolicy ${String(restartPolicy ?? 'Always')} restarts the container after it ends; not wrapped`,
+        ],
+      };
+    }
+    const endpoints = proxyEndpoints(statusPort(pod));
 
     const toWrap: { index: number; name: string; command: string[]; args: string[]; hasArgs: boolean }[] = [];
     const warnings: string[] = [];
@@ -84,7 +115,7 @@ const policy: Policy<'job-sidecar-quit'> = {
       }
       toWrap.push({ index, name, command, args, hasArgs: Object.hasOwn(container, 'args') });
     }
-    const bytes = toWrap.length * wrapperScript(options.readyTimeoutSeconds).length;
+    const bytes = toWrap.length * wrapperScript(options.readyTimeoutSeconds, statusPort(pod), quitOn).length;
     if (bytes > MAX_WRAPPER_BYTES) {
       warnings.unshift(
         `${toWrap.length} containers not wrapped: their wrappers would add ${Math.ceil(bytes / 1024)} KiB to the pod, more than the ${MAX_WRAPPER_BYTES / 1024} KiB meshguard allows`,
@@ -94,7 +125,7 @@ const policy: Policy<'job-sidecar-quit'> = {
     const patch: PatchOp[] = [];
     const wrapped: string[] = [];
     for (const { index, name, command, args, hasArgs } of toWrap) {
-      const next = wrapContainer(options.readyTimeoutSeconds, command, args);
+      const next = wrapContainer(options.readyTimeoutSeconds, command, args, endpoints, quitOn);
       patch.push(
         { op: 'replace', path: pointer('spec', 'containers', index, 'command'), value: next.command },
         { op: hasArgs ? 'replace' : 'add', path: pointer('spec', 'containers', index, 'args'), value: next.args },

@@ -2,8 +2,9 @@ import { setAnnotation } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
-import type { ProbeType } from '../config/types.js';
-import { willBeInjected } from '../mesh/injection.js';
+import { sidecarOf } from '../mesh/injection.js';
+import { atLeast, showVersion } from '../mesh/profile.js';
+import { skipReason } from '../mesh/reasons.js';
 import {
   annotation,
   annotationsPatchable,
@@ -96,21 +97,44 @@ function portNames(all: readonly Container[]): Map<number, string[]> {
 }
 
 /**
- * Under mTLS the sidecar intercepts kubelet's health checks, which carry no client certificate.
- * Excludes dedicated health ports from inbound capture; never a port a Service sends traffic to.
+ * Go's strconv.ParseBool, which Istio's injector reads the annotation with
+ * (pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers): anything else is no value.
+ */
+function parseBool(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
+}
+
+/**
+ * Istio's injector rewrites httpGet, tcpSocket and grpc probes through its agent (app_probe.go;
+ * tcpSocket from 1.12, grpc from 1.13), which dials the app from 127.0.0.6, outside capture: then
+ * there is no trap, and excluding a port would only open a plain-text path past mTLS. Where
+ * rewriting is off (per pod, mesh-wide, or Istio < 1.12), a TCP probe to a captured port always
+ * succeeds (Envoy accepts it) and an HTTP or gRPC probe fails under STRICT mTLS: then dedicated
+ * health ports are excluded from inbound capture, never a port a Service may send traffic to.
  */
 const policy: Policy<'probe-port-exclusion'> = {
   id: 'probe-port-exclusion',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, options }) {
-    if (!willBeInjected(pod, namespace, cluster)) return { result: 'skip', reason: 'pod will not be injected' };
+  evaluate({ object: pod, namespace, cluster, mesh }) {
+    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
+    // A proxy of either kind captures inbound traffic; only its revision's settings matter here.
+    const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
+    if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
+    const rewritten = parseBool(annotation(pod, REWRITE)) ?? revision.rewriteProbes;
+    // Which probe handlers Istio rewrites on this version; the rest reach the app through capture.
+    const rewrites = (handler: string) =>
+      rewritten &&
+      (handler === 'httpGet' ||
+        (handler === 'tcpSocket' && atLeast(revision.version, 12)) ||
+        (handler === 'grpc' && atLeast(revision.version, 13)));
+    const checked = (handler: string) => handler !== 'exec' && !rewrites(handler);
+    if (rewritten && atLeast(revision.version, 13))
+      return { result: 'skip', reason: `Istio ${showVersion(revision.version)} rewrites every probe` };
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
-    // Istio rewrites httpGet and grpc probes to its agent unless told not to.
-    const notRewritten = annotation(pod, REWRITE) === 'false';
-    const checked = (handler: string) =>
-      options.probeTypes.includes(handler as ProbeType) ||
-      (notRewritten && (handler === 'httpGet' || handler === 'grpc'));
     const included = annotation(pod, INCLUDE);
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = portList(annotation(pod, EXCLUDE));

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { decodeReview } from '../admission/decode.js';
 import { answerJson, type Verdict } from '../admission/respond.js';
 import type { ClusterView } from '../cluster/view.js';
+import { MeshStore } from '../mesh/store.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
 import type { Registry } from '../engine/registry.js';
@@ -24,6 +25,8 @@ export interface AppDeps {
   store: ConfigStore;
   registry: Registry;
   cluster: ClusterView;
+  /** The mesh profile in force; by default the configuration's `mesh:` alone. */
+  mesh?: MeshStore;
   metrics: Metrics;
   logger: Logger;
   /** null when ready, else why not (e.g. caches not synced yet). */
@@ -64,6 +67,7 @@ const failOpen: Verdict = {
 /** The admission server's routes. It never listens: the serve command does, tests inject. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { store, registry, cluster, metrics, logger } = deps;
+  const mesh = deps.mesh ?? MeshStore.following(store);
   const options = {
     // fastify gets no logger: given one, it adds 'finish' and 'error' listeners to every response
     // to log the request's completion, even with request logging off (about 5 000 instructions
@@ -112,7 +116,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       let verdict: Verdict;
       let decisions: readonly Decision[] = [];
       try {
-        decisions = evaluate({ request: req, stage }, { registry, scope, cluster });
+        decisions = evaluate({ request: req, stage }, { registry, scope, cluster, mesh: mesh.current });
         verdict = verdictOf(decisions, scope.config);
       } catch (err) {
         // Policies' own errors are decisions; this is a bug in the engine. Never block on it.

@@ -24,6 +24,7 @@ import { verdictOf } from '../../src/engine/verdict.js';
 import { policies } from '../../src/policies/index.js';
 import { generateCa } from '../../src/tls/generate.js';
 import { startServe, writeServingPair } from '../serve-process.js';
+import { nothingDiscovered, resolveProfile } from '../../src/mesh/profile.js';
 
 // Two configurations a mix would show: hold-application-until-proxy-starts and job-sidecar-quit
 // swap modes (and the wrapper's timeout differs), so an answer from half of each has both
@@ -69,7 +70,12 @@ function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' |
   if (!parsed.ok) throw new Error(parsed.errors.join('; '));
   const decisions = evaluate(
     { request: requestFor(POD, { namespace: 'batch' }), stage: 'mutate' },
-    { registry: new Registry(policies), scope: compileScope(parsed.config), cluster: clusterOff },
+    {
+      registry: new Registry(policies),
+      scope: compileScope(parsed.config),
+      cluster: clusterOff,
+      mesh: resolveProfile(parsed.config.mesh, nothingDiscovered),
+    },
   );
   const v = verdictOf(decisions, parsed.config);
   return { allowed: v.allowed, warnings: v.warnings, patch: v.patch };

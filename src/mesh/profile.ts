@@ -1,0 +1,286 @@
+import type { MeshSettings } from '../config/types.js';
+import { compileSelector, isEmptySelector, type LabelMatcher, type LabelSelector } from './selector.js';
+
+// The mesh profile: the one place that knows which Istio meshguard guards. It is resolved from
+// what meshguard's configuration declares (`mesh:`), what was discovered from Istio's own objects,
+// and the newest Istio release's defaults, in that order; then compiled once, so a review only
+// reads it.
+
+/** An Istio minor version: 1.30 is `{ major: 1, minor: 30 }`. */
+export interface IstioVersion {
+  readonly major: number;
+  readonly minor: number;
+}
+
+export const NEWEST_ISTIO: IstioVersion = { major: 1, minor: 31 };
+
+export function parseVersion(text: string | undefined): IstioVersion | undefined {
+  // "1.30", "1.30.2", "v1.30.2", "1.31-dev", "1.30.2-distroless": the minor version decides.
+  const m = text === undefined ? null : /^v?(\d+)\.(\d+)(?:[.\-+_].*)?$/.exec(text.trim());
+  return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
+}
+
+export const showVersion = (v: IstioVersion) => `${v.major}.${v.minor}`;
+
+export const compareVersions = (a: IstioVersion, b: IstioVersion) => a.major - b.major || a.minor - b.minor;
+
+/** `v` is `minor` or later (1.x). */
+export const atLeast = (v: IstioVersion, minor: number) => v.major > 1 || (v.major === 1 && v.minor >= minor);
+
+/** ENABLE_NATIVE_SIDECARS: pilot/pkg/features (auto from Istio 1.27: native when every kubelet is ≥ 1.33). */
+export type NativeSidecarMode = 'enabled' | 'auto' | 'disabled';
+
+/** One webhook of an injector's MutatingWebhookConfiguration, as the API server runs it. */
+export interface InjectorWebhook {
+  /** The configuration's name: the API server calls configurations in name order. */
+  readonly configuration: string;
+  readonly name: string;
+  /** The revision whose istiod serves it (a tag's webhook serves the tagged revision). */
+  readonly revision: string;
+  readonly namespaceSelector: LabelSelector;
+  readonly objectSelector: LabelSelector;
+}
+
+/** What one revision's injector does (istiod's env, its injector ConfigMap, its mesh config). */
+export interface RevisionSettings {
+  version?: IstioVersion;
+  nativeSidecars?: NativeSidecarMode;
+  /** sidecarInjectorWebhook.rewriteAppHTTPProbe */
+  rewriteProbes?: boolean;
+  /** meshConfig.defaultConfig / values.global.proxy holdApplicationUntilProxyStarts */
+  holdApplicationUntilProxyStarts?: boolean;
+  /** the injector ConfigMap's `policy` */
+  policy?: 'enabled' | 'disabled';
+  neverInjectSelector?: readonly LabelSelector[];
+  alwaysInjectSelector?: readonly LabelSelector[];
+  /** meshConfig.rootNamespace */
+  rootNamespace?: string;
+  /** meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE */
+  dnsCapture?: boolean;
+}
+
+/** What was discovered from Istio's objects (in a cluster, or among `check`'s inputs). */
+export interface DiscoveredMesh {
+  /** Webhooks of the injector configurations found; empty when none were. */
+  readonly webhooks: readonly InjectorWebhook[];
+  readonly revisions: ReadonlyMap<string, RevisionSettings>;
+  /** The oldest kubelet's minor version (1.33 → 33), when Nodes were seen. */
+  readonly oldestKubeletMinor?: number;
+  /** What could not be read, said once by whoever shows the profile. */
+  readonly problems: readonly string[];
+}
+
+export const nothingDiscovered: DiscoveredMesh = { webhooks: [], revisions: new Map(), problems: [] };
+
+/** A revision as the policies read it: every setting decided. */
+export interface Revision {
+  readonly name: string;
+  readonly version: IstioVersion;
+  readonly nativeSidecars: NativeSidecarMode;
+  readonly rewriteProbes: boolean;
+  readonly holdApplicationUntilProxyStarts: boolean;
+  readonly policy: 'enabled' | 'disabled';
+  readonly neverInject: readonly LabelMatcher[];
+  readonly alwaysInject: readonly LabelMatcher[];
+}
+
+export interface CompiledWebhook extends InjectorWebhook {
+  readonly matchesNamespace: LabelMatcher;
+  readonly matchesObject: LabelMatcher;
+}
+
+/** Where a setting of the profile came from, for `meshguard mesh` and the logs. */
+export type Origin = 'configured' | 'discovered' | 'default';
+
+export interface MeshProfile {
+  /** The oldest Istio among the revisions: a trap that exists on any of them exists in the mesh. */
+  readonly version: IstioVersion;
+  readonly rootNamespace: string;
+  readonly dnsCapture: boolean;
+  /** Every kubelet is ≥ 1.33 (native sidecars under `auto`); undefined when not known. */
+  readonly kubeletsSupportNative: boolean | undefined;
+  /** Injector webhooks in the order the API server calls them. */
+  readonly webhooks: readonly CompiledWebhook[];
+  readonly revisions: ReadonlyMap<string, Revision>;
+  readonly origins: Readonly<Record<string, Origin>>;
+  readonly problems: readonly string[];
+}
+
+// Istio's defaults for a release that has the feature (istio-discovery chart values.yaml,
+// pilot/pkg/features): probes rewritten, no hold, injection policy enabled, native sidecars auto
+// from 1.27 (disabled before).
+const defaults = {
+  rootNamespace: 'istio-system',
+  rewriteProbes: true,
+  holdApplicationUntilProxyStarts: false,
+  policy: 'enabled' as const,
+  dnsCapture: false,
+};
+const defaultNative = (v: IstioVersion): NativeSidecarMode => (atLeast(v, 27) ? 'auto' : 'disabled');
+
+/**
+ * The webhooks of a default install of `revision` when none were discovered: Istio's chart
+ * (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml, recorded in
+ * shared/istio/webhook/SELECTORS.yaml). The default revision also gets the legacy
+ * `istio-injection=enabled` and pod-label webhooks.
+ */
+export function chartWebhooks(revision: string): InjectorWebhook[] {
+  const rev = revision === '' ? 'default' : revision;
+  const configuration = rev === 'default' ? 'istio-sidecar-injector' : `istio-sidecar-injector-${rev}`;
+  const notFalse = { key: 'sidecar.istio.io/inject', operator: 'NotIn' as const, values: ['false'] };
+  const hooks: InjectorWebhook[] = [
+    {
+      configuration,
+      name: 'rev.namespace.sidecar-injector.istio.io',
+      revision: rev,
+      namespaceSelector: {
+        matchExpressions: [
+          { key: 'istio.io/rev', operator: 'In', values: [rev] },
+          { key: 'istio-injection', operator: 'DoesNotExist' },
+        ],
+      },
+      objectSelector: { matchExpressions: [notFalse] },
+    },
+    {
+      configuration,
+      name: 'rev.object.sidecar-injector.istio.io',
+      revision: rev,
+      namespaceSelector: {
+        matchExpressions: [
+          { key: 'istio.io/rev', operator: 'DoesNotExist' },
+          { key: 'istio-injection', operator: 'DoesNotExist' },
+        ],
+      },
+      objectSelector: { matchExpressions: [notFalse, { key: 'istio.io/rev', operator: 'In', values: [rev] }] },
+    },
+  ];
+  if (rev === 'default') {
+    hooks.push(
+      {
+        configuration,
+        name: 'namespace.sidecar-injector.istio.io',
+        revision: rev,
+        namespaceSelector: { matchExpressions: [{ key: 'istio-injection', operator: 'In', values: ['enabled'] }] },
+        objectSelector: { matchExpressions: [notFalse] },
+      },
+      {
+        configuration,
+        name: 'object.sidecar-injector.istio.io',
+        revision: rev,
+        namespaceSelector: {
+          matchExpressions: [
+            { key: 'istio-injection', operator: 'DoesNotExist' },
+            { key: 'istio.io/rev', operator: 'DoesNotExist' },
+          ],
+        },
+        objectSelector: {
+          matchExpressions: [
+            { key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] },
+            { key: 'istio.io/rev', operator: 'DoesNotExist' },
+          ],
+        },
+      },
+    );
+  }
+  return hooks;
+}
+
+/** Istio's neverInject/alwaysInject selectors: an empty one never matches (pkg/kube/inject/inject.go). */
+function selectorMatchers(list: readonly LabelSelector[] | undefined): LabelMatcher[] {
+  return (list ?? []).filter((s) => !isEmptySelector(s)).map(compileSelector);
+}
+
+/**
+ * The profile in force: what the configuration declares overrides what was discovered, which
+ * overrides the newest Istio release's defaults. Pure, and run once per configuration or
+ * discovery change.
+ */
+export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMesh): MeshProfile {
+  const origins: Record<string, Origin> = {};
+  const pick = <T>(key: string, configured: T | undefined, found: T | undefined, fallback: T): T => {
+    if (configured !== undefined) {
+      origins[key] = 'configured';
+      return configured;
+    }
+    if (found !== undefined) {
+      origins[key] = 'discovered';
+      return found;
+    }
+    origins[key] ??= 'default';
+    return fallback;
+  };
+  const declaredVersion = parseVersion(declared.istioVersion);
+
+  // Webhooks: discovered, else a default install of each declared revision (or of `default`).
+  let hooks: InjectorWebhook[];
+  if (declared.revisions !== undefined) {
+    origins.webhooks = 'configured';
+    hooks = declared.revisions.flatMap(chartWebhooks);
+  } else if (discovered.webhooks.length > 0) {
+    origins.webhooks = 'discovered';
+    hooks = [...discovered.webhooks];
+  } else {
+    origins.webhooks = 'default';
+    hooks = chartWebhooks('default');
+  }
+  // The API server calls configurations in name order, and a configuration's webhooks in order.
+  hooks.sort((a, b) => (a.configuration < b.configuration ? -1 : a.configuration > b.configuration ? 1 : 0));
+  const webhooks = hooks.map((h) => ({
+    ...h,
+    matchesNamespace: compileSelector(h.namespaceSelector),
+    matchesObject: compileSelector(h.objectSelector),
+  }));
+
+  const names = new Set([...webhooks.map((w) => w.revision), ...discovered.revisions.keys()]);
+  if (names.size === 0) names.add('default');
+  const revisions = new Map<string, Revision>();
+  for (const name of names) {
+    const found = discovered.revisions.get(name) ?? {};
+    const version = pick('istioVersion', declaredVersion, found.version, NEWEST_ISTIO);
+    revisions.set(name, {
+      name,
+      version,
+      nativeSidecars: pick('nativeSidecars', declared.nativeSidecars, found.nativeSidecars, defaultNative(version)),
+      rewriteProbes: pick('rewriteProbes', declared.rewriteProbes, found.rewriteProbes, defaults.rewriteProbes),
+      holdApplicationUntilProxyStarts: pick(
+        'holdApplicationUntilProxyStarts',
+        declared.holdApplicationUntilProxyStarts,
+        found.holdApplicationUntilProxyStarts,
+        defaults.holdApplicationUntilProxyStarts,
+      ),
+      policy: pick('policy', undefined, found.policy, defaults.policy),
+      neverInject: selectorMatchers(found.neverInjectSelector),
+      alwaysInject: selectorMatchers(found.alwaysInjectSelector),
+    });
+  }
+  const all = [...revisions.values()];
+  const oldest = all.map((r) => r.version).reduce((a, v) => (compareVersions(v, a) < 0 ? v : a), NEWEST_ISTIO);
+  const anyFound = (f: (s: RevisionSettings) => string | boolean | undefined) =>
+    [...discovered.revisions.values()].map(f).find((v) => v !== undefined);
+  const kubelet = pick<number | undefined>(
+    'kubeletVersion',
+    parseVersion(declared.kubeletVersion)?.minor,
+    discovered.oldestKubeletMinor,
+    undefined,
+  );
+  return {
+    version: oldest,
+    rootNamespace: pick(
+      'rootNamespace',
+      declared.rootNamespace,
+      anyFound((s) => s.rootNamespace) as string | undefined,
+      defaults.rootNamespace,
+    ),
+    dnsCapture: pick(
+      'dnsCapture',
+      declared.dnsCapture,
+      anyFound((s) => s.dnsCapture) as boolean | undefined,
+      defaults.dnsCapture,
+    ),
+    kubeletsSupportNative: kubelet === undefined ? undefined : kubelet >= 33,
+    webhooks,
+    revisions,
+    origins,
+    problems: discovered.problems,
+  };
+}
