@@ -1,7 +1,7 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import { annotation, podSpec } from './pod.js';
-import type { MeshProfile, Revision } from './profile.js';
+import { atLeast, type MeshProfile, type Revision } from './profile.js';
 import type { Labels } from './selector.js';
 
 // Istio source cited below is istio/istio at 86c9f01f (master, 2026-08; the same lines in
@@ -56,9 +56,8 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
   // injectRequired: these two hold for every revision.
   if (podSpec(pod).hostNetwork === true) return { proxy: 'none', why: 'hostNetwork pods are never injected' };
   if (neverInjected.has(namespace)) return { proxy: 'none', why: `Istio never injects namespace ${namespace}` };
-  // The label replaces the annotation; only exactly "true" and "false" count, else the default.
+  // The label replaces the annotation (from 1.12), even when empty.
   const own = podLabels[INJECT] ?? annotation(pod, INJECT) ?? '';
-  const explicit = own === 'true' ? true : own === 'false' ? false : undefined;
 
   // The API server calls every matching webhook in order; the first injector that injects wins.
   let revision: Revision | undefined;
@@ -68,7 +67,7 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
     called = true;
     const candidate = mesh.revisions.get(webhook.revision);
     if (!candidate) return { proxy: 'unknown', why: `revision ${webhook.revision} is not known` };
-    let inject = explicit;
+    let inject = explicitInject(own, candidate);
     if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) inject = false;
     if (inject === undefined && candidate.alwaysInject.some((m) => m(podLabels))) inject = true;
     if (inject ?? candidate.policy === 'enabled') {
@@ -97,14 +96,30 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
 }
 
 /**
+ * The pod's own `sidecar.istio.io/inject` value (injectRequired). From 1.27 only exactly "true" and
+ * "false" count, anything else falls back to the default; before, y/yes/true/on in any case meant
+ * inject and every other non-empty value meant do not (changed by istio/istio#56737).
+ */
+function explicitInject(own: string, revision: Revision): boolean | undefined {
+  if (own === '') return undefined;
+  if (atLeast(revision.version, 27)) return own === 'true' ? true : own === 'false' ? false : undefined;
+  return ['y', 'yes', 'true', 'on'].includes(own.toLowerCase());
+}
+
+/**
  * The injection template's `$nativeSidecar := ne (annotation | default (printf "%t" .NativeSidecars)) "false"`
- * (istio-discovery files/injection-template.yaml): a non-empty annotation decides, and anything but
- * "false" means native. Otherwise ENABLE_NATIVE_SIDECARS: true, false, or auto — native when every
- * kubelet is 1.33 or later (webhook.go DetectNativeSidecar).
+ * (istio-discovery files/injection-template.yaml, from 1.27): a non-empty annotation decides, and
+ * anything but "false" means native. Otherwise ENABLE_NATIVE_SIDECARS (from 1.19; default false,
+ * auto from 1.27): true, false, or auto — native when every kubelet is 1.33 or later (webhook.go
+ * DetectNativeSidecar).
  */
 function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): boolean | undefined {
   const own = annotation(pod, NATIVE);
-  if (own !== undefined && own !== '') return own !== 'false';
+  const v = revision.version;
+  // 1.19-1.23 have no annotation; 1.24-1.26 read only an exact "true" when it is set.
+  if (own !== undefined && atLeast(v, 24) && !atLeast(v, 27)) return own === 'true';
+  if (own !== undefined && own !== '' && atLeast(v, 27)) return own !== 'false';
+  if (!atLeast(v, 19)) return false;
   switch (revision.nativeSidecars) {
     case 'enabled':
       return true;
