@@ -12,6 +12,7 @@ Commands:
   serve    serve the admission webhook (HTTPS)
   check    run the policies on manifests, as in CI
   audit    run the policies on what a cluster already holds
+  mesh     show the mesh profile in force: which Istio the guardrails follow
   certs    write a CA and a serving certificate for the webhook's Service
 
 Run meshguard <command> --help for its flags.
@@ -26,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/check.js')).check(rest, process.env, () => text(process.stdin));
     case 'audit':
       return (await import('./commands/audit.js')).audit(rest, process.env);
+    case 'mesh':
+      return (await import('./commands/mesh.js')).mesh(rest, process.env, () => text(process.stdin));
     case 'certs':
       return (await import('./commands/certs.js')).certs(rest, process.env);
     case undefined:

@@ -10,10 +10,18 @@ import type { Manifest } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { judge, report, reportFlags } from './check.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
-import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
+import { resolveProfile } from '../mesh/profile.js';
+import { discoverFromCluster } from '../cluster/istio-objects.js';
 
 const flags: Flag[] = [
   { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
+  {
+    name: 'istio-namespace',
+    type: 'string',
+    arg: 'NS',
+    help: 'where istiod and its ConfigMaps live, read for the mesh profile',
+    default: 'istio-system',
+  },
   ...reportFlags,
 ];
 
@@ -80,7 +88,11 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     registry: new Registry(policies),
     scope: compileScope(config),
     cluster: view,
-    mesh: resolveProfile(config.mesh, nothingDiscovered),
+    // The Istio in the cluster, under what the configuration declares.
+    mesh: resolveProfile(
+      config.mesh,
+      await discoverFromCluster(connection.kc, str(values, 'istio-namespace') ?? 'istio-system'),
+    ),
   };
   return report(judge(manifests, engine), output);
 }

@@ -7,6 +7,8 @@ import { clusterOff } from '../cluster/memory.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
+import { summarize } from '../mesh/describe.js';
+import { MeshStore } from '../mesh/store.js';
 import { Registry } from '../engine/registry.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../paths.js';
@@ -47,6 +49,13 @@ const flags: Flag[] = [
     type: 'string',
     arg: 'FILE',
     help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)',
+  },
+  {
+    name: 'istio-namespace',
+    type: 'string',
+    arg: 'NS',
+    help: 'where istiod and its ConfigMaps live, read for the mesh profile',
+    default: 'istio-system',
   },
   {
     name: 'config-map',
@@ -127,6 +136,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     metrics.configReloads.inc({ result: 'failure' });
     logger.error({ source, errors }, 'configuration refused; the last good one stays in force');
   });
+  // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
+  const mesh = MeshStore.following(store);
+  logger.info({ mesh: summarize(mesh.current) }, 'mesh profile in force');
+  mesh.on('change', (profile) => logger.info({ mesh: summarize(profile) }, 'mesh profile in force'));
   const stops: (() => void)[] = [];
   let draining = false;
   if (configFile) {
@@ -146,7 +159,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const syncing: (() => string | null)[] = [];
   if (connection) {
     const { watchCluster } = await import('../cluster/watch.js');
-    const live = watchCluster(connection.kc, logger);
+    const live = watchCluster(connection.kc, logger, {
+      istioNamespace: str(values, 'istio-namespace'),
+      onMesh: (found) => mesh.setDiscovered(found),
+    });
     cluster = live.view;
     syncing.push(live.notReady);
     stops.push(live.stop);
@@ -187,6 +203,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     store,
     registry: new Registry(policies),
     cluster,
+    mesh,
     metrics,
     logger,
     bodyLimit,

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { decodeReview } from '../admission/decode.js';
 import { answerJson, type Verdict } from '../admission/respond.js';
 import type { ClusterView } from '../cluster/view.js';
+import { showVersion } from '../mesh/profile.js';
 import { MeshStore } from '../mesh/store.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
@@ -146,7 +147,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const reason = draining() ? 'shutting down' : (deps.notReady?.() ?? null);
     const { generation } = store.current;
     if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });
-    return { status: 'ready', configGeneration: generation, clusterLookups: cluster.enabled ? 'on' : 'off' };
+    const { version, rootNamespace, revisions } = mesh.current;
+    return {
+      status: 'ready',
+      configGeneration: generation,
+      clusterLookups: cluster.enabled ? 'on' : 'off',
+      mesh: { istioVersion: showVersion(version), rootNamespace, revisions: [...revisions.keys()] },
+    };
   });
 
   app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {

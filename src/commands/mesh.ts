@@ -1,0 +1,87 @@
+import { loadConfig } from '../config/load.js';
+import { kubeConfigFor } from '../cluster/connect.js';
+import { discoverMesh } from '../mesh/discover.js';
+import { guardrailNotes, summarize } from '../mesh/describe.js';
+import { nothingDiscovered, resolveProfile, type DiscoveredMesh, type MeshProfile } from '../mesh/profile.js';
+import { readManifests } from '../manifests.js';
+import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
+
+const flags: Flag[] = [
+  { name: 'config', type: 'string', arg: 'FILE', help: 'configuration whose mesh: section declares the profile' },
+  {
+    name: 'kubeconfig',
+    type: 'string',
+    arg: 'FILE',
+    help: 'discover from this cluster (else in-cluster, KUBECONFIG, ~/.kube/config)',
+  },
+  {
+    name: 'istio-namespace',
+    type: 'string',
+    arg: 'NS',
+    help: 'where istiod and its ConfigMaps live',
+    default: 'istio-system',
+  },
+  { name: 'output', type: 'string', arg: 'text|json', help: 'output format', default: 'text' },
+];
+
+export const meshHelp = helpText(
+  'meshguard mesh [PATH|- ...] [flags]',
+  'Shows the mesh profile in force — which Istio the guardrails follow — and, per guardrail, whether\n' +
+    "its trap exists on that mesh. With PATHs, Istio's objects among those manifests are read (as\n" +
+    'check reads them); without, the cluster of the current credentials, if any; then the configuration.',
+  flags,
+);
+
+/** The profile `check` (with paths) or `serve`/`audit` (a cluster) would use. */
+export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => Promise<string>): Promise<number> {
+  const { values, positionals, help } = parseFlags(argv, flags, env, true);
+  if (help) {
+    process.stdout.write(meshHelp);
+    return 0;
+  }
+  const output = oneOf(values, 'output', ['text', 'json'] as const);
+  const { config } = await loadConfig(str(values, 'config'));
+  let found: DiscoveredMesh = nothingDiscovered;
+  let from = 'configuration and defaults only';
+  if (positionals.length > 0) {
+    found = discoverMesh((await readManifests(positionals, stdin)).map((m) => m.object));
+    from = `Istio's objects in ${positionals.join(', ')}`;
+  } else {
+    const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
+    if (connection) {
+      const { discoverFromCluster } = await import('../cluster/istio-objects.js');
+      found = await discoverFromCluster(connection.kc, str(values, 'istio-namespace') ?? 'istio-system');
+      from = `the cluster (${connection.from})`;
+    }
+  }
+  const profile = resolveProfile(config.mesh, found);
+  process.stdout.write(
+    output === 'json' ? JSON.stringify(describe(profile, from), null, 2) + '\n' : text(profile, from),
+  );
+  return 0;
+}
+
+function describe(profile: MeshProfile, from: string) {
+  return { discoveredFrom: from, profile: summarize(profile), guardrails: guardrailNotes(profile) };
+}
+
+function text(profile: MeshProfile, from: string): string {
+  const s = summarize(profile);
+  const o = (key: string) => (s.origins[key] ? ` (${s.origins[key]})` : '');
+  const lines = [
+    `mesh profile, discovered from ${from}`,
+    `  Istio ${s.istioVersion}${o('istioVersion')}, root namespace ${s.rootNamespace}${o('rootNamespace')}, DNS capture ${s.dnsCapture ? 'on' : 'off'}${o('dnsCapture')}`,
+    `  kubelets all >= 1.33 (native sidecars under auto): ${s.kubeletsSupportNative}${o('kubeletVersion')}`,
+    `  revisions${o('webhooks')}:`,
+    ...s.revisions.map(
+      (r) =>
+        `    ${r.name}: Istio ${r.version}, nativeSidecars ${r.nativeSidecars}, rewriteProbes ${r.rewriteProbes}, holdApplicationUntilProxyStarts ${r.holdApplicationUntilProxyStarts}, injection policy ${r.policy}`,
+    ),
+    '  injector webhooks, in the order the API server calls them:',
+    ...s.webhooks.map((w) => `    ${w}`),
+    ...(s.problems.length > 0 ? ['  could not read:', ...s.problems.map((p) => `    ${p}`)] : []),
+    'guardrails on this mesh:',
+    ...Object.entries(guardrailNotes(profile)).map(([id, note]) => `  ${id}: ${note}`),
+  ];
+  return lines.join('\n') + '\n';
+}
