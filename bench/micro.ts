@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeReview } from '../src/admission/decode.js';
-import { answerJson } from '../src/admission/respond.js';
+import { answerJson, responseOf } from '../src/admission/respond.js';
 import type { AdmissionRequest, KubeObject } from '../src/admission/types.js';
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { serviceRecord } from '../src/cluster/records.js';
@@ -349,7 +349,13 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   const edgeTimings = [
     t('JSON.parse of the pod review (context)', () => JSON.parse(podText)),
     t('decodeReview of the pod review', () => decodeReview(parsed)),
-    t('answerJson of the pod answer', () => answerJson('admission.k8s.io/v1', pod.uid, verdict)),
+    t('answerJson of the pod answer', () =>
+      answerJson({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: responseOf(pod.uid, verdict),
+      }),
+    ),
   ];
 
   // The views are built first, the heap settled (the lookups happen long after the watches filled

@@ -1,5 +1,5 @@
 import { mergePatches, type PatchOp } from '../admission/patch.js';
-import type { Verdict } from '../admission/respond.js';
+import type { Verdict } from '../admission/types.js';
 import type { Config } from '../config/types.js';
 import type { Decision } from './types.js';
 
