@@ -31,7 +31,7 @@ function shown(s: string): string {
 function summaryOf(name: string, quitOn: QuitOn): string {
   return quitOn === 'exit'
     ? `wrap the command of container ${name} so istio-proxy quits when it exits (restartPolicy Never)`
-    : `wrap the command of container ${name} so istio-proxy quits when it succeeds; after a failure the proxy stays for the restart (restartPolicy OnFailure)`;
+    : `wrap the command of container ${name} so istio-proxy quits once it succeeds (restartPolicy OnFailure: after a failure it stays for the retry)`;
 }
 
 /** How to give several app containers a proxy that ends with them, on this Istio. */
