@@ -27,8 +27,10 @@ import {
   renderWrapper,
   startsWithShell,
   wrapContainer,
+  proxyEndpoints,
   wrapperScript,
   type ProxyEndpoints,
+  type QuitOn,
 } from '../src/mesh/job-wrapper.js';
 import { packageRoot } from '../src/paths.js';
 
@@ -224,9 +226,10 @@ async function run(opts: {
   stdin?: string;
   during?: (child: ChildProcess, out: string) => Promise<void>;
   shell?: string[];
+  quitOn?: QuitOn;
 }): Promise<Run> {
   const out = join(dir, `record-${++runs}.json`);
-  const wrapped = wrapContainer(opts.timeout, opts.command, opts.args ?? [], opts.proxy.endpoints);
+  const wrapped = wrapContainer(opts.timeout, opts.command, opts.args ?? [], opts.proxy.endpoints, opts.quitOn);
   const [sh = '', ...argv] = [...wrapped.command, ...wrapped.args];
   const shell = opts.shell ?? [sh];
   const spawnedAt = Date.now();
@@ -286,6 +289,18 @@ t.test('the script under test is the production script with other URLs', async (
   t.ok(readme.includes('```sh\n' + wrapperScript(60) + '```'), "the policy's README shows the script verbatim");
 });
 
+t.test('the status port: readiness and quit go to the port given, envoy admin stays 15000', async (t) => {
+  t.strictSame(proxyEndpoints(15021), {
+    ready: 'http://127.0.0.1:15021/healthz/ready',
+    quit: ['http://127.0.0.1:15021/quitquitquit', 'http://127.0.0.1:15000/quitquitquit'],
+  });
+  const script = wrapperScript(60, 15099, 'success');
+  t.match(script, /mg_http GET http:\/\/127\.0\.0\.1:15099\/healthz\/ready 1/);
+  t.match(script, /mg_http POST http:\/\/127\.0\.0\.1:15099\/quitquitquit 2/);
+  t.notOk(script.includes(':15020/'), 'nothing left on 15020');
+  t.equal(wrapperScript(60), wrapperScript(60, 15020, 'exit'), 'defaults: port 15020, quit on exit');
+});
+
 t.test('the script parses under every shell this machine has', async (t) => {
   const shells: string[][] = [
     ['/bin/sh'],
@@ -295,10 +310,12 @@ t.test('the script parses under every shell this machine has', async (t) => {
   ];
   for (const sh of shells) {
     for (const timeout of [0, 60]) {
-      t.doesNotThrow(
-        () => execFileSync(sh[0] ?? '', [...sh.slice(1), '-n', '-c', wrapperScript(timeout)]),
-        `${sh.join(' ')} -n, timeout ${timeout}`,
-      );
+      for (const quitOn of ['exit', 'success'] as const) {
+        t.doesNotThrow(
+          () => execFileSync(sh[0] ?? '', [...sh.slice(1), '-n', '-c', wrapperScript(timeout, 15020, quitOn)]),
+          `${sh.join(' ')} -n, timeout ${timeout}, quitOn ${quitOn}`,
+        );
+      }
     }
   }
 });
@@ -588,6 +605,63 @@ t.test('exit codes are kept, and quitquitquit is called once after the command e
   const missing = await run({ proxy: q, timeout: 0, command: ['/nonexistent/report'] });
   t.equal(missing.code, 127, 'command not found: 127');
   t.equal(quits(q).length, 1);
+});
+
+// restartPolicy OnFailure: the kubelet restarts a failed container in the same pod, so the proxy
+// must outlive a failure and be told to quit only after a success.
+t.test("quitOn 'success': a failed run keeps the proxy, a successful one quits it, under every shell", async (t) => {
+  const shells: [string, string[] | undefined][] = [
+    ['/bin/sh', ['/bin/sh']],
+    ['dash', ((d = which('dash')) => (d ? [d] : undefined))()],
+    ['bash --posix', ((b = which('bash')) => (b ? [b, '--posix'] : undefined))()],
+    ['busybox sh', busybox ? [busybox, 'sh'] : undefined],
+  ];
+  for (const [name, shell] of shells) {
+    t.test(name, { skip: shell ? false : `no ${name} on this machine` }, async (t) => {
+      for (const code of [1, 2, 42, 255]) {
+        const p = await fakeProxy(t);
+        const r = await run({
+          proxy: p,
+          timeout: 1,
+          ...rec(),
+          shell,
+          quitOn: 'success',
+          env: { REC_EXIT: String(code) },
+        });
+        t.equal(r.code, code, `exit ${code} kept`);
+        t.ok(r.record, 'the command ran');
+        t.equal(quits(p).length, 0, `exit ${code}: no quitquitquit, the proxy stays for the restart`);
+        t.equal(r.stderr, '');
+      }
+      const ok = await fakeProxy(t);
+      const s = await run({ proxy: ok, timeout: 1, ...rec(), shell, quitOn: 'success', env: { REC_MODE: 'linger' } });
+      t.equal(s.code, 0);
+      t.equal(quits(ok).length, 1, 'success: one quitquitquit');
+      t.ok((quits(ok)[0]?.at ?? 0) >= Number(readFileSync(`${s.out}.done`, 'utf8')), 'after the command ended');
+      t.equal(quits(ok)[0]?.path, '/agent/quitquitquit', "to pilot-agent's status port first");
+
+      const missing = await fakeProxy(t);
+      const m = await run({ proxy: missing, timeout: 0, command: ['/nonexistent/report'], shell, quitOn: 'success' });
+      t.equal(m.code, 127, 'command not found: 127');
+      t.equal(quits(missing).length, 0, 'not found is a failure: no quit');
+
+      const term = await fakeProxy(t);
+      const k = await run({
+        proxy: term,
+        timeout: 1,
+        ...rec(),
+        shell,
+        quitOn: 'success',
+        env: { REC_MODE: 'hang' },
+        during: async (child, out) => {
+          await until('the command to start', () => existsSync(out));
+          child.kill('SIGTERM');
+        },
+      });
+      t.equal(k.code, 143, 'stopped by TERM: 143');
+      t.equal(quits(term).length, 0, 'a stopped run is no success: no quit');
+    });
+  }
 });
 
 t.test('quit falls back to envoy admin port, and a refused quit never fails the job', async (t) => {

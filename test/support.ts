@@ -23,13 +23,15 @@ export function engineOf(opts: {
   policies: readonly Policy[];
   config?: Config;
   cluster?: ClusterView | readonly unknown[] | 'off';
+  /** The cluster objects are every Service of their namespaces, as a live cluster's are. */
+  servicesComplete?: boolean;
   selfNamespace?: string;
 }): Engine {
   const cluster =
     opts.cluster === 'off'
       ? clusterOff
       : Array.isArray(opts.cluster)
-        ? MemoryClusterView.fromObjects(opts.cluster)
+        ? MemoryClusterView.fromObjects(opts.cluster, opts.servicesComplete)
         : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
   const config = opts.config ?? configOf();
   return {

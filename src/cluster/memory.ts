@@ -28,11 +28,18 @@ export class MemoryClusterView implements ClusterView {
   private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
   private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
 
-  constructor(readonly enabled = true) {}
+  /** Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every Service. */
+  constructor(
+    readonly enabled = true,
+    readonly servicesComplete = enabled,
+  ) {}
 
-  /** A view of the Namespaces, Services and ServiceEntries among arbitrary objects. */
-  static fromObjects(objects: Iterable<unknown>): MemoryClusterView {
-    const view = new MemoryClusterView();
+  /**
+   * A view of the Namespaces, Services and ServiceEntries among arbitrary objects (manifests):
+   * they hold every Service of their namespaces only when whoever gave them says so.
+   */
+  static fromObjects(objects: Iterable<unknown>, servicesComplete = false): MemoryClusterView {
+    const view = new MemoryClusterView(true, servicesComplete);
     for (const obj of objects) view.addObject(obj);
     return view;
   }

@@ -36,6 +36,12 @@ export interface ServiceEntryRecord {
 export interface ClusterView {
   /** false when lookups are off: the answers below are then empty, not authoritative. */
   readonly enabled: boolean;
+  /**
+   * servicesIn lists every Service of a namespace (a live cluster's watches or listing), not only
+   * some (the manifests given to `meshguard check`): only then does "no Service uses this port"
+   * hold.
+   */
+  readonly servicesComplete: boolean;
   /** Labels of a namespace, or undefined when the namespace is unknown. */
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
   servicesIn(namespace: string): Iterable<ServiceRecord>;

@@ -23,12 +23,20 @@ export const reportFlags: Flag[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file (else the embedded defaults)' },
   { name: 'output', type: 'string', arg: 'text|json', help: 'text for people, json for machines', default: 'text' },
 ];
-const flags = reportFlags;
+const flags: Flag[] = [
+  ...reportFlags,
+  {
+    name: 'services-complete',
+    type: 'boolean',
+    help: 'the inputs hold every Service of the namespaces they touch (else probe ports are never excluded)',
+  },
+];
 
 export const checkHelp = helpText(
   'meshguard check PATH|- ... [flags]',
   'Runs the policies on manifests (files, directories, - for stdin) as the webhook would on admission.\n' +
     'Namespaces, Services and ServiceEntries among the inputs are the cluster view.\n' +
+    'Only with --services-complete are they taken to be every Service of their namespaces.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, input or configuration errors.',
   flags,
 );
@@ -167,7 +175,10 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
-    cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
+    cluster: MemoryClusterView.fromObjects(
+      manifests.map((m) => m.object),
+      values['services-complete'] === true,
+    ),
     // Istio's own objects among the inputs (helm template, istioctl manifest generate), then `mesh:`.
     mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
   };

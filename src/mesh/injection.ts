@@ -138,8 +138,17 @@ function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): 
   }
 }
 
-/** The agent's status port: the pod's `status.sidecar.istio.io/port`, else Istio's 15020. */
-export function statusPort(pod: KubeObject): number {
-  const own = Number(annotation(pod, 'status.sidecar.istio.io/port'));
-  return Number.isInteger(own) && own > 0 && own < 65536 ? own : 15020;
+/**
+ * The agent's status port: the pod's `status.sidecar.istio.io/port`, else Istio's 15020
+ * (pkg/config/mesh/mesh.go DefaultProxyConfig). The injector reads the annotation with
+ * strconv.ParseUint(strings.TrimSpace(v), 10, 16) and rejects the pod when that fails
+ * (pkg/kube/inject/validate.go parsePort): undefined. 0 means no status server
+ * (pilot-agent/app/cmd.go starts it only for a port > 0).
+ */
+export function statusPort(pod: KubeObject): number | undefined {
+  const own = annotation(pod, 'status.sidecar.istio.io/port');
+  if (own === undefined) return 15020;
+  const digits = own.trim();
+  const port = /^[0-9]{1,5}$/.test(digits) ? Number(digits) : NaN;
+  return port <= 65535 ? port : undefined;
 }

@@ -3,7 +3,7 @@ import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
 import { sidecarOf } from '../mesh/injection.js';
-import { atLeast, showVersion } from '../mesh/profile.js';
+import { atLeast, showVersion, type IstioVersion } from '../mesh/profile.js';
 import { skipReason } from '../mesh/reasons.js';
 import {
   annotation,
@@ -12,6 +12,7 @@ import {
   containers,
   probes as probesOf,
   type Container,
+  type ProbeHandler,
 } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
@@ -19,11 +20,7 @@ const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
 const REWRITE = 'sidecar.istio.io/rewriteAppHTTPProbers';
 
-function selects(
-  selector: Readonly<Record<string, string>> | undefined,
-  labels: Record<string, string> | undefined,
-): boolean {
-  if (!selector) return false; // a Service without a selector has its endpoints managed by hand
+function selects(selector: Readonly<Record<string, string>>, labels: Record<string, string> | undefined): boolean {
   for (const k in selector) if (labels?.[k] !== selector[k]) return false;
   return true;
 }
@@ -35,9 +32,11 @@ interface Target {
 }
 
 /**
- * Where the Services selecting this pod send traffic, by target port number and by port name,
- * each with the first such Service. Built once per pod: matching each probe port against every
- * Service port would cost probe ports × Service ports, and a pod can have thousands.
+ * Where the Services of the pod's namespace may send it traffic, by target port number and by port
+ * name, each with the first such Service: those that select the pod, and those without a selector,
+ * whose endpoints are written by hand and may name this pod (on their port or target port number).
+ * ExternalName Services send nothing to pods. Built once per pod: matching each probe port against
+ * every Service port would cost probe ports × Service ports, and a pod can have thousands.
  */
 function servedPorts(
   pod: KubeObject,
@@ -47,16 +46,21 @@ function servedPorts(
   const byNumber = new Map<number, Target>();
   const byName = new Map<string, Target>();
   let order = 0;
+  const add = (target: number | string, found: Target) => {
+    if (typeof target === 'number') {
+      if (!byNumber.has(target)) byNumber.set(target, found);
+    } else if (!byName.has(target)) {
+      byName.set(target, found);
+    }
+  };
   for (const svc of cluster.servicesIn(namespace)) {
-    if (!selects(svc.selector, pod.metadata?.labels)) continue;
+    if (svc.type === 'ExternalName') continue;
+    const manual = !svc.selector || Object.keys(svc.selector).length === 0;
+    if (!manual && !selects(svc.selector ?? {}, pod.metadata?.labels)) continue;
     for (const p of svc.ports) {
-      const target = p.targetPort ?? p.port;
       const found = { order: order++, service: svc.name };
-      if (typeof target === 'number') {
-        if (!byNumber.has(target)) byNumber.set(target, found);
-      } else if (!byName.has(target)) {
-        byName.set(target, found);
-      }
+      add(p.targetPort ?? p.port, found);
+      if (manual) add(p.port, found);
     }
   }
   return { byNumber, byName };
@@ -107,6 +111,14 @@ function parseBool(v: string | undefined): boolean | undefined {
   return undefined;
 }
 
+/** The probe handlers Istio's injector rewrites (app_probe.go): tcpSocket from 1.12, grpc from 1.13. */
+function rewrittenOn(version: IstioVersion): (handler: ProbeHandler) => boolean {
+  return (handler) =>
+    handler === 'httpGet' ||
+    (handler === 'tcpSocket' && atLeast(version, 12)) ||
+    (handler === 'grpc' && atLeast(version, 13));
+}
+
 /**
  * Istio's injector rewrites httpGet, tcpSocket and grpc probes through its agent (app_probe.go;
  * tcpSocket from 1.12, grpc from 1.13), which dials the app from 127.0.0.6, outside capture: then
@@ -124,61 +136,70 @@ const policy: Policy<'probe-port-exclusion'> = {
     // A proxy of either kind captures inbound traffic; only its revision's settings matter here.
     const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
     if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
-    const rewritten = parseBool(annotation(pod, REWRITE)) ?? revision.rewriteProbes;
-    // Which probe handlers Istio rewrites on this version; the rest reach the app through capture.
-    const rewrites = (handler: string) =>
-      rewritten &&
-      (handler === 'httpGet' ||
-        (handler === 'tcpSocket' && atLeast(revision.version, 12)) ||
-        (handler === 'grpc' && atLeast(revision.version, 13)));
-    const checked = (handler: string) => handler !== 'exec' && !rewrites(handler);
+    const version = showVersion(revision.version);
+    // webhook.go applyRewrite: the annotation when ParseBool reads it, else the injector's values.
+    const own = parseBool(annotation(pod, REWRITE));
+    const rewritten = own ?? revision.rewriteProbes;
     if (rewritten && atLeast(revision.version, 13))
-      return { result: 'skip', reason: `Istio ${showVersion(revision.version)} rewrites every probe` };
+      return { result: 'skip', reason: `Istio ${version} rewrites every probe` };
+    const rewrites = rewritten ? rewrittenOn(revision.version) : () => false;
+    const all = containers(pod).map((c) => c.container);
+    // The probes that reach the app through the proxy's inbound capture.
+    const trapped = all.flatMap((container) =>
+      probesOf(container)
+        .filter((p) => p.handler !== 'exec' && p.port !== undefined && !rewrites(p.handler))
+        .map((probe) => ({ container, probe })),
+    );
+    if (trapped.length === 0) {
+      const why = !rewritten
+        ? `no httpGet, tcpSocket or grpc probe (probe rewriting is off ${own === false ? `by ${REWRITE}` : 'mesh-wide'})`
+        : `Istio ${version} rewrites this pod's probes`;
+      return { result: 'skip', reason: why };
+    }
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
     const included = annotation(pod, INCLUDE);
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = portList(annotation(pod, EXCLUDE));
-    const all = containers(pod).map((c) => c.container);
-    let names: Map<number, string[]> | undefined;
-    let served: ReturnType<typeof servedPorts> | undefined;
+    const names = portNames(all);
+    const served = cluster.enabled ? servedPorts(pod, namespace, cluster) : undefined;
 
     const add: number[] = [];
+    const unverified: number[] = [];
     const warnings: string[] = [];
     const seen = new Set<number>();
-    for (const container of all) {
-      for (const probe of probesOf(container)) {
-        if (probe.port === undefined || !checked(probe.handler)) continue;
-        let port = probe.port;
-        if (typeof port === 'string') {
-          const named = containerPorts(container).find((p) => p.name === probe.port);
-          if (!named) {
-            warnings.push(
-              `${probe.kind} of container ${container.name} names port ${probe.port}, which the container does not declare; skipped`,
-            );
-            continue;
-          }
-          port = named.containerPort;
-        }
-        if (seen.has(port)) continue;
-        seen.add(port);
-        if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
-        if (!cluster.enabled) {
+    for (const { container, probe } of trapped) {
+      let port = probe.port as number | string;
+      if (typeof port === 'string') {
+        const named = containerPorts(container).find((p) => p.name === probe.port);
+        if (!named) {
           warnings.push(
-            `could not verify that probe port ${port} serves no Service (cluster lookups are off); not excluded`,
+            `${probe.kind} of container ${container.name} names port ${probe.port}, which the container does not declare; skipped`,
           );
           continue;
         }
-        names ??= portNames(all);
-        served ??= servedPorts(pod, namespace, cluster);
-        const service = serviceOnPort(served, port, names.get(port) ?? noNames);
-        if (service) {
-          warnings.push(
-            `probe port ${port} also serves Service ${service}; excluding it would bypass mTLS — rely on Istio's probe rewrite`,
-          );
-          continue;
-        }
+        port = named.containerPort;
+      }
+      if (seen.has(port)) continue;
+      seen.add(port);
+      if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
+      const service = served && serviceOnPort(served, port, names.get(port) ?? noNames);
+      if (service) {
+        warnings.push(
+          `probe port ${port} also serves Service ${service}: excluding it would bypass mTLS; turn probe rewriting on (${REWRITE}: "true") instead`,
+        );
+      } else if (!cluster.servicesComplete) {
+        unverified.push(port);
+      } else {
         add.push(port);
       }
+    }
+    if (unverified.length > 0) {
+      const where = cluster.enabled
+        ? `the inputs may not hold every Service of namespace ${namespace} (meshguard check --services-complete)`
+        : 'cluster lookups are off';
+      warnings.push(
+        `probe port${unverified.length > 1 ? 's' : ''} ${unverified.join(',')} not excluded: cannot verify that no Service sends traffic there (${where})`,
+      );
     }
     if (add.length === 0) return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };
     const ports = add.join(',');
