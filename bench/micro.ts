@@ -12,7 +12,6 @@ import type { AdmissionRequest, KubeObject } from '../src/admission/types.js';
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { serviceRecord } from '../src/cluster/records.js';
 import type { ClusterView } from '../src/cluster/view.js';
-import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { evaluate } from '../src/engine/evaluate.js';
 import { Registry } from '../src/engine/registry.js';
@@ -33,6 +32,7 @@ import {
   reviewText,
   servingPair,
   table,
+  benchConfig,
 } from './common.js';
 
 export interface MicroOptions {
@@ -302,7 +302,7 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   // First, while this process is still small: the servers start beside it.
   log(`start to ready: ${opts.startRuns} runs each of meshguard, bare fastify and node:https, interleaved`);
   const startMs = await startToReady(opts.startRuns);
-  const { config } = await loadConfig();
+  const { config } = await benchConfig();
   const cluster = benchCluster();
   const ctx = { config, cluster };
   const t = (name: string, fn: () => unknown) => {
