@@ -211,7 +211,8 @@ t.test("discovered from Istio's objects", async (t) => {
 
 t.test('the status port and the store following the configuration', async (t) => {
   t.equal(statusPort(pod({}, { 'status.sidecar.istio.io/port': '15999' })), 15999);
-  t.equal(statusPort(pod({}, { 'status.sidecar.istio.io/port': 'x' })), 15020);
+  t.equal(statusPort(pod({}, { 'status.sidecar.istio.io/port': 'x' })), undefined, 'Istio rejects such a pod');
+  t.equal(statusPort(pod()), 15020);
   const config = new ConfigStore(configOf(), 'test');
   const store = MeshStore.following(config);
   t.equal(showVersion(store.current.version), '1.31');
@@ -220,4 +221,29 @@ t.test('the status port and the store following the configuration', async (t) =>
   const before = store.current;
   config.setBase('mesh: {istioVersion: nope}', 'file');
   t.equal(store.current, before, 'an invalid configuration changes nothing');
+});
+
+t.test('meshguard mesh: the profile from manifests, and the webhook ordering', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const injector = mwc('istio-sidecar-injector', 'default', [
+    { name: 'namespace.sidecar-injector.istio.io', namespaceSelector: {}, objectSelector: {} },
+  ]);
+  const ours = (name: string) => ({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name },
+    webhooks: [{ name: 'mutate.meshguard.io' }],
+  });
+  const run = (objects: unknown[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), 'mesh', '-'], {
+      input: objects.map((o) => yaml.dump(o)).join('---\n'),
+      encoding: 'utf8',
+      cwd: packageRoot,
+    });
+  const good = run([ours('0-meshguard'), injector]);
+  t.equal(good.status, 0, good.stderr);
+  t.match(good.stdout, /webhook ordering: 0-meshguard runs before istio-sidecar-injector: ok/);
+  t.match(good.stdout, /istio-sidecar-injector\/namespace\.sidecar-injector\.istio\.io → default/);
+  const bad = run([ours('meshguard'), injector]);
+  t.match(bad.stdout, /webhook ordering: meshguard runs AFTER istio-sidecar-injector/);
 });
