@@ -59,11 +59,23 @@ const policy: Policy<'destinationrule-placement'> = {
       );
     }
 
+    // `*.<own namespace>.svc.<domain>` matches only this namespace's Services, which step 1 reads anyway.
+    const shadows = host.startsWith('*') && host !== `*.${namespace}.svc.${config.clusterDomain}`;
+
     // A rule with a workloadSelector is forced private (exportTo ".", setDestinationRules) and used
     // only by matching sidecars of its own namespace (SidecarScope.DestinationRule,
     // pilot/pkg/model/sidecar.go), from Istio 1.14; before that the selector is not read at all.
     if (isRecord(spec.workloadSelector)) {
-      if (atLeast(mesh.version, 14)) return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };
+      if (atLeast(mesh.version, 14)) {
+        // Still found by step 1 for every sidecar of the namespace; one it does not select then
+        // gets the last rule without a selector for that host, or none (SidecarScope.DestinationRule).
+        if (shadows && namespace !== root) {
+          warnings.push(
+            `clients in ${namespace} use this rule for every host matching ${host} when it selects them, and no rule at all when it doesn't (unless one without a selector for ${host} is in ${namespace})`,
+          );
+        }
+        return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };
+      }
       warnings.push('workloadSelector is ignored before Istio 1.14: this rule applies to every client that reads it');
     }
 
@@ -75,13 +87,7 @@ const policy: Policy<'destinationrule-placement'> = {
 
     // Shadowing: a wildcard in a client namespace answers step 1 for every host it matches, so those
     // clients never reach the hosts' own rules or the root namespace's, however specific.
-    // `*.<own namespace>.svc.<domain>` matches only this namespace's Services, which step 1 reads anyway.
-    if (
-      host.startsWith('*') &&
-      namespace !== root &&
-      ownClientsRead &&
-      host !== `*.${namespace}.svc.${config.clusterDomain}`
-    ) {
+    if (shadows && namespace !== root && ownClientsRead) {
       warnings.push(
         `clients in ${namespace} use this rule for every host matching ${host}, never those hosts' own rules or ${root}'s (Istio reads the client's namespace first)`,
       );
