@@ -60,6 +60,6 @@ export interface ClusterView {
   externalNamesOnPort(port: number): Iterable<ServiceRecord>;
   /** ServiceEntries that have a port with this number (any protocol). */
   serviceEntriesOnPort(port: number): Iterable<ServiceEntryRecord>;
-  /** ServiceEntries that list this host exactly (as written, lower case). */
+  /** ServiceEntries that list this host (compared case-insensitively; wildcards only as written). */
   serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord>;
 }

@@ -114,15 +114,15 @@ function collide(a: Party, b: Party): boolean {
 }
 
 function fix(owners: readonly Party[], mesh: MeshProfile): string {
-  if (owners.some((o) => o.kind === 'Service')) return 'use a ServiceEntry with explicit addresses';
+  if (owners.some((o) => o.kind === 'Service')) return 'use ServiceEntries with addresses';
   if (!atLeast(mesh.version, 25)) {
     return mesh.dnsCapture
       ? 'set addresses, or turn on ISTIO_META_DNS_AUTO_ALLOCATE'
-      : 'set addresses, or turn on ISTIO_META_DNS_CAPTURE and ISTIO_META_DNS_AUTO_ALLOCATE';
+      : 'set addresses, or turn on DNS capture and ISTIO_META_DNS_AUTO_ALLOCATE';
   }
   // With DNS capture on 1.25+, only an entry the allocator skips (opt-out label, wildcard host) owns the port.
   if (mesh.dnsCapture) return "set addresses (Istio's auto-allocation skips it)";
-  return 'set addresses, or turn on ISTIO_META_DNS_CAPTURE (sidecars then use auto-allocated ones)';
+  return 'set addresses, or turn on DNS capture to use auto-allocated ones';
 }
 
 const policy: Policy<'externalname-tcp-collision'> = {
@@ -168,7 +168,7 @@ const policy: Policy<'externalname-tcp-collision'> = {
         names.slice(0, MAX_NAMED).join(', ') + (names.length > MAX_NAMED ? ` +${names.length - MAX_NAMED} more` : '');
       const owners = [self, ...others].filter((p) => p.role === 'owner');
       const why = owners.some((o) => o.kind === 'Service')
-        ? `Istio ${showVersion(mesh.version)} routes TCP by port alone to hosts without addresses`
+        ? `Istio ${showVersion(mesh.version)} routes TCP by port alone`
         : `no addresses: one 0.0.0.0:${port} listener in sidecars`;
       const what =
         self.role === 'owner'

@@ -333,22 +333,39 @@ t.test('kubectl apply --dry-run=server: through meshguard, nothing stored', asyn
   t.match(denied.stderr, /denied the request: meshguard destinationrule-placement: DestinationRule ns1\/dry-kubectl/);
 });
 
-t.test('a second ExternalName Service on the same TCP port is admitted with a warning', async (t) => {
-  const svc = (namespace: string, name: string) => ({
-    metadata: { name },
-    spec: { type: 'ExternalName', externalName: `${name}.rds.example.com`, ports: [{ port: 3306, protocol: 'TCP' }] },
-  });
-  const first = await withWarnings((o) =>
-    core.createNamespacedService({ namespace: 'shop', body: svc('shop', 'mysql-a') }, o),
-  );
+t.test('a second ServiceEntry without addresses on the same TCP port is admitted with a warning', async (t) => {
+  // On current Istio ExternalName Services are aliases without listeners (1.21+): the live form of
+  // the trap is a DNS ServiceEntry without addresses, which owns 0.0.0.0:<port> in sidecars.
+  const entry = (namespace: string, name: string) =>
+    withWarnings((o) =>
+      custom.createNamespacedCustomObject(
+        {
+          group: 'networking.istio.io',
+          version: 'v1beta1',
+          namespace,
+          plural: 'serviceentries',
+          body: {
+            apiVersion: 'networking.istio.io/v1beta1',
+            kind: 'ServiceEntry',
+            metadata: { name, namespace },
+            spec: {
+              hosts: [`${name}.rds.example.com`],
+              location: 'MESH_EXTERNAL',
+              resolution: 'DNS',
+              ports: [{ number: 3306, name: 'tcp-mysql', protocol: 'TCP' }],
+            },
+          },
+        },
+        o,
+      ),
+    );
+  const first = await entry('shop', 'mysql-a');
   t.strictSame(first.warnings, []);
   await sleep(500); // the watch brings mysql-a into the view
-  const second = await withWarnings((o) =>
-    core.createNamespacedService({ namespace: 'payments', body: svc('payments', 'mysql-b') }, o),
-  );
-  t.equal(second.value.metadata?.name, 'mysql-b', 'admitted');
+  const second = await entry('payments', 'mysql-b');
+  t.equal((second.value as { metadata?: { name?: string } }).metadata?.name, 'mysql-b', 'admitted');
   t.match(second.warnings, [
-    /^meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a to another host/,
+    /^meshguard externalname-tcp-collision: TCP port 3306 also carries ServiceEntry shop\/mysql-a to another host/,
   ]);
 });
 
