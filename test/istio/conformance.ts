@@ -535,13 +535,17 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   differences.push(...input.errors);
   const on = (rs: Iterable<string>) => [...rs].sort().join(', ') || 'nothing';
   const detail = `Istio ${code} on ${on(istio)} | meshguard on ${on(ours.keys())} (${entries.map((e) => e.counterpart).join('; ')})`;
+  const notes = [
+    other.length > 0 ? `not compared (no meshguard counterpart): ${other.join(', ')}` : '',
+    mesh.problems.length > 0 ? `profile problems: ${mesh.problems.join('; ')}` : '',
+  ].filter(Boolean);
   return {
     kind: 'analyze',
     id,
     detail,
     differences,
     compared: true,
-    ...(other.length > 0 && { note: `not compared (no meshguard counterpart): ${other.join(', ')}` }),
+    ...(notes.length > 0 && { note: notes.join('; ') }),
   };
 }
 
@@ -605,20 +609,30 @@ export interface Verdict {
   status: Status;
   /** Differences no known entry lists. */
   unlisted: string[];
+  /** The known entries' reasons for the listed ones (with when to recheck them). */
+  reasons: string[];
 }
 
 export function judgeRows(rows: readonly Row[], known: readonly Known[]): { verdicts: Verdict[]; stale: string[] } {
-  const listed = new Map<string, Set<string>>();
+  // case → difference → the entry that lists it
+  const listed = new Map<string, Map<string, Known>>();
   for (const k of known) {
-    const set = listed.get(k.case) ?? new Set();
-    k.differences.forEach((d) => set.add(d));
-    listed.set(k.case, set);
+    const map = listed.get(k.case) ?? new Map<string, Known>();
+    k.differences.forEach((d) => map.set(d, k));
+    listed.set(k.case, map);
   }
   const used = new Set<string>();
   const verdicts = rows.map((row): Verdict => {
     const mine = listed.get(row.id);
     const unlisted = row.differences.filter((d) => !mine?.has(d));
-    row.differences.forEach((d) => mine?.has(d) && used.add(`${row.id}\n${d}`));
+    const entries = new Set<Known>();
+    for (const d of row.differences) {
+      const k = mine?.get(d);
+      if (!k) continue;
+      used.add(`${row.id}\n${d}`);
+      entries.add(k);
+    }
+    const reasons = [...entries].map((k) => k.reason.trim() + (k.recheck ? ` [recheck ${k.recheck}]` : ''));
     const status: Status =
       row.differences.length > 0
         ? unlisted.length > 0
@@ -627,7 +641,7 @@ export function judgeRows(rows: readonly Row[], known: readonly Known[]): { verd
         : !row.compared
           ? 'not compared'
           : 'agree';
-    return { row, status, unlisted };
+    return { row, status, unlisted, reasons };
   });
   const stale = known.flatMap((k) =>
     k.differences.filter((d) => !used.has(`${k.case}\n${d}`)).map((d) => `${k.case}: ${d}`),
