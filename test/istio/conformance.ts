@@ -10,13 +10,14 @@ import { MemoryClusterView } from '../../src/cluster/memory.js';
 import { judge } from '../../src/commands/check.js';
 import { loadConfig } from '../../src/config/load.js';
 import { compileScope } from '../../src/config/scope.js';
+import type { MeshSettings } from '../../src/config/types.js';
 import { Registry } from '../../src/engine/registry.js';
 import { podFromTemplate } from '../../src/engine/workloads.js';
 import { isRecord } from '../../src/guards.js';
 import { parseManifests } from '../../src/manifests.js';
 import { discoverMesh } from '../../src/mesh/discover.js';
 import { sidecarOf, type Sidecar } from '../../src/mesh/injection.js';
-import { resolveProfile } from '../../src/mesh/profile.js';
+import { nothingDiscovered, parseVersion, resolveProfile } from '../../src/mesh/profile.js';
 import { parseProxyConfig } from '../../src/mesh/proxy-config.js';
 import { policies } from '../../src/policies/index.js';
 
@@ -252,7 +253,7 @@ const scalar = (v: string): unknown =>
  * ConfigMap (values, config), the mesh ConfigMap, istiod's ENABLE_NATIVE_SIDECARS, the Nodes —
  * so meshguard discovers its profile from them exactly as it does in a cluster.
  */
-async function installation(dir: string, index: Obj, c: Obj): Promise<unknown[]> {
+async function installation(dir: string, index: Obj, c: Obj): Promise<{ objects: unknown[]; declared: MeshSettings }> {
   const defaults = at(index, 'defaults');
   const values: Obj = {};
   const mesh: Obj = {};
@@ -286,7 +287,18 @@ async function installation(dir: string, index: Obj, c: Obj): Promise<unknown[]>
     alwaysInjectSelector: at(injector, 'alwaysInjectSelector') ?? [],
   };
   const nodes = list(at(defaults, 'native_sidecar', `${str(c.test) ?? ''}_nodes`));
-  return [
+  // The same settings as a user declares them in meshguard's `mesh:` section.
+  const minors = nodes.flatMap((n) => parseVersion(str(at(n, 'kubeletVersion')))?.minor ?? []);
+  const rewrite = at(values, 'sidecarInjectorWebhook', 'rewriteAppHTTPProbe');
+  const declared: MeshSettings = {
+    nativeSidecars: native === 'true' ? 'enabled' : native === 'auto' ? 'auto' : 'disabled',
+    ...(minors.length > 0 && { kubeletVersion: `1.${Math.min(...minors)}` }),
+    ...(typeof rewrite === 'boolean' && { rewriteProbes: rewrite }),
+    holdApplicationUntilProxyStarts:
+      at(values, 'global', 'proxy', 'holdApplicationUntilProxyStarts') === true ||
+      at(mesh, 'defaultConfig', 'holdApplicationUntilProxyStarts') === true,
+  };
+  const objects = [
     configMap('istio-sidecar-injector', { config: yaml.dump(config), values: JSON.stringify(values) }),
     configMap('istio', { mesh: yaml.dump(mesh) }),
     {
@@ -306,6 +318,7 @@ async function installation(dir: string, index: Obj, c: Obj): Promise<unknown[]>
       status: { nodeInfo: { kubeletVersion: str(at(n, 'kubeletVersion')) } },
     })),
   ];
+  return { objects, declared };
 }
 
 const configMap = (name: string, data: Record<string, string>) => ({
@@ -329,13 +342,16 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
   const goldenFile = str(c.golden_output) ?? '';
   const input = templates(await readDocs(join(dir, 'inject'), inputFile));
   const istio = await installation(dir, index, c);
-  const mesh = resolveProfile({}, discoverMesh(istio));
+  const mesh = resolveProfile({}, discoverMesh(istio.objects));
+  // The same settings declared in `mesh:` instead of discovered must give the same model.
+  const declaredMesh = resolveProfile(istio.declared, nothingDiscovered);
   const namespaces = [...new Set(input.map(namespaceOf))];
   const cluster = MemoryClusterView.fromObjects([
     ...namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: INJECTED } })),
     ...(await readDocs(join(dir, 'inject'), inputFile)),
   ]);
   const predictions = input.map((t) => predict(sidecarOf(t.pod, namespaceOf(t), cluster, mesh), t.pod));
+  const declaredPredictions = input.map((t) => predict(sidecarOf(t.pod, namespaceOf(t), cluster, declaredMesh), t.pod));
   const show = (p: { proxy: string; rewrite: string; hold: string }) =>
     `proxy ${p.proxy}, rewrite ${p.rewrite}, hold ${p.hold}`;
   const problems = mesh.problems.length > 0 ? `; profile problems: ${mesh.problems.join('; ')}` : '';
@@ -366,6 +382,8 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
   const details: string[] = [];
   input.forEach((t, i) => {
     const p = predictions[i] as Predicted;
+    const d = declaredPredictions[i] as Predicted;
+    if (show(d) !== show(p)) differences.push(`${t.label}: declared in mesh: ${show(d)}, discovered ${show(p)}`);
     const o = observe(t.pod, golden[i] as Template);
     details.push(`${t.label}: ${show(p)} | Istio ${show(o)}`);
     if (p.proxy !== o.proxy) {
@@ -535,13 +553,17 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   differences.push(...input.errors);
   const on = (rs: Iterable<string>) => [...rs].sort().join(', ') || 'nothing';
   const detail = `Istio ${code} on ${on(istio)} | meshguard on ${on(ours.keys())} (${entries.map((e) => e.counterpart).join('; ')})`;
+  const notes = [
+    other.length > 0 ? `not compared (no meshguard counterpart): ${other.join(', ')}` : '',
+    mesh.problems.length > 0 ? `profile problems: ${mesh.problems.join('; ')}` : '',
+  ].filter(Boolean);
   return {
     kind: 'analyze',
     id,
     detail,
     differences,
     compared: true,
-    ...(other.length > 0 && { note: `not compared (no meshguard counterpart): ${other.join(', ')}` }),
+    ...(notes.length > 0 && { note: notes.join('; ') }),
   };
 }
 
@@ -605,20 +627,30 @@ export interface Verdict {
   status: Status;
   /** Differences no known entry lists. */
   unlisted: string[];
+  /** The known entries' reasons for the listed ones (with when to recheck them). */
+  reasons: string[];
 }
 
 export function judgeRows(rows: readonly Row[], known: readonly Known[]): { verdicts: Verdict[]; stale: string[] } {
-  const listed = new Map<string, Set<string>>();
+  // case → difference → the entry that lists it
+  const listed = new Map<string, Map<string, Known>>();
   for (const k of known) {
-    const set = listed.get(k.case) ?? new Set();
-    k.differences.forEach((d) => set.add(d));
-    listed.set(k.case, set);
+    const map = listed.get(k.case) ?? new Map<string, Known>();
+    k.differences.forEach((d) => map.set(d, k));
+    listed.set(k.case, map);
   }
   const used = new Set<string>();
   const verdicts = rows.map((row): Verdict => {
     const mine = listed.get(row.id);
     const unlisted = row.differences.filter((d) => !mine?.has(d));
-    row.differences.forEach((d) => mine?.has(d) && used.add(`${row.id}\n${d}`));
+    const entries = new Set<Known>();
+    for (const d of row.differences) {
+      const k = mine?.get(d);
+      if (!k) continue;
+      used.add(`${row.id}\n${d}`);
+      entries.add(k);
+    }
+    const reasons = [...entries].map((k) => k.reason.trim() + (k.recheck ? ` [recheck ${k.recheck}]` : ''));
     const status: Status =
       row.differences.length > 0
         ? unlisted.length > 0
@@ -627,7 +659,7 @@ export function judgeRows(rows: readonly Row[], known: readonly Known[]): { verd
         : !row.compared
           ? 'not compared'
           : 'agree';
-    return { row, status, unlisted };
+    return { row, status, unlisted, reasons };
   });
   const stale = known.flatMap((k) =>
     k.differences.filter((d) => !used.has(`${k.case}\n${d}`)).map((d) => `${k.case}: ${d}`),

@@ -17,13 +17,16 @@ export function render(source: string, verdicts: readonly Verdict[], stale: read
     "tests call the injector directly, bypassing the API server's webhook selectors; this namespace is one the",
     "default install's namespace.sidecar-injector.istio.io webhook selects. Columns: proxy none/unknown/classic/",
     'native; rewrite = app probes sent to the agent (- = no httpGet/tcpSocket/grpc probe); hold = the app waits',
-    'for istio-proxy (postStart pilot-agent wait). Analyzer cases: IST messages with a meshguard counterpart.',
+    'for istio-proxy (postStart pilot-agent wait). Analyzer cases: IST messages with a meshguard counterpart,',
+    'compared per resource (Istio may report one message per port). ✗ unlisted difference, ~ listed in the',
+    'known-differences file (its reason follows).',
     '',
   ];
-  for (const { row, status, unlisted } of verdicts) {
+  for (const { row, status, unlisted, reasons } of verdicts) {
     out.push(`${mark[status].padEnd(8)} ${row.id}`);
     if (row.detail) out.push(`         ${row.detail}`);
     for (const d of row.differences) out.push(`         ${unlisted.includes(d) ? '✗' : '~'} ${d}`);
+    for (const r of reasons) out.push(`         known: ${r}`);
     if (row.note) out.push(`         note: ${row.note}`);
   }
   out.push('');
