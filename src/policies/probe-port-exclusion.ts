@@ -151,9 +151,10 @@ const policy: Policy<'probe-port-exclusion'> = {
         .map((probe) => ({ container, probe })),
     );
     if (trapped.length === 0) {
+      const handlers = atLeast(revision.version, 12) ? 'httpGet and tcpSocket' : 'httpGet';
       const why = !rewritten
         ? `no httpGet, tcpSocket or grpc probe (probe rewriting is off ${own === false ? `by ${REWRITE}` : 'mesh-wide'})`
-        : `Istio ${version} rewrites this pod's probes`;
+        : `no probe goes through the proxy: Istio ${version} rewrites ${handlers} probes, exec probes have no port`;
       return { result: 'skip', reason: why };
     }
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
@@ -184,9 +185,11 @@ const policy: Policy<'probe-port-exclusion'> = {
       if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
       const service = served && serviceOnPort(served, port, names.get(port) ?? noNames);
       if (service) {
-        warnings.push(
-          `probe port ${port} also serves Service ${service}: excluding it would bypass mTLS; turn probe rewriting on (${REWRITE}: "true") instead`,
-        );
+        // Rewriting helps only where this Istio rewrites the probe's handler.
+        const instead = rewrittenOn(revision.version)(probe.handler)
+          ? `turn probe rewriting on (${REWRITE}: "true")`
+          : `Istio ${version} does not rewrite ${probe.handler} probes: probe a dedicated port or use exec`;
+        warnings.push(`probe port ${port} also serves Service ${service}: excluding it would bypass mTLS; ${instead}`);
       } else if (!cluster.servicesComplete) {
         unverified.push(port);
       } else {
@@ -194,11 +197,11 @@ const policy: Policy<'probe-port-exclusion'> = {
       }
     }
     if (unverified.length > 0) {
-      const where = cluster.enabled
-        ? `the inputs may not hold every Service of namespace ${namespace} (meshguard check --services-complete)`
-        : 'cluster lookups are off';
+      const ports = `probe port${unverified.length > 1 ? 's' : ''} ${unverified.join(',')} not excluded`;
       warnings.push(
-        `probe port${unverified.length > 1 ? 's' : ''} ${unverified.join(',')} not excluded: cannot verify that no Service sends traffic there (${where})`,
+        cluster.enabled
+          ? `${ports}: the inputs may not hold every Service of namespace ${namespace} (say so with meshguard check --services-complete)`
+          : `${ports}: cluster lookups are off, so the Services that may use them are unknown`,
       );
     }
     if (add.length === 0) return warnings.length > 0 ? { result: 'warn', warnings } : { result: 'pass' };

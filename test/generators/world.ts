@@ -152,6 +152,7 @@ const annotations = fc
       'sidecar.istio.io/rewriteAppHTTPProbers': fc.constantFrom('true', 'false'),
       'sidecar.istio.io/inject': fc.constantFrom('true', 'false', 'yes'),
       'sidecar.istio.io/nativeSidecar': fc.constantFrom('true', 'false'),
+      'status.sidecar.istio.io/port': fc.constantFrom('15021', ' 15099 ', '15021', '0', '15o20'),
       'meshguard.io/skip': fc
         .subarray([...POLICY_IDS])
         .chain((ids) => fc.constantFrom(',', ', ', ' , ').map((sep) => ids.join(sep))),
@@ -168,6 +169,15 @@ const labels = fc.record(
   },
   { requiredKeys: [] },
 );
+
+const JOB = {
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  name: 'report-28391',
+  uid: '6f0c6b5e-0000-4000-8000-000000000001',
+  controller: true,
+  blockOwnerDeletion: true,
+};
 
 const owner = fc.constantFrom(
   undefined,
@@ -245,7 +255,7 @@ const command = fc.oneof(
   { weight: 2, arbitrary: fc.constant(undefined) },
   { weight: 1, arbitrary: fc.constant([]) },
   {
-    weight: 4,
+    weight: 8,
     arbitrary: fc
       .tuple(fc.constantFrom(...SHELL_COMMANDS), fc.array(userString, { maxLength: 2 }))
       .map(([c, rest]) => [...c, ...rest]),
@@ -293,21 +303,26 @@ export const pod: fc.Arbitrary<KubeObject> = fc
     name: fc.constantFrom('web-0', 'report-28391-abcde', 'p'),
     labels: fc.option(labels, { nil: undefined }),
     annotations: fc.option(annotations, { nil: undefined }),
-    owner,
+    // Job pods twice as often: job-sidecar-quit wraps only a narrow case of them (classic sidecar,
+    // one app container with a shell command).
+    owner: fc.oneof(owner, fc.constant({ ...JOB })),
+    restartPolicy: fc.constantFrom('Never', 'OnFailure'),
+    /** Most Job pods have one app container, the one case job-sidecar-quit wraps. */
+    oneContainer: fc.constantFrom(true, true, false),
     hostNetwork: fc.constantFrom(undefined, undefined, undefined, undefined, true, false),
     containers: fc.uniqueArray(container, { minLength: 1, maxLength: 3, selector: (c) => c.name }),
     initContainers: fc.option(fc.array(container, { maxLength: 1 }), { nil: undefined, freq: 4 }),
   })
   .map(
-    ({ name, labels, annotations, owner, hostNetwork, containers, initContainers }) =>
+    ({ name, labels, annotations, owner, restartPolicy, oneContainer, hostNetwork, containers, initContainers }) =>
       plain({
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: defined({ name, labels, annotations, ownerReferences: owner && [owner] }),
         spec: defined({
           hostNetwork,
-          restartPolicy: owner?.kind === 'Job' ? 'Never' : undefined,
-          containers: containers.map(defined),
+          restartPolicy: owner?.kind === 'Job' ? restartPolicy : undefined,
+          containers: (owner?.kind === 'Job' && oneContainer ? containers.slice(0, 1) : containers).map(defined),
           initContainers: initContainers?.map(defined),
         }),
       }) as KubeObject,
@@ -352,17 +367,25 @@ export interface World {
 const partialConfig = fc.record(
   {
     mode: fc.constantFrom('enforce', 'enforce', 'warn'),
-    nativeSidecars: fc.constantFrom(false, false, false, true),
+    // The mesh profile: both sides of each setting the pod policies follow.
+    mesh: fc.record(
+      {
+        istioVersion: fc.constantFrom('1.11', '1.12', '1.13', '1.22', '1.26', '1.30'),
+        nativeSidecars: fc.constantFrom('disabled', 'disabled', 'enabled', 'auto'),
+        kubeletVersion: fc.constantFrom('1.28', '1.33'),
+        rewriteProbes: fc.constantFrom(false, false, true),
+        holdApplicationUntilProxyStarts: fc.constantFrom(false, false, false, true),
+        revisions: fc.constantFrom(['default'], ['default', '1-24'], ['default', '1-24']),
+      },
+      { requiredKeys: [] },
+    ),
     policies: fc.record(
       {
         'hold-application-until-proxy-starts': fc.record({
           mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
         }),
         'probe-port-exclusion': fc.record(
-          {
-            mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
-            probeTypes: fc.subarray(['tcpSocket', 'httpGet', 'grpc']),
-          },
+          { mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off') },
           { requiredKeys: ['mode'] },
         ),
         'job-sidecar-quit': fc.record(
@@ -392,9 +415,11 @@ export const world: fc.Arbitrary<World> = fc
     ownNamespaceLabels: fc.option(namespaceLabels, { nil: undefined, freq: 8 }),
     services: fc.array(serviceSpec, { maxLength: 3 }),
     clusterOn: fc.constantFrom(true, true, true, true, true, false),
+    /** As a live cluster's view: it holds every Service (else probe ports are never excluded). */
+    servicesComplete: fc.constantFrom(true, true, true, false),
     config: partialConfig,
   })
-  .map(({ pod, namespace, namespaces, ownNamespaceLabels, services, clusterOn, config }) => {
+  .map(({ pod, namespace, namespaces, ownNamespaceLabels, services, clusterOn, servicesComplete, config }) => {
     const objects: unknown[] = [];
     const nsLabels = {
       ...namespaces,
@@ -413,6 +438,6 @@ export const world: fc.Arbitrary<World> = fc
         spec: defined({ selector, ports: s.ports.map((p) => defined({ ...p, protocol: 'TCP' })) }),
       });
     });
-    const cluster = clusterOn ? MemoryClusterView.fromObjects(objects) : clusterOff;
+    const cluster = clusterOn ? MemoryClusterView.fromObjects(objects, servicesComplete) : clusterOff;
     return { pod, namespace, objects, cluster, config };
   });
