@@ -109,13 +109,23 @@ t.test('certs writes a CA and a serving certificate for the Service, and prints 
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-certs-'));
   const r = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--days', '30']);
   t.equal(r.code, 0, r.err);
-  const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
+  const caPem = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  const ca = new X509Certificate(caPem);
   const serving = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
   t.equal(Buffer.from(r.out.trim(), 'base64').toString(), readFileSync(join(dir, 'ca.crt'), 'utf8'));
   t.ok(serving.verify(ca.publicKey), 'signed by the CA');
   t.match(serving.subjectAltName, /DNS:meshguard\.mesh-system\.svc, DNS:meshguard\.mesh-system\.svc\.cluster\.local/);
   t.equal(serving.publicKey.asymmetricKeyType, 'ec');
-  t.match(cli(['certs', '--service', 'Bad_Name', '--namespace', 'x']), { code: 2 });
+  t.match(cli(['certs', '--service', 'Bad_Name', '--namespace', 'x', '--out', dir]), { code: 2 });
+  // Never a silent new CA: an installed caBundle would stop matching.
+  const again = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir]);
+  t.equal(again.code, 2);
+  t.match(again.err, /ca\.key exists; --force replaces it/);
+  t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caPem, 'the CA is untouched');
+  const forced = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--force']);
+  t.equal(forced.code, 0, forced.err);
+  t.not(readFileSync(join(dir, 'ca.crt'), 'utf8'), caPem, '--force replaces it');
+  t.match(cli(['certs', '--service', 'meshguard', '--namespace', 'x']), { code: 2, err: /--out DIR is required/ });
 });
 
 t.test('every failure is exit 2 with one line on stderr', async (t) => {
