@@ -28,6 +28,7 @@ export const UNKNOWN_NAMESPACE = '(unknown)';
 
 /** Diffs past these sizes are cut: a report is read by people, the whole patch is in --output json. */
 const MAX_DIFF_LINES = 60;
+const MAX_ADDED_RUN = 12;
 const MAX_DIFF_INPUT = 256 * 1024;
 
 const INJECTED: Readonly<Record<string, string>> = Object.freeze({ 'istio-injection': 'enabled' });
@@ -78,6 +79,18 @@ function findings(decisions: readonly Decision[], unverified: (d: Decision) => s
   return out;
 }
 
+/** Long runs of added lines (a Job's wrapper script) cut to their start: the report stays readable. */
+function shortenRuns(lines: string[]): string[] {
+  const out: string[] = [];
+  let run = 0;
+  for (const l of lines) {
+    run = l.startsWith('+') && !l.startsWith('+++') ? run + 1 : 0;
+    if (run <= MAX_ADDED_RUN) out.push(l);
+    else if (run === MAX_ADDED_RUN + 1) out.push('+ …');
+  }
+  return out;
+}
+
 /** A unified diff of the patch, never expanding YAML aliases, cut to a readable size. */
 function diffOf(object: KubeObject, patch: PatchOp[], label: string): string {
   const before = yaml.dump(object, { lineWidth: -1 });
@@ -91,8 +104,8 @@ function diffOf(object: KubeObject, patch: PatchOp[], label: string): string {
       context: 2,
       timeout: 1000,
     }) ?? '(no diff: took too long)\n';
-  const lines = diff.split('\n');
-  if (lines.length <= MAX_DIFF_LINES) return diff;
+  const lines = shortenRuns(diff.split('\n'));
+  if (lines.length <= MAX_DIFF_LINES) return lines.join('\n');
   return [
     ...lines.slice(0, MAX_DIFF_LINES),
     `… ${lines.length - MAX_DIFF_LINES} more lines (the whole patch is in --output json)`,
