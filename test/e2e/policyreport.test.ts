@@ -140,3 +140,31 @@ for (const reportApi of ['openreports.io/v1alpha1', 'wgpolicyk8s.io/v1alpha2']) 
     }
   });
 }
+
+t.test('check --kubeconfig: namespace labels and Services the manifests lack come from the cluster', async (t) => {
+  const deployment = readFileSync(join(packageRoot, 'examples/faq/workloads.yaml'), 'utf8').split(/^---$/m)[0] ?? '';
+  const run = (args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), 'check', '--output', 'json', ...args, '-'],
+      {
+        encoding: 'utf8',
+        cwd: packageRoot,
+        input: deployment,
+      },
+    );
+  type Out = { reports: { findings: { policy: string; unverified?: string }[] }[] };
+  const alone = JSON.parse(run([]).stdout) as Out;
+  t.ok(
+    alone.reports[0]?.findings.every((f) => f.unverified),
+    'without the cluster: not verified',
+  );
+  const live = run(['--kubeconfig', cluster.kubeconfigPath]);
+  t.equal(live.status, 0, live.stderr);
+  const found = (JSON.parse(live.stdout) as Out).reports[0]?.findings ?? [];
+  t.ok(found.length > 0);
+  t.notOk(
+    found.some((f) => f.unverified),
+    'namespace shop and its istio-injection label read from the cluster',
+  );
+});
