@@ -164,6 +164,19 @@ t.test('workloads at /validate: pod policies on the template, never a patch or d
   t.match(cron.response.warnings, [/hold-application/, /job-sidecar-quit: would wrap/]);
 });
 
+t.test('workloads at /validate in enforce mode: a warning per change their pods will get', async (t) => {
+  const { app: a } = app({ config: { mode: 'enforce' } });
+  const cron = (
+    await post(a, '/validate', review('cronjob-create-mycronjob.mutate.json'))
+  ).json<AdmissionReviewResponse>();
+  t.equal(cron.response.allowed, true);
+  t.equal(cron.response.patch, undefined, 'the pods are patched when created, never the workload');
+  t.match(cron.response.warnings, [
+    /^meshguard hold-application-until-proxy-starts: when its pods are created, meshguard will set holdApplicationUntilProxyStarts: true/,
+    /^meshguard job-sidecar-quit: when its pods are created, meshguard will wrap the command of container mycronjob-1/,
+  ]);
+});
+
 t.test('DELETE and objects no policy cares about are allowed untouched', async (t) => {
   const { app: a } = app();
   const { response } = (

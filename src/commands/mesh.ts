@@ -44,7 +44,7 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   let found: DiscoveredMesh = nothingDiscovered;
   let from = 'configuration and defaults only';
   if (positionals.length > 0) {
-    found = discoverMesh((await readManifests(positionals, stdin)).map((m) => m.object));
+    found = discoverMesh((await readManifests(positionals, stdin)).manifests.map((m) => m.object));
     from = `Istio's objects in ${positionals.join(', ')}`;
   } else {
     const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);

@@ -231,9 +231,14 @@ t.test(
       ),
     );
     t.match(
-      warnings,
-      [/^meshguard probe-port-exclusion: probe port 8080 also serves Service web; excluding it would bypass mTLS/],
+      warnings.join('\n'),
+      /^meshguard probe-port-exclusion: probe port 8080 also serves Service web; excluding it would bypass mTLS/m,
       'workload-level warning to the person applying',
+    );
+    t.match(
+      warnings.join('\n'),
+      /^meshguard hold-application-until-proxy-starts: when its pods are created, meshguard will set holdApplicationUntilProxyStarts: true/m,
+      'and what its pods will get, in enforce mode too',
     );
     const pod = await eventually(
       'the Deployment Pod',

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import yaml from 'js-yaml';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { judge } from '../../src/commands/check.js';
 import { loadConfig } from '../../src/config/load.js';
 import { compileScope } from '../../src/config/scope.js';
 import type { MeshSettings } from '../../src/config/types.js';
@@ -20,6 +19,7 @@ import { sidecarOf, type Sidecar } from '../../src/mesh/injection.js';
 import { nothingDiscovered, parseVersion, resolveProfile } from '../../src/mesh/profile.js';
 import { parseProxyConfig } from '../../src/mesh/proxy-config.js';
 import { policies } from '../../src/policies/index.js';
+import { judge } from '../../src/report/index.js';
 
 /** The folder is missing or not laid out like shared/istio/: one line, exit 2. */
 export class LayoutError extends Error {}
@@ -519,7 +519,7 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   for (const file of list(c.input_files).map(String)) {
     let parsed;
     try {
-      parsed = parseManifests(await readText(base, file), file);
+      parsed = parseManifests(await readText(base, file), file).manifests;
     } catch (err) {
       if (err instanceof LayoutError) throw err;
       throw new LayoutError(`${join(base, file)}: ${(err as Error).message}`);
@@ -534,7 +534,15 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   const cluster = MemoryClusterView.fromObjects(objects);
   const mesh = resolveProfile(config.mesh, discoverMesh([...objects, ...meshObjects]));
   const engine = { registry: new Registry(policies), scope: compileScope(config), cluster, mesh };
-  const input: AnalyzerInput = { objects, reports: judge(manifests, engine), cluster, mesh, errors: [] };
+  // istioctl analyze puts objects that name no namespace in default.
+  const judged = manifests.map((m) => ({ ...m, namespace: m.object.metadata?.namespace ?? 'default' }));
+  const input: AnalyzerInput = {
+    objects,
+    reports: judge(judged, engine, { diff: false }),
+    cluster,
+    mesh,
+    errors: [],
+  };
 
   const codes = new Set(entries.flatMap((e) => e.codes));
   const expected = list(c.expected).filter(isRecord);
