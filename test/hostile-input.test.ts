@@ -38,14 +38,20 @@ const cluster = [
 const engine = engineOf({
   policies,
   cluster,
-  config: configOf({ policies: { 'job-sidecar-quit': { requireShellCommand: false } } }),
+  servicesComplete: true,
+  // The FAQs' mesh (Istio 1.11: classic sidecars, tcpSocket probes not rewritten): every pod
+  // policy does its heaviest work there.
+  config: configOf({
+    mesh: { istioVersion: '1.11' },
+    policies: { 'job-sidecar-quit': { requireShellCommand: false } },
+  }),
 });
 const job = [{ apiVersion: 'batch/v1', kind: 'Job', name: 'j', uid: 'u', controller: true }];
 const pod = (metadata: Record<string, unknown>, containers: unknown[]): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name: 'p', ...metadata },
-  spec: { containers },
+  spec: { restartPolicy: 'Never', containers },
 });
 
 /** Runs the engine as the server does and returns the answer's size and the time it took. */
@@ -137,11 +143,11 @@ t.test('a Service selecting the pod by port name still keeps that port captured'
       },
     ]),
   );
-  t.match(r.verdict.warnings, [/probe port 8080 also serves Service web;/]);
+  t.match(r.verdict.warnings, [/probe port 8080 also serves Service web/]);
   t.match(JSON.stringify(r.verdict.patch), /"8087"/);
 });
 
-t.test('thousands of Job containers: no patch of hundreds of MiB', async (t) => {
+t.test('thousands of Job containers: one warning, no patch', async (t) => {
   const many = admit(
     pod(
       { ownerReferences: job },
@@ -151,18 +157,17 @@ t.test('thousands of Job containers: no patch of hundreds of MiB', async (t) => 
   t.ok(many.ms < BUDGET_MS, `${Math.round(many.ms)} ms`);
   t.ok(many.bytes < 64 * 1024, `answer of ${many.bytes} bytes`);
   t.match(many.verdict.warnings, [
-    /job-sidecar-quit: 50000 containers not wrapped: their wrappers would add \d+ KiB to the pod, more than the 512 KiB/,
+    /job-sidecar-quit: 50000 app containers: the first to finish would stop istio-proxy/,
   ]);
-  const few = admit(
-    pod(
-      { ownerReferences: job },
-      Array.from({ length: 20 }, (_, i) => ({ name: `c${i}`, command: ['sh'] })),
-    ),
+  t.notOk(
+    many.verdict.patch.some((op) => op.path.startsWith('/spec/containers/')),
+    'none wrapped',
   );
+  const one = admit(pod({ ownerReferences: job }, [{ name: 'c', command: ['sh'] }]));
   t.equal(
-    few.verdict.patch.filter((op) => op.path.startsWith('/spec/containers/')).length,
-    40,
-    '20 containers are wrapped as usual',
+    one.verdict.patch.filter((op) => op.path.startsWith('/spec/containers/')).length,
+    2,
+    'one app container is wrapped as usual',
   );
 });
 

@@ -26,42 +26,26 @@ import { generateCa } from '../../src/tls/generate.js';
 import { startServe, writeServingPair } from '../serve-process.js';
 import { nothingDiscovered, resolveProfile } from '../../src/mesh/profile.js';
 
-// Two configurations a mix would show: hold-application-until-proxy-starts and job-sidecar-quit
-// swap modes (and the wrapper's timeout differs), so an answer from half of each has both
-// patches, or neither.
+// Two configurations a mix would show: destinationrule-placement's mode and the mesh's root
+// namespace (named in its message) change together, so an answer from half of each is neither.
+// A DestinationRule, because its answer needs no cluster lookups (serve runs --cluster off).
 export const CONFIG_A = `# configuration A
+mesh: {rootNamespace: istio-system}
 policies:
-  hold-application-until-proxy-starts: {mode: enforce}
-  job-sidecar-quit: {mode: warn, readyTimeoutSeconds: 60}
+  destinationrule-placement: {mode: enforce}
 `;
 export const CONFIG_B = `# configuration B
+mesh: {rootNamespace: mesh-root}
 policies:
-  hold-application-until-proxy-starts: {mode: warn}
-  job-sidecar-quit: {mode: enforce, readyTimeoutSeconds: 7}
+  destinationrule-placement: {mode: warn}
 `;
 
-/** A Job's pod that both policies act on, with cluster lookups off (the pod asks for injection). */
-const POD: KubeObject = {
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: {
-    generateName: 'report-',
-    namespace: 'batch',
-    labels: { 'sidecar.istio.io/inject': 'true', 'job-name': 'report' },
-    ownerReferences: [
-      {
-        apiVersion: 'batch/v1',
-        kind: 'Job',
-        name: 'report',
-        uid: '6f0c6b5e-0000-4000-8000-000000000001',
-        controller: true,
-      },
-    ],
-  },
-  spec: {
-    restartPolicy: 'Never',
-    containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date; echo done'] }],
-  },
+/** A DestinationRule in ns1 for a Service of default: only clients in ns1 would read it. */
+const RULE: KubeObject = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'DestinationRule',
+  metadata: { name: 'myservice', namespace: 'ns1' },
+  spec: { host: 'myservice.default.svc.cluster.local', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } },
 };
 
 /** The answer each configuration gives, computed here by the same engine. */
@@ -69,7 +53,7 @@ function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' |
   const parsed = parseConfig(configText);
   if (!parsed.ok) throw new Error(parsed.errors.join('; '));
   const decisions = evaluate(
-    { request: requestFor(POD, { namespace: 'batch' }), stage: 'mutate' },
+    { request: requestFor(RULE, { namespace: 'ns1' }), stage: 'validate' },
     {
       registry: new Registry(policies),
       scope: compileScope(parsed.config),
@@ -153,7 +137,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const body = JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: requestFor(POD, { namespace: 'batch', uid: 'x' }),
+    request: requestFor(RULE, { namespace: 'ns1', uid: 'x' }),
   });
   const samples: Sample[] = [];
   let uid = 0;
@@ -171,7 +155,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         {
           host: '127.0.0.1',
           port,
-          path: '/mutate',
+          path: '/validate',
           method: 'POST',
           ca: cas,
           agent,
