@@ -19,15 +19,19 @@ const review = (name: string) =>
     request: { uid: string; object: KubeObject };
   };
 
-const cluster = MemoryClusterView.fromObjects([
-  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
-  {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name: 'mysql-a', namespace: 'shop' },
-    spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] },
-  },
-]);
+// As a live cluster's watches: every Service of the namespace is known.
+const cluster = MemoryClusterView.fromObjects(
+  [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'mysql-a', namespace: 'shop' },
+      spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] },
+    },
+  ],
+  true,
+);
 
 function app(
   opts: {
@@ -40,7 +44,8 @@ function app(
   } = {},
 ) {
   const metrics = createMetrics();
-  const store = new ConfigStore(configOf(opts.config), 'test');
+  // The FAQs' mesh (Istio 1.11): classic sidecars, tcpSocket probes not rewritten — every pod trap exists.
+  const store = new ConfigStore(configOf({ mesh: { istioVersion: '1.11' }, ...(opts.config as object) }), 'test');
   const built = buildApp({
     store,
     registry: new Registry(opts.policies ?? policies),

@@ -1,9 +1,9 @@
 // Faults under load, against `meshguard serve` as a real process over HTTPS on loopback. For the
-// whole run, workers send pod reviews, half on new connections, half on keep-alive ones. Meanwhile:
+// whole run, workers send DestinationRule reviews, half on new connections, half on keep-alive ones. Meanwhile:
 //   1. the certificate and key files are replaced twice (by a new CA each time): no request or
 //      handshake may fail, and new connections must get the new certificate;
 //   2. the --config file is changed ten times between two configurations that differ in two
-//      policies at once: every answer must be exactly the one of either configuration, never a mix;
+//      settings at once: every answer must be exactly the one of either configuration, never a mix;
 //   3. SIGTERM: every request in flight is answered, new connections are then refused, and the
 //      process exits 0 within the grace period.
 // Shared by test/faults.test.ts (short) and test/faults/run.ts (`npm run faults`, 60 s).
@@ -26,50 +26,37 @@ import { generateCa } from '../../src/tls/generate.js';
 import { startServe, writeServingPair } from '../serve-process.js';
 import { nothingDiscovered, resolveProfile } from '../../src/mesh/profile.js';
 
-// Two configurations a mix would show: hold-application-until-proxy-starts and job-sidecar-quit
-// swap modes (and the wrapper's timeout differs), so an answer from half of each has both
-// patches, or neither.
+// Two configurations a mix would show: destinationrule-placement's mode (a denial or a warning)
+// and the mesh's root namespace (named in the message) swap together, so an answer from half of
+// each is a denial naming istio-config or a warning naming istio-system. (A pod review would not
+// do: with cluster lookups off its namespace's labels are unknown, and no pod policy acts.)
 export const CONFIG_A = `# configuration A
+mesh: {rootNamespace: istio-system}
 policies:
-  hold-application-until-proxy-starts: {mode: enforce}
-  job-sidecar-quit: {mode: warn, readyTimeoutSeconds: 60}
+  destinationrule-placement: {mode: enforce}
 `;
 export const CONFIG_B = `# configuration B
+mesh: {rootNamespace: istio-config}
 policies:
-  hold-application-until-proxy-starts: {mode: warn}
-  job-sidecar-quit: {mode: enforce, readyTimeoutSeconds: 7}
+  destinationrule-placement: {mode: warn}
 `;
 
-/** A Job's pod that both policies act on, with cluster lookups off (the pod asks for injection). */
-const POD: KubeObject = {
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: {
-    generateName: 'report-',
-    namespace: 'batch',
-    labels: { 'sidecar.istio.io/inject': 'true', 'job-name': 'report' },
-    ownerReferences: [
-      {
-        apiVersion: 'batch/v1',
-        kind: 'Job',
-        name: 'report',
-        uid: '6f0c6b5e-0000-4000-8000-000000000001',
-        controller: true,
-      },
-    ],
-  },
-  spec: {
-    restartPolicy: 'Never',
-    containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date; echo done'] }],
-  },
+/** A DestinationRule outside its host's namespace, which every configuration judges. */
+const OBJECT: KubeObject = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'DestinationRule',
+  metadata: { name: 'myservice', namespace: 'ns1' },
+  spec: { host: 'myservice.default.svc.cluster.local' },
 };
 
 /** The answer each configuration gives, computed here by the same engine. */
-function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' | 'warnings'> & { patch: unknown } {
+function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' | 'warnings'> & {
+  message: string | undefined;
+} {
   const parsed = parseConfig(configText);
   if (!parsed.ok) throw new Error(parsed.errors.join('; '));
   const decisions = evaluate(
-    { request: requestFor(POD, { namespace: 'batch' }), stage: 'mutate' },
+    { request: requestFor(OBJECT), stage: 'validate' },
     {
       registry: new Registry(policies),
       scope: compileScope(parsed.config),
@@ -78,7 +65,7 @@ function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' |
     },
   );
   const v = verdictOf(decisions, parsed.config);
-  return { allowed: v.allowed, warnings: v.warnings, patch: v.patch };
+  return { allowed: v.allowed, warnings: v.warnings, message: v.allowed ? undefined : v.denials.join('; ') };
 }
 
 export interface FaultOptions {
@@ -153,7 +140,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const body = JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: requestFor(POD, { namespace: 'batch', uid: 'x' }),
+    request: requestFor(OBJECT, { uid: 'x' }),
   });
   const samples: Sample[] = [];
   let uid = 0;
@@ -171,7 +158,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
         {
           host: '127.0.0.1',
           port,
-          path: '/mutate',
+          path: '/validate',
           method: 'POST',
           ca: cas,
           agent,
@@ -191,7 +178,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
               const got = {
                 allowed: response.allowed,
                 warnings: response.warnings ?? [],
-                patch: response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString()) : [],
+                message: response.status?.message,
               };
               if (isDeepStrictEqual(got, want.A)) return done('A');
               if (isDeepStrictEqual(got, want.B)) return done('B');
