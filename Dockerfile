@@ -22,7 +22,8 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
-COPY policies/meshguard.yaml policies/meshguard.schema.json ./policies/
+# The configuration, its schema, and the policies' READMEs (the help of SARIF reports' rules).
+COPY policies ./policies
 # A fixed numeric user, so runAsNonRoot can verify it; no writable paths are needed when the
 # certificate is mounted (the chart mounts the Secret at /tls and an emptyDir at /tmp).
 USER 10001:10001

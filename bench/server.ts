@@ -7,14 +7,13 @@
 // same kind of TLS certificate, parsing the same body and answering a minimal allowed review.
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { loadConfig } from '../src/config/load.js';
 import { ConfigStore } from '../src/config/store.js';
 import { Registry } from '../src/engine/registry.js';
 import { createLogger } from '../src/log.js';
 import { policies } from '../src/policies/index.js';
 import { buildApp, DEFAULT_BODY_LIMIT } from '../src/server/app.js';
 import { createMetrics } from '../src/server/metrics.js';
-import { benchCluster } from './common.js';
+import { benchCluster, benchConfig } from './common.js';
 
 const [which, portText, certFile, keyFile] = process.argv.slice(2);
 if ((which !== 'meshguard' && which !== 'meshguard-quiet' && which !== 'bare') || !portText || !certFile || !keyFile) {
@@ -28,7 +27,7 @@ const https = {
 } as const;
 
 async function meshguard(level: string): Promise<FastifyInstance> {
-  const base = await loadConfig();
+  const base = await benchConfig();
   return buildApp({
     store: new ConfigStore(base.config, base.source),
     registry: new Registry(policies),

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { ConfigError } from './config/load.js';
-import { InputError } from './manifests.js';
-import { UsageError } from './commands/flags.js';
+import { packageRoot } from './paths.js';
 
 const usage = `Usage: meshguard <command> [flags]
 
@@ -15,8 +16,13 @@ Commands:
   mesh     show the mesh profile in force: which Istio the guardrails follow
   certs    write a CA and a serving certificate for the webhook's Service
 
-Run meshguard <command> --help for its flags.
+Flags: --help, --version. Run meshguard <command> --help for its flags.
+Exit codes: 0 ok; 1 something would be denied (check, audit); 2 anything that failed.
 `;
+
+function version(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -31,6 +37,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./commands/mesh.js')).mesh(rest, process.env, () => text(process.stdin));
     case 'certs':
       return (await import('./commands/certs.js')).certs(rest, process.env);
+    case '--version':
+    case 'version':
+      process.stdout.write(`meshguard ${version()}\n`);
+      return 0;
     case undefined:
     case '--help':
     case '-h':
@@ -38,21 +48,46 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(usage);
       return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
+      process.stderr.write(`meshguard: unknown command ${JSON.stringify(command)}\n\n${usage}`);
+      return 2;
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof InputError) {
-      process.stderr.write(`meshguard: ${err.message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`meshguard: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+/** The stack of an unexpected error only at debug level (MESHGUARD_LOG_LEVEL or --log-level). */
+const debug = (argv: readonly string[]) => {
+  const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='));
+  const level = i < 0 ? process.env.MESHGUARD_LOG_LEVEL : (argv[i]?.split('=')[1] ?? argv[i + 1]);
+  return level === 'debug' || level === 'trace';
+};
+
+/**
+ * Every failure is exit 2 with one line: the message of the errors meshguard raises on purpose
+ * (usage, input, configuration, cluster), and the first line of anything else.
+ */
+function fail(err: unknown): void {
+  // A configuration error names every field that is wrong, on the one line.
+  const message =
+    err instanceof ConfigError
+      ? `invalid configuration in ${err.source}: ${err.errors.join('; ')}`
+      : err instanceof Error
+        ? err.message
+        : String(err);
+  const text = message.split('\n')[0] ?? '';
+  process.stderr.write(`meshguard: ${text}\n`);
+  if (debug(process.argv) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exitCode = 2;
+}
+
+// Errors raised later by something left running (a server's socket, a watch) end the process too.
+process.on('uncaughtException', (err) => {
+  fail(err);
+  process.exit(2);
+});
+process.on('unhandledRejection', (err) => {
+  fail(err);
+  process.exit(2);
+});
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, fail);

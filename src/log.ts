@@ -2,9 +2,9 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-// pino's isoTime formats a Date for every line, which costs more than the rest of a decision line
-// here (7 000 instructions, callgrind). The text is made once per second, and each millisecond
-// only writes its digits into it.
+// pino's isoTime formats a Date for every line, which costs more than the rest of a decision line.
+// The text is made once per second, and each millisecond only writes its digits into it. (Cost and
+// equivalence test: the ledger in bench/RESULTS.md.)
 let lastMs = NaN;
 let lastTime = '';
 let lastSecond = NaN;
@@ -23,20 +23,17 @@ export function timeField(now: number): string {
   return lastTime;
 }
 
-// Each batch costs sonic-boom's bookkeeping and a write(2), about 45 000 instructions (callgrind),
-// and more in time than that count says: the write wakes the pipe's reader, about 24 µs of system
-// time when it sleeps (this VM). Under load the writes took 2.5 µs per pod review with 16 KiB
-// batches, 1.4 with 32 KiB and 1.0 with 64 KiB (perf, cpu-clock). 32 KiB (about 100 decision
-// lines) leaves room for two batches in a pipe's default 64 KiB, so a write seldom waits for it.
+// Each batch costs sonic-boom's bookkeeping and a write(2), which wakes the pipe's reader: fewer,
+// larger batches cost less per line (bench/RESULTS.md). 32 KiB (about 100 decision lines) leaves
+// room for two batches in a pipe's default 64 KiB, so a write seldom waits for the reader.
 export const LOG_BATCH = 32 * 1024;
 
 /**
  * Lines batched in front of pino's synchronous destination (sonic-boom, in buffer mode): a line is
  * appended to a string, and sonic-boom gets each batch encoded once, as a buffer, which it writes
  * with write(2), retrying EAGAIN on a non-blocking pipe. Handed strings, sonic-boom measures each
- * one's UTF-8 length and encodes it again to write it, in all about 17 000 instructions per pod
- * review (callgrind). (Its own `minLength` buffering is worse: it measures everything buffered on
- * every write.)
+ * one's UTF-8 length and encodes it again to write it; its own `minLength` buffering measures
+ * everything buffered on every write.
  */
 function batched(sink: ReturnType<typeof pino.destination>): DestinationStream & { flush(): void } {
   let pending = '';
@@ -78,6 +75,7 @@ export function createLogger(level: string): Logger {
     }
   });
   // No base fields: a decision line's `name` is the object's (pid and hostname say nothing in a pod).
+  // No redact, formatters, mixin or hooks: decision lines (lineWriter) would bypass them.
   return pino({ level, base: null, timestamp: () => timeField(Date.now()) }, destination);
 }
 
@@ -94,10 +92,12 @@ type PinoParts = Record<symbol, unknown> & {
  * A writer of lines with one message, whose fields are given as JSON text (`"key":value,…`): each
  * line is assembled from the logger's own parts exactly as pino assembles one (level, time,
  * bindings, fields, message, end) and written to its stream. For the decision lines only: logging
- * a fields object through pino (a child per request, then its generic serialiser per line) cost
- * about 30 000 instructions per pod review, 7 % of the review's CPU, which writing the known
- * fields as text does in a fifth of that (callgrind). Loggers with mixins, hooks or formatters for
- * the line would be bypassed: createLogger makes none.
+ * a fields object through pino runs its generic serialiser over every field of every line, where
+ * the decision's fields are known (cost and equivalence test: the ledger in bench/RESULTS.md).
+ *
+ * These lines bypass pino's line pipeline: its `redact` paths, its `formatters` (level, bindings
+ * and log), its `mixin`, its `hooks` (logMethod) and its serializers never see them. createLogger
+ * sets none of those; a logger given any of them must not be handed to lineWriter.
  */
 export function lineWriter(logger: Logger, msg: string): (level: string, fields: string) => void {
   // The parts a logger's lines are made of are fixed when it is made (pino rebuilds them only for a

@@ -25,6 +25,8 @@ t.test('check on the FAQ examples reports each pitfall under its policy id and e
     r.out,
     /DestinationRule ns1\/myservice\n {2}deny {3}meshguard destinationrule-placement: .*move it to default or istio-system/,
   );
+  // The FAQ's two ExternalName databases collide on Istio < 1.21 only: examples/faq/istio.yaml
+  // declares the FAQs' 1.11 (on the newest Istio they are DNS aliases without listeners).
   t.match(
     r.out,
     /Service payments\/mysql-b\n {2}warn {3}meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/,
@@ -45,7 +47,11 @@ t.test('check on the FAQ examples reports each pitfall under its policy id and e
 });
 
 t.test('check --output json, from stdin', async (t) => {
-  const r = cli(['check', '--output', 'json', '-'], readFileSync(join(faq, 'databases.yaml'), 'utf8'));
+  // The FAQ's databases collide on Istio < 1.21 only (ExternalName Services are aliases from 1.21).
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-cli-'));
+  writeFileSync(join(dir, 'istio-1.20.yaml'), 'mesh: {istioVersion: "1.20"}\n');
+  const config = ['--config', join(dir, 'istio-1.20.yaml')];
+  const r = cli(['check', ...config, '--output', 'json', '-'], readFileSync(join(faq, 'databases.yaml'), 'utf8'));
   t.equal(r.code, 0, 'warnings alone do not fail');
   const { reports } = JSON.parse(r.out) as {
     reports: { name: string; findings: { policy: string; action: string }[] }[];
@@ -63,9 +69,15 @@ t.test('check exit 2: unreadable input names the file and document; bad config n
   const bad = cli(['check', join(dir, 'bad.yaml')]);
   t.equal(bad.code, 2);
   t.match(bad.err, /bad\.yaml: document 2: /);
+  t.match(bad.out, /1 objects checked/, 'the readable document is still checked');
   const scalar = cli(['check', '-'], 'just a string\n');
   t.equal(scalar.code, 2);
-  t.match(scalar.err, /<stdin>: document 1: not a Kubernetes object/);
+  t.match(scalar.err, /no Kubernetes objects in the input/);
+  t.match(
+    cli(['check', '-'], ''),
+    { code: 2, err: /no Kubernetes objects in the input/ },
+    'a failed helm template | does not pass',
+  );
   t.match(cli(['check', join(dir, 'missing')]), { code: 2, err: /missing: no such file or directory/ });
   writeFileSync(join(dir, 'config.yaml'), 'policies:\n  probe-port-exclusion: {mode: sometimes}\n');
   const config = cli(['check', '--config', join(dir, 'config.yaml'), faq]);
@@ -82,7 +94,8 @@ t.test('check with a config in warn mode: nothing denied, exit 0', async (t) => 
   writeFileSync(join(dir, 'c.yaml'), 'mode: warn\n');
   const warn = cli(['check', '--config', join(dir, 'c.yaml'), faq]);
   t.equal(warn.code, 0);
-  t.match(warn.out, /patch {2}meshguard hold-application-until-proxy-starts: would set/);
+  t.match(warn.out, /warn {3}meshguard hold-application-until-proxy-starts: would set/);
+  t.notMatch(warn.out, /patch|@@/, 'in warn mode nothing is patched: no patch, no diff');
 });
 
 t.test('serve refuses an invalid configuration file with exit 2 naming the field', async (t) => {
@@ -109,11 +122,85 @@ t.test('certs writes a CA and a serving certificate for the Service, and prints 
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-certs-'));
   const r = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--days', '30']);
   t.equal(r.code, 0, r.err);
-  const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
+  const caPem = readFileSync(join(dir, 'ca.crt'), 'utf8');
+  const ca = new X509Certificate(caPem);
   const serving = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
   t.equal(Buffer.from(r.out.trim(), 'base64').toString(), readFileSync(join(dir, 'ca.crt'), 'utf8'));
   t.ok(serving.verify(ca.publicKey), 'signed by the CA');
   t.match(serving.subjectAltName, /DNS:meshguard\.mesh-system\.svc, DNS:meshguard\.mesh-system\.svc\.cluster\.local/);
   t.equal(serving.publicKey.asymmetricKeyType, 'ec');
-  t.match(cli(['certs', '--service', 'Bad_Name', '--namespace', 'x']), { code: 2 });
+  t.match(cli(['certs', '--service', 'Bad_Name', '--namespace', 'x', '--out', dir]), { code: 2 });
+  // Never a silent new CA: an installed caBundle would stop matching.
+  const again = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir]);
+  t.equal(again.code, 2);
+  t.match(again.err, /ca\.key exists; --force replaces it/);
+  t.equal(readFileSync(join(dir, 'ca.crt'), 'utf8'), caPem, 'the CA is untouched');
+  const forced = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--force']);
+  t.equal(forced.code, 0, forced.err);
+  t.not(readFileSync(join(dir, 'ca.crt'), 'utf8'), caPem, '--force replaces it');
+  t.match(cli(['certs', '--service', 'meshguard', '--namespace', 'x']), { code: 2, err: /--out DIR is required/ });
+});
+
+t.test('every failure is exit 2 with one line on stderr', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshguard-cli-'));
+  const oneLine = (r: { err: string }) => t.equal(r.err.trimEnd().split('\n').length, 1, r.err);
+  const missing = cli(['audit', '--kubeconfig', join(dir, 'nope')]);
+  t.equal(missing.code, 2);
+  t.match(missing.err, /nope/);
+  oneLine(missing);
+  // A cluster that does not answer: a closed port on loopback.
+  writeFileSync(
+    join(dir, 'kubeconfig'),
+    'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\n' +
+      'users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n',
+  );
+  for (const args of [
+    ['audit', '--kubeconfig', join(dir, 'kubeconfig')],
+    ['check', '--kubeconfig', join(dir, 'kubeconfig'), join(faq, 'databases.yaml')],
+  ]) {
+    const unreachable = cli(args);
+    t.equal(unreachable.code, 2, args.join(' '));
+    t.match(unreachable.err, /^meshguard: cluster https:\/\/127\.0\.0\.1:1: listing Namespace: .*ECONNREFUSED/);
+    oneLine(unreachable);
+  }
+  writeFileSync(join(dir, 'c.yaml'), 'mode: sometimes\nclusterDomain: 3\n');
+  const config = cli(['check', '--config', join(dir, 'c.yaml'), faq]);
+  t.equal(config.code, 2);
+  t.match(config.err, /mode: must be one of.*; clusterDomain/);
+  oneLine(config);
+  const usage = cli(['check', '--output', 'xml', faq]);
+  t.match(usage, { code: 2, err: /--output: expected one of text, json, sarif, junit/ });
+  oneLine(usage);
+  t.match(cli(['check', '--namespace', 'Not_A_Namespace', faq]), { code: 2, err: /--namespace/ });
+});
+
+t.test('--version', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+  t.match(cli(['--version']), { code: 0, out: `meshguard ${version}\n` });
+});
+
+t.test('serve exits 2 with nothing left listening when a port cannot be opened', async (t) => {
+  const { createServer } = await import('node:net');
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const taken = (blocker.address() as { port: number }).port;
+  const free = createServer();
+  await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+  const port = (free.address() as { port: number }).port;
+  await new Promise((resolve) => free.close(resolve));
+  const r = cli([
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--metrics-port',
+    String(taken),
+    '--cluster',
+    'off',
+  ]);
+  blocker.close();
+  t.equal(r.code, 2, 'the process ended by itself with 2 (spawnSync returned: nothing kept it alive)');
+  t.match(r.err, `meshguard: cannot listen on 127.0.0.1:${taken} (metrics): address already in use`);
+  t.notMatch(r.err, /\n\s+at /, 'no stack');
 });

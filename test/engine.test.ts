@@ -141,52 +141,63 @@ t.test('the skip annotation exempts from the named mutating policies only', asyn
   );
 });
 
-t.test('workload templates: warnings only, even for a failing policy in enforce mode', async (t) => {
-  const engine = engineOf({ policies: [failing('bad pod'), annotating('hold-application-until-proxy-starts', 'a')] });
-  for (const [apiVersion, kind] of [
-    ['apps/v1', 'Deployment'],
-    ['apps/v1', 'StatefulSet'],
-    ['apps/v1', 'DaemonSet'],
-    ['apps/v1', 'ReplicaSet'],
-    ['batch/v1', 'Job'],
-  ] as const) {
-    const workload: KubeObject = {
-      apiVersion,
-      kind,
-      metadata: { name: 'w', namespace: 'shop' },
-      spec: { template: { metadata: { labels: { app: 'w' } }, spec: {} } },
+t.test(
+  'workload templates: warnings only, even for a failing policy in enforce mode; each change its pods will get is said',
+  async (t) => {
+    const engine = engineOf({ policies: [failing('bad pod'), annotating('hold-application-until-proxy-starts', 'a')] });
+    for (const [apiVersion, kind] of [
+      ['apps/v1', 'Deployment'],
+      ['apps/v1', 'StatefulSet'],
+      ['apps/v1', 'DaemonSet'],
+      ['apps/v1', 'ReplicaSet'],
+      ['batch/v1', 'Job'],
+    ] as const) {
+      const workload: KubeObject = {
+        apiVersion,
+        kind,
+        metadata: { name: 'w', namespace: 'shop' },
+        spec: { template: { metadata: { labels: { app: 'w' } }, spec: {} } },
+      };
+      const decisions = evaluate({ request: requestFor(workload), stage: 'validate' }, engine);
+      t.strictSame(
+        decisions.map((d) => [d.subject, d.outcome.result]),
+        [
+          ['template', 'fail'],
+          ['template', 'mutate'],
+        ],
+        kind,
+      );
+      const verdict = verdictOf(decisions, engine.scope.config);
+      t.strictSame(
+        verdict,
+        {
+          allowed: true,
+          denials: [],
+          warnings: [
+            'meshguard probe-port-exclusion: bad pod',
+            'meshguard hold-application-until-proxy-starts: when its pods are created, meshguard will set a',
+          ],
+          patch: [],
+        },
+        kind,
+      );
+    }
+    const cron: KubeObject = {
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: 'c', namespace: 'shop' },
+      spec: { jobTemplate: { spec: { template: { spec: {} } } } },
     };
-    const decisions = evaluate({ request: requestFor(workload), stage: 'validate' }, engine);
-    t.strictSame(
-      decisions.map((d) => [d.subject, d.outcome.result]),
-      [
-        ['template', 'fail'],
-        ['template', 'mutate'],
-      ],
-      kind,
-    );
-    const verdict = verdictOf(decisions, engine.scope.config);
-    t.strictSame(
-      verdict,
-      { allowed: true, denials: [], warnings: ['meshguard probe-port-exclusion: bad pod'], patch: [] },
-      kind,
-    );
-  }
-  const cron: KubeObject = {
-    apiVersion: 'batch/v1',
-    kind: 'CronJob',
-    metadata: { name: 'c', namespace: 'shop' },
-    spec: { jobTemplate: { spec: { template: { spec: {} } } } },
-  };
-  let owner: unknown;
-  const spy: Policy = {
-    ...failing('x'),
-    evaluate: (ctx) => ((owner = ctx.object.metadata?.ownerReferences), { result: 'pass' }),
-  };
-  evaluate({ request: requestFor(cron), stage: 'validate' }, engineOf({ policies: [spy] }));
-  t.match(owner, [{ kind: 'Job' }], "a CronJob's template makes pods owned by a Job");
-  t.strictSame(cron.spec, { jobTemplate: { spec: { template: { spec: {} } } } }, 'the workload is not modified');
-});
+    let owner: unknown;
+    const spy: Policy = {
+      ...failing('x'),
+      evaluate: (ctx) => ((owner = ctx.object.metadata?.ownerReferences), { result: 'pass' }),
+    };
+    evaluate({ request: requestFor(cron), stage: 'validate' }, engineOf({ policies: [spy] }));
+    t.match(owner, [{ kind: 'Job' }], "a CronJob's template makes pods owned by a Job");
+    t.strictSame(cron.spec, { jobTemplate: { spec: { template: { spec: {} } } } }, 'the workload is not modified');
+  },
+);
 
 t.test('messages: one line, at most 256 characters, prefixed with the policy id', async (t) => {
   const engine = engineOf({

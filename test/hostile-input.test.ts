@@ -5,7 +5,7 @@
 // answered hundreds of MiB, before its fix; the budgets are generous for a loaded CI machine.
 import t from 'tap';
 import type { KubeObject } from '../src/admission/types.js';
-import { answerJson } from '../src/admission/respond.js';
+import { answerJson, responseOf } from '../src/admission/respond.js';
 import { evaluate } from '../src/engine/evaluate.js';
 import { compileScope } from '../src/config/scope.js';
 import { MAX_WARNING, MAX_WARNINGS, line, verdictOf } from '../src/engine/verdict.js';
@@ -59,7 +59,11 @@ function admit(object: KubeObject, stage: 'mutate' | 'validate' = 'mutate') {
   const started = performance.now();
   const decisions = evaluate({ request: requestFor(object, { namespace: 'shop' }), stage }, engine);
   const verdict = verdictOf(decisions, engine.scope.config);
-  const answer = answerJson('admission.k8s.io/v1', 'u', verdict);
+  const answer = answerJson({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: responseOf('u', verdict),
+  });
   return { ms: performance.now() - started, bytes: answer.length, verdict, decisions };
 }
 

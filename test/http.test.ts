@@ -140,16 +140,20 @@ t.test('dry-run mode: the denial becomes a warning, the mutation a "would" warni
   ]);
 });
 
-t.test('a second ExternalName Service on the same TCP port gets a warning (default mode warn)', async (t) => {
-  const { app: a } = app();
-  const { response } = (
-    await post(a, '/validate', review('service-create-mysql-b.validate.json'))
-  ).json<AdmissionReviewResponse>();
-  t.equal(response.allowed, true);
-  t.match(response.warnings, [
-    /^meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/,
-  ]);
-});
+t.test(
+  'Istio 1.20: a second ExternalName Service on the same TCP port gets a warning (default mode warn)',
+  async (t) => {
+    // From Istio 1.21 ExternalName Services are aliases without listeners of their own: no collision.
+    const { app: a } = app({ config: { mesh: { istioVersion: '1.20' } } });
+    const { response } = (
+      await post(a, '/validate', review('service-create-mysql-b.validate.json'))
+    ).json<AdmissionReviewResponse>();
+    t.equal(response.allowed, true);
+    t.match(response.warnings, [
+      /^meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a/,
+    ]);
+  },
+);
 
 t.test('workloads at /validate: pod policies on the template, never a patch or denial', async (t) => {
   const { app: a } = app({ config: { mode: 'warn' } });
@@ -163,6 +167,19 @@ t.test('workloads at /validate: pod policies on the template, never a patch or d
     await post(a, '/validate', review('cronjob-create-mycronjob.mutate.json'))
   ).json<AdmissionReviewResponse>();
   t.match(cron.response.warnings, [/hold-application/, /job-sidecar-quit: would wrap/]);
+});
+
+t.test('workloads at /validate in enforce mode: a warning per change their pods will get', async (t) => {
+  const { app: a } = app({ config: { mode: 'enforce' } });
+  const cron = (
+    await post(a, '/validate', review('cronjob-create-mycronjob.mutate.json'))
+  ).json<AdmissionReviewResponse>();
+  t.equal(cron.response.allowed, true);
+  t.equal(cron.response.patch, undefined, 'the pods are patched when created, never the workload');
+  t.match(cron.response.warnings, [
+    /^meshguard hold-application-until-proxy-starts: when its pods are created, meshguard will set holdApplicationUntilProxyStarts: true/,
+    /^meshguard job-sidecar-quit: when its pods are created, meshguard will wrap the command of container mycronjob-1/,
+  ]);
 });
 
 t.test('DELETE and objects no policy cares about are allowed untouched', async (t) => {

@@ -10,7 +10,7 @@ import pino from 'pino';
 import tap from 'tap';
 import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
 import { MemoryClusterView } from '../src/cluster/memory.js';
-import { judge } from '../src/commands/check.js';
+import { judge } from '../src/report/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { parseConfig } from '../src/config/parse.js';
 import { ConfigStore } from '../src/config/store.js';
@@ -226,18 +226,23 @@ t.test('manifests read by meshguard check', async (t) => {
   ];
   writeFileSync(join(dir, 'all.yaml'), docs.join('---\n'));
   writeFileSync(join(dir, 'config.yaml'), 'mode: enforce\n__proto__: {mode: warn}\n');
-  const manifests = await readManifests([join(dir, 'all.yaml')], async () => '');
+  const { manifests, errors } = await readManifests([join(dir, 'all.yaml')], async () => '');
+  t.strictSame(errors, [], 'every document read');
   t.ok(manifests.length >= 8, `${manifests.length} objects read`);
   const config = await loadConfig(join(dir, 'config.yaml')).then(
     (c) => c.config,
     () => configOf(),
   );
-  const reports = judge(manifests, {
-    registry,
-    scope: compileScope(config),
-    cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
-    mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
-  });
+  const reports = judge(
+    manifests.map((m) => ({ ...m, namespace: m.object.metadata?.namespace ?? null })),
+    {
+      registry,
+      scope: compileScope(config),
+      cluster: MemoryClusterView.fromObjects(manifests.map((m) => m.object)),
+      mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
+    },
+    { diff: true },
+  );
   t.equal(reports.length, manifests.length, 'every object judged');
   t.notOk(
     reports.some((r) => r.findings.some((f) => f.action === 'error')),

@@ -1,17 +1,62 @@
-// answerJson: the patch goes out as base64 of its JSON, whatever was answered before.
+// Answers: written as the text JSON.stringify writes for them; the patch goes out as base64 of its
+// JSON, whatever was answered before.
+import fc from 'fast-check';
 import t from 'tap';
 import type { PatchOp } from '../src/admission/patch.js';
-import type { AdmissionReviewResponse } from '../src/admission/types.js';
-import { answerJson } from '../src/admission/respond.js';
+import type { AdmissionResponse, AdmissionReviewResponse, Base64, Verdict } from '../src/admission/types.js';
+import { answerJson, responseOf } from '../src/admission/respond.js';
 
 const decode = (patch: string | undefined) =>
   JSON.parse(Buffer.from(patch ?? '', 'base64').toString('utf8')) as PatchOp[];
+const answerText = (uid: string, verdict: Verdict) =>
+  answerJson({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: responseOf(uid, verdict) });
 const answer = (patch: PatchOp[]) =>
-  (
-    JSON.parse(
-      answerJson('admission.k8s.io/v1', 'u', { allowed: true, denials: [], warnings: [], patch }),
-    ) as AdmissionReviewResponse
-  ).response;
+  (JSON.parse(answerText('u', { allowed: true, denials: [], warnings: [], patch })) as AdmissionReviewResponse)
+    .response;
+
+const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }));
+
+t.test('answerJson writes what JSON.stringify writes for the same answer', async () => {
+  const response: fc.Arbitrary<AdmissionResponse> = fc.record(
+    {
+      uid: text,
+      allowed: fc.boolean(),
+      status: fc.record({ code: fc.integer({ min: 100, max: 599 }), message: text }),
+      warnings: fc.array(text, { maxLength: 4 }),
+      patch: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('base64') as Base64),
+      patchType: fc.constant('JSONPatch' as const),
+    },
+    { requiredKeys: ['uid', 'allowed'] },
+  );
+  fc.assert(
+    fc.property(
+      fc.record({
+        apiVersion: fc.constantFrom('admission.k8s.io/v1' as const, 'admission.k8s.io/v1beta1' as const),
+        kind: fc.constant('AdmissionReview' as const),
+        response,
+      }),
+      (a) => answerJson(a) === JSON.stringify(a),
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+t.test(
+  'responseOf: a status only on denial, warnings only when there are some, a patch only when allowed',
+  async (t) => {
+    const patch: PatchOp[] = [{ op: 'add', path: '/metadata/annotations/a', value: 'x' }];
+    t.strictSame(responseOf('u', { allowed: true, denials: [], warnings: [], patch: [] }), { uid: 'u', allowed: true });
+    t.strictSame(responseOf('u', { allowed: false, denials: ['a', 'b'], warnings: ['w'], patch }), {
+      uid: 'u',
+      allowed: false,
+      status: { code: 403, message: 'a; b' },
+      warnings: ['w'],
+    });
+    const patched = responseOf('u', { allowed: true, denials: [], warnings: [], patch });
+    t.strictSame(Object.keys(patched), ['uid', 'allowed', 'patch', 'patchType']);
+    t.strictSame(decode(patched.patch), patch);
+  },
+);
 
 t.test('each patch is encoded as itself, also when the same patch comes again', async (t) => {
   const patches: PatchOp[][] = [
@@ -37,8 +82,8 @@ t.test('each patch is encoded as itself, also when the same patch comes again', 
   // Three rounds: the second and third find the patch's strings in patchJson's memo.
   for (let round = 0; round < 3; round++) {
     for (const patch of patches) {
-      const text = Buffer.from(answer(patch).patch ?? '', 'base64').toString('utf8');
-      t.equal(text, JSON.stringify(patch), `round ${round}: the text JSON.stringify writes`);
+      const json = Buffer.from(answer(patch).patch ?? '', 'base64').toString('utf8');
+      t.equal(json, JSON.stringify(patch), `round ${round}: the text JSON.stringify writes`);
     }
   }
   for (let i = 0; i < 600; i++) {

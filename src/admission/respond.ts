@@ -1,15 +1,7 @@
-import type { ReviewVersion } from './types.js';
+import type { AdmissionResponse, AdmissionReviewResponse, Base64, Verdict } from './types.js';
 import type { PatchOp } from './patch.js';
 import { jsonString, jsonValue } from '../json-text.js';
 import { memoize } from '../memo.js';
-
-export interface Verdict {
-  allowed: boolean;
-  /** Shown to the user on denial, one line per failing policy. */
-  denials: string[];
-  warnings: string[];
-  patch: PatchOp[];
-}
 
 // A patch's strings repeat from pod to pod, as the same string objects: annotation paths, and
 // values derived from an annotation text every pod of a workload carries (memoised by their
@@ -36,26 +28,40 @@ function patchJson(patch: readonly PatchOp[]): string {
 // Buffer.from's way.
 const scratch = Buffer.allocUnsafe(16 * 1024);
 
-function base64(text: string): string {
+function base64(text: string): Base64 {
   // A UTF-16 unit is at most 3 bytes of UTF-8.
-  if (text.length * 3 > scratch.length) return Buffer.from(text).toString('base64');
-  return scratch.toString('base64', 0, scratch.write(text));
+  if (text.length * 3 > scratch.length) return Buffer.from(text).toString('base64') as Base64;
+  return scratch.toString('base64', 0, scratch.write(text)) as Base64;
 }
 
 /**
- * The answer to a review (an AdmissionReviewResponse), as the JSON text that is sent, in the
- * version the request came in. Written out rather than built as an object for JSON.stringify:
- * that would escape-check the patch's base64 character by character, which cannot need escaping,
- * and cost about 10 000 instructions per pod review (callgrind). Strings from the request or from
- * policies go through jsonString or JSON.stringify; `version` is one of the two the review
- * validator accepts.
+ * The answer to a request for its verdict. The API server rejects a patch on a denial: only an
+ * allowed answer carries one.
  */
-export function answerJson(version: ReviewVersion, uid: string, verdict: Verdict): string {
-  let response = `{"uid":${jsonString(uid)},"allowed":${verdict.allowed ? 'true' : 'false'}`;
-  if (!verdict.allowed) response += `,"status":{"code":403,"message":${jsonString(verdict.denials.join('; '))}}`;
-  if (verdict.warnings.length > 0) response += `,"warnings":${JSON.stringify(verdict.warnings)}`;
-  // The API server rejects a patch on a denial; a patch only makes sense when allowed.
-  if (verdict.allowed && verdict.patch.length > 0)
-    response += `,"patch":"${base64(patchJson(verdict.patch))}","patchType":"JSONPatch"`;
-  return `{"apiVersion":"${version}","kind":"AdmissionReview","response":${response}}}`;
+export function responseOf(uid: string, verdict: Verdict): AdmissionResponse {
+  const response: AdmissionResponse = { uid, allowed: verdict.allowed };
+  if (!verdict.allowed) response.status = { code: 403, message: verdict.denials.join('; ') };
+  if (verdict.warnings.length > 0) response.warnings = verdict.warnings;
+  if (verdict.allowed && verdict.patch.length > 0) {
+    response.patch = base64(patchJson(verdict.patch));
+    response.patchType = 'JSONPatch';
+  }
+  return response;
+}
+
+/**
+ * An answer as the JSON text JSON.stringify writes for it when its fields were set in the order
+ * of their types (as responseOf sets them). Written out rather than by JSON.stringify, which would
+ * escape-check the patch's base64 character by character: base64 cannot need escaping, and
+ * patch's type only admits encoded text. Strings from the request or from policies go through
+ * jsonString or JSON.stringify.
+ */
+export function answerJson(answer: AdmissionReviewResponse): string {
+  const { uid, allowed, status, warnings, patch, patchType } = answer.response;
+  let text = `{"uid":${jsonString(uid)},"allowed":${allowed ? 'true' : 'false'}`;
+  if (status !== undefined) text += `,"status":{"code":${status.code},"message":${jsonString(status.message)}}`;
+  if (warnings !== undefined) text += `,"warnings":${JSON.stringify(warnings)}`;
+  if (patch !== undefined) text += `,"patch":"${patch}"`;
+  if (patchType !== undefined) text += `,"patchType":"${patchType}"`;
+  return `{"apiVersion":"${answer.apiVersion}","kind":"${answer.kind}","response":${text}}}`;
 }

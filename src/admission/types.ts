@@ -1,5 +1,6 @@
 // AdmissionReview admission.k8s.io/v1 (v1beta1 has the same shape for what we use).
 // Objects stay `unknown`-ish records: policies narrow what they read.
+import type { PatchOp } from './patch.js';
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 
@@ -59,12 +60,26 @@ export interface AdmissionReview {
   request: AdmissionRequest;
 }
 
+/** What meshguard decided on one request: the answer before it is written for the API server. */
+export interface Verdict {
+  allowed: boolean;
+  /** Shown to the user on denial, one line per failing policy. */
+  denials: string[];
+  warnings: string[];
+  patch: PatchOp[];
+}
+
+/** Base64 text, made by encoding bytes (respond.ts): nothing in it needs escaping in JSON. */
+export type Base64 = string & { readonly encoding: 'base64' };
+
 export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
+  /** An HTTP status code (an integer) and its message. */
   status?: { code: number; message: string };
   warnings?: string[];
-  patch?: string;
+  /** The JSON Patch's JSON text, base64. */
+  patch?: Base64;
   patchType?: 'JSONPatch';
 }
 

@@ -17,8 +17,8 @@ function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string
 }
 
 /**
- * The cluster view's indices: by namespace, and ExternalName Services and ServiceEntries by port
- * number, so a collision lookup costs what collides, not what the cluster holds. The watch-backed
+ * The cluster view's indices: by namespace, ExternalName Services and ServiceEntries by port
+ * number, ServiceEntries by host, so a lookup costs what it finds, not what the cluster holds. The watch-backed
  * view and `meshguard check` both fill one of these.
  */
 export class MemoryClusterView implements ClusterView {
@@ -27,6 +27,7 @@ export class MemoryClusterView implements ClusterView {
   private readonly externalNames = new Map<number | string, Map<string, ServiceRecord>>();
   private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
   private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
+  private readonly entriesByHost = new Map<number | string, Map<string, ServiceEntryRecord>>();
 
   /** Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every Service. */
   constructor(
@@ -89,6 +90,7 @@ export class MemoryClusterView implements ClusterView {
     this.deleteServiceEntry(se.namespace, se.name);
     this.serviceEntries.set(key(se), se);
     for (const p of se.ports) put(this.entriesByPort, p.number, key(se), se);
+    for (const h of se.hosts) put(this.entriesByHost, h.toLowerCase(), key(se), se);
   }
 
   deleteServiceEntry(namespace: string, name: string): void {
@@ -97,6 +99,7 @@ export class MemoryClusterView implements ClusterView {
     if (!old) return;
     this.serviceEntries.delete(id);
     for (const p of old.ports) drop(this.entriesByPort, p.number, id);
+    for (const h of old.hosts) drop(this.entriesByHost, h.toLowerCase(), id);
   }
 
   // A re-list replaces everything of one resource: deletions missed while disconnected go too.
@@ -112,6 +115,7 @@ export class MemoryClusterView implements ClusterView {
   clearServiceEntries(): void {
     this.serviceEntries.clear();
     this.entriesByPort.clear();
+    this.entriesByHost.clear();
   }
 
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined {
@@ -122,12 +126,20 @@ export class MemoryClusterView implements ClusterView {
     return this.services.get(namespace)?.values() ?? none;
   }
 
+  service(namespace: string, name: string): ServiceRecord | undefined {
+    return this.services.get(namespace)?.get(name);
+  }
+
   externalNamesOnPort(port: number): Iterable<ServiceRecord> {
     return this.externalNames.get(port)?.values() ?? none;
   }
 
   serviceEntriesOnPort(port: number): Iterable<ServiceEntryRecord> {
     return this.entriesByPort.get(port)?.values() ?? none;
+  }
+
+  serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord> {
+    return this.entriesByHost.get(host.toLowerCase())?.values() ?? none;
   }
 
   get size(): { namespaces: number; services: number; serviceEntries: number } {

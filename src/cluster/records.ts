@@ -39,7 +39,7 @@ const layouts = new Map<string, readonly ServicePort[]>();
 
 function sharedPorts(ports: ServicePort[]): readonly ServicePort[] {
   if (ports.length === 0) return noPorts;
-  const key = JSON.stringify(ports.map((p) => [p.port, p.protocol, p.name, p.targetPort]));
+  const key = JSON.stringify(ports.map((p) => [p.port, p.protocol, p.name, p.targetPort, p.appProtocol]));
   const shared = layouts.get(key);
   if (shared) return shared;
   for (const p of ports) Object.freeze(p);
@@ -48,6 +48,9 @@ function sharedPorts(ports: ServicePort[]): readonly ServicePort[] {
   return frozen;
 }
 const noPorts: readonly ServicePort[] = Object.freeze([]);
+
+const EXPORT_TO = 'networking.istio.io/exportTo';
+const AUTOALLOCATE = 'networking.istio.io/enable-autoallocate-ip';
 
 // Namespace names are few and repeated by every object in them; one copy each.
 const sharedNamespace = memoize((ns) => ns, 100_000);
@@ -63,6 +66,7 @@ export function serviceRecord(obj: unknown, namespace?: string): ServiceRecord |
     const port: ServicePort = { port: p.port, protocol: str(p.protocol) ?? 'TCP' };
     if (typeof p.name === 'string') port.name = p.name;
     if (typeof p.targetPort === 'number' || typeof p.targetPort === 'string') port.targetPort = p.targetPort;
+    if (typeof p.appProtocol === 'string') port.appProtocol = p.appProtocol;
     ports.push(port);
   }
   const selector = stringMap(spec.selector);
@@ -79,6 +83,9 @@ export function serviceRecord(obj: unknown, namespace?: string): ServiceRecord |
   };
   if (selector && Object.keys(selector).length > 0) record.selector = selector;
   if (externalName !== undefined) record.externalName = externalName;
+  // Istio splits the annotation at commas and trims each entry (pilot/pkg/serviceregistry/kube/conversion.go).
+  const exportTo = isRecord(obj.metadata) && isRecord(obj.metadata.annotations) && obj.metadata.annotations[EXPORT_TO];
+  if (typeof exportTo === 'string' && exportTo !== '') record.exportTo = exportTo.split(',').map((s) => s.trim());
   return record;
 }
 
@@ -103,7 +110,14 @@ export function serviceEntryRecord(obj: unknown, namespace?: string): ServiceEnt
     hosts: strings(spec.hosts),
     addresses: strings(spec.addresses),
     ports,
+    resolution: str(spec.resolution)?.toUpperCase() ?? 'NONE',
   };
   if (Array.isArray(spec.exportTo)) record.exportTo = strings(spec.exportTo);
+  // Istio's allocator skips an entry labelled "false" in any case (pilot/pkg/networking/serviceentry/ip_autoallocation.go).
+  const labels = isRecord(obj.metadata) ? stringMap(obj.metadata.labels) : undefined;
+  if (labels?.[AUTOALLOCATE]?.toLowerCase() === 'false') record.autoAllocateOptOut = true;
+  // status.addresses: [{value, host}], written by the allocator (pilot/pkg/controllers/ipallocate/ipallocate.go).
+  if (isRecord(obj.status) && Array.isArray(obj.status.addresses) && obj.status.addresses.length > 0)
+    record.allocated = true;
   return record;
 }

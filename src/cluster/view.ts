@@ -7,6 +7,8 @@ export interface ServicePort {
   /** A number, a container port name, or undefined (= port). */
   targetPort?: number | string;
   protocol: string;
+  /** spec.ports[].appProtocol: Istio reads it before the port name. */
+  appProtocol?: string;
 }
 
 export interface ServiceRecord {
@@ -16,6 +18,8 @@ export interface ServiceRecord {
   selector?: Readonly<Record<string, string>>;
   ports: readonly ServicePort[];
   externalName?: string;
+  /** The annotation networking.istio.io/exportTo, split at commas; unset = the mesh default (all). */
+  exportTo?: readonly string[];
 }
 
 export interface ServiceEntryPort {
@@ -31,6 +35,12 @@ export interface ServiceEntryRecord {
   addresses: readonly string[];
   ports: readonly ServiceEntryPort[];
   exportTo?: readonly string[];
+  /** spec.resolution, upper case; NONE when unset (the enum's zero value). */
+  resolution: string;
+  /** Labelled networking.istio.io/enable-autoallocate-ip: "false": Istio's allocator skips it. */
+  autoAllocateOptOut?: true;
+  /** status.addresses holds addresses Istio's allocator gave it. */
+  allocated?: true;
 }
 
 export interface ClusterView {
@@ -45,8 +55,11 @@ export interface ClusterView {
   /** Labels of a namespace, or undefined when the namespace is unknown. */
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
   servicesIn(namespace: string): Iterable<ServiceRecord>;
+  service(namespace: string, name: string): ServiceRecord | undefined;
   /** ExternalName Services that have a port with this number (any protocol). */
   externalNamesOnPort(port: number): Iterable<ServiceRecord>;
   /** ServiceEntries that have a port with this number (any protocol). */
   serviceEntriesOnPort(port: number): Iterable<ServiceEntryRecord>;
+  /** ServiceEntries that list this host (compared case-insensitively; wildcards only as written). */
+  serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord>;
 }

@@ -1,30 +1,50 @@
-import { createTwoFilesPatch } from 'diff';
-import jsonpatch from 'fast-json-patch';
-import yaml from 'js-yaml';
-import { mergePatches, type PatchOp } from '../admission/patch.js';
-import { requestFor } from '../admission/request.js';
 import type { KubeObject } from '../admission/types.js';
 import { MemoryClusterView } from '../cluster/memory.js';
 import { loadConfig } from '../config/load.js';
-import { evaluate, type Engine } from '../engine/evaluate.js';
+import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
-import type { Decision } from '../engine/types.js';
-import { line, verdictOf } from '../engine/verdict.js';
-import { templatePath } from '../engine/workloads.js';
-import { readManifests, type Manifest } from '../manifests.js';
+import { KindScopes } from '../kinds.js';
+import { readManifests } from '../manifests.js';
 import { policies } from '../policies/index.js';
+import { exitCode, formats, judge, render, type Judged, type ObjectReport } from '../report/index.js';
+import { UNKNOWN_NAMESPACE } from '../report/judge.js';
+import { listCluster, viewKinds } from './cluster-objects.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 import { discoverMesh } from '../mesh/discover.js';
+import { kubeConfigFor } from '../cluster/connect.js';
+import { discoverFromCluster } from '../cluster/istio-objects.js';
 import { resolveProfile } from '../mesh/profile.js';
 
 /** The flags of the commands that report findings (check, audit). */
 export const reportFlags: Flag[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'configuration file (else the embedded defaults)' },
-  { name: 'output', type: 'string', arg: 'text|json', help: 'text for people, json for machines', default: 'text' },
+  { name: 'no-diff', type: 'boolean', help: 'leave the diffs of patched objects out of the reports' },
 ];
+const outputFlag = (allowed: readonly string[]): Flag => ({
+  name: 'output',
+  type: 'string',
+  arg: allowed.join('|'),
+  help: 'report format',
+  default: 'text',
+});
+
 const flags: Flag[] = [
+  outputFlag(formats),
   ...reportFlags,
+  {
+    name: 'namespace',
+    type: 'string',
+    arg: 'NS',
+    help: 'namespace of objects that name none (as kubectl apply -n); without it theirs is unknown',
+  },
+  {
+    name: 'kubeconfig',
+    type: 'string',
+    arg: 'FILE',
+    help: "read the namespaces' labels, Services and ServiceEntries the inputs lack from this cluster",
+  },
+  { name: 'verbose', type: 'boolean', help: 'list the files skipped as not Kubernetes objects' },
   {
     name: 'services-complete',
     type: 'boolean',
@@ -35,132 +55,16 @@ const flags: Flag[] = [
 export const checkHelp = helpText(
   'meshguard check PATH|- ... [flags]',
   'Runs the policies on manifests (files, directories, - for stdin) as the webhook would on admission.\n' +
-    'Namespaces, Services and ServiceEntries among the inputs are the cluster view.\n' +
-    'Only with --services-complete are they taken to be every Service of their namespaces.\n' +
-    'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, input or configuration errors.',
+    'Namespaces, Services and ServiceEntries among the inputs (and the cluster, with --kubeconfig) are the\n' +
+    'cluster view; only with --services-complete (or --kubeconfig) are they every Service of their namespaces.\n' +
+    "Istio's own objects among the inputs (or in the cluster) give the mesh profile. Files that hold no Kubernetes objects (values, Chart.yaml, CI workflows, Helm\n" +
+    'templates) are skipped; render charts first: helm template ... | meshguard check -\n' +
+    'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, input, cluster or configuration\n' +
+    'errors (after every readable object is reported and every error listed), or no objects at all.',
   flags,
 );
 
-export interface Finding {
-  policy: string;
-  /** deny | warn | patch | error, as the request would meet it; patches on templates apply to the pods. */
-  action: 'deny' | 'warn' | 'patch' | 'error';
-  mode: string;
-  subject: 'object' | 'template';
-  message: string;
-}
-
-export interface ObjectReport {
-  source: string;
-  document: number;
-  kind: string;
-  namespace: string;
-  name: string;
-  denied: boolean;
-  findings: Finding[];
-  /** The object's JSON Patch and a unified diff of it, when a policy would change it or its pods. */
-  patch?: PatchOp[];
-  diff?: string;
-}
-
-/** A template decision's patch, moved from the pod onto the workload's template. */
-function rebase(patch: readonly PatchOp[], object: KubeObject, path: readonly string[]): PatchOp[] {
-  const prefix = '/' + path.join('/');
-  let template: unknown = object;
-  for (const k of path) template = (template as Record<string, unknown> | undefined)?.[k];
-  const needsMetadata = typeof template === 'object' && template !== null && !('metadata' in template);
-  const moved = patch.map((op) => ({ ...op, path: prefix + op.path }));
-  return needsMetadata ? [{ op: 'add', path: `${prefix}/metadata`, value: {} }, ...moved] : moved;
-}
-
-function findings(decisions: readonly Decision[]): Finding[] {
-  const out: Finding[] = [];
-  for (const { policy, mode, subject, outcome } of decisions) {
-    const add = (action: Finding['action'], message: string) =>
-      out.push({ policy, action, mode, subject, message: line(policy, message) });
-    switch (outcome.result) {
-      case 'fail':
-        add(mode === 'enforce' && subject === 'object' ? 'deny' : 'warn', outcome.message);
-        break;
-      case 'mutate':
-        add(
-          'patch',
-          `${mode === 'warn' ? 'would ' : ''}${outcome.summary}${subject === 'template' ? ' (in its pods)' : ''}`,
-        );
-        break;
-      case 'error':
-        add('error', outcome.error.message);
-        break;
-      default:
-    }
-    if ('warnings' in outcome) for (const w of outcome.warnings ?? []) add('warn', w);
-  }
-  return out;
-}
-
-export function judge(manifests: readonly Manifest[], engine: Engine): ObjectReport[] {
-  return manifests.map(({ source, document, object }) => {
-    const request = requestFor(object);
-    const decisions = [
-      ...evaluate({ request, stage: 'mutate' }, engine),
-      ...evaluate({ request, stage: 'validate' }, engine),
-    ];
-    const path = templatePath(request.kind.group, request.kind.kind);
-    const patches = decisions.flatMap((d) =>
-      d.outcome.result !== 'mutate'
-        ? []
-        : [d.subject === 'template' && path ? rebase(d.outcome.patch, object, path) : d.outcome.patch],
-    );
-    const report: ObjectReport = {
-      source,
-      document,
-      kind: request.kind.kind,
-      namespace: request.namespace ?? '',
-      name: request.name ?? object.metadata?.generateName ?? '',
-      denied: !verdictOf(decisions, engine.scope.config).allowed,
-      findings: findings(decisions),
-    };
-    if (patches.length > 0) {
-      const patch = mergePatches(patches);
-      const before = yaml.dump(object, { noRefs: true, lineWidth: -1 });
-      const after = yaml.dump(jsonpatch.applyPatch(structuredClone(object), patch, false, false).newDocument, {
-        noRefs: true,
-        lineWidth: -1,
-      });
-      const label = `${report.kind} ${report.namespace}/${report.name}`;
-      report.patch = patch;
-      report.diff = createTwoFilesPatch(label, `${label} (patched)`, before, after, undefined, undefined, {
-        context: 2,
-      });
-    }
-    return report;
-  });
-}
-
-function renderText(reports: readonly ObjectReport[]): string {
-  const out: string[] = [];
-  for (const r of reports) {
-    if (r.findings.length === 0) continue;
-    const where = r.document > 0 ? `${r.source}#${r.document} ` : '';
-    out.push(`${where}${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`);
-    for (const f of r.findings) out.push(`  ${f.action.padEnd(6)} ${f.message}`);
-    if (r.diff)
-      out.push(
-        ...r.diff
-          .split('\n')
-          .filter((l) => l !== '' && !l.startsWith('===='))
-          .map((l) => `    ${l.trimEnd()}`),
-      );
-    out.push('');
-  }
-  const count = (p: (r: ObjectReport) => boolean) => reports.filter(p).length;
-  out.push(
-    `${reports.length} objects checked: ${count((r) => r.denied)} denied, ` +
-      `${count((r) => r.findings.some((f) => f.action === 'warn'))} with warnings, ` +
-      `${count((r) => r.patch !== undefined)} would be patched`,
-  );
-  return out.join('\n') + '\n';
-}
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () => Promise<string>): Promise<number> {
   const { values, positionals, help } = parseFlags(argv, flags, env, true);
@@ -168,25 +72,70 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     process.stdout.write(checkHelp);
     return 0;
   }
-  const output = oneOf(values, 'output', ['text', 'json'] as const);
+  const output = oneOf(values, 'output', formats);
+  const namespace = str(values, 'namespace');
+  if (namespace !== undefined && !DNS_LABEL.test(namespace))
+    throw new UsageError(`--namespace: expected a namespace name, got ${JSON.stringify(namespace)}`);
   if (positionals.length === 0) throw new UsageError('check needs at least one PATH (or - for stdin)');
   const { config } = await loadConfig(str(values, 'config'));
-  const manifests = await readManifests(positionals, stdin);
+  const inputs = await readManifests(positionals, stdin);
+  const objects = inputs.manifests.map((m) => m.object);
+  const scopes = new KindScopes().addObjects(objects);
+  const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
+
+  const kubeconfig = str(values, 'kubeconfig');
+  // A live cluster lists every Service; manifests hold them all only when the user says so.
+  const view = new MemoryClusterView(true, kubeconfig !== undefined || values['services-complete'] === true);
+  // The cluster first: the inputs are what will be applied over it.
+  if (kubeconfig !== undefined) for (const o of await listCluster(kubeconfig, env, viewKinds)) view.addObject(o);
+  for (const { object, namespace: ns } of items) view.addObject(inNamespace(object, ns));
+
+  // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
+  // generate), else the cluster's, under the configuration's mesh: section.
+  let found = discoverMesh(objects);
+  if (kubeconfig !== undefined && found.webhooks.length === 0 && found.revisions.size === 0) {
+    const connection = await kubeConfigFor(kubeconfig, env);
+    if (connection) found = await discoverFromCluster(connection.kc, 'istio-system');
+  }
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
-    cluster: MemoryClusterView.fromObjects(
-      manifests.map((m) => m.object),
-      values['services-complete'] === true,
-    ),
-    // Istio's own objects among the inputs (helm template, istioctl manifest generate), then `mesh:`.
-    mesh: resolveProfile(config.mesh, discoverMesh(manifests.map((m) => m.object))),
+    cluster: view,
+    mesh: resolveProfile(config.mesh, found),
   };
-  return report(judge(manifests, engine), output);
+  const reports = judge(items, engine, { diff: values['no-diff'] !== true });
+  process.stdout.write(await render(reports, output));
+  return finish(reports, inputs, values.verbose === true);
 }
 
-/** Writes the reports; the exit code: 1 when anything would be denied. */
-export function report(reports: readonly ObjectReport[], output: 'text' | 'json'): number {
-  process.stdout.write(output === 'json' ? JSON.stringify({ reports }, null, 2) + '\n' : renderText(reports));
-  return reports.some((r) => r.denied) ? 1 : 0;
+/** The object as stored in its namespace (the cluster view indexes Services by it). */
+function inNamespace(object: KubeObject, ns: string | null): KubeObject {
+  const target = ns ?? UNKNOWN_NAMESPACE;
+  if (ns === '' || object.metadata?.namespace === target) return object;
+  return { ...object, metadata: { ...object.metadata, namespace: target } };
+}
+
+/** Skipped files and input errors on stderr; the exit code: 2 on any input error or no objects. */
+function finish(
+  reports: readonly ObjectReport[],
+  inputs: Awaited<ReturnType<typeof readManifests>>,
+  verbose: boolean,
+): number {
+  const err = (line: string) => process.stderr.write(`meshguard: ${line}\n`);
+  if (inputs.skipped.length > 0) {
+    if (verbose) for (const s of inputs.skipped) err(`skipped ${s.source}: ${s.reason}`);
+    err(
+      `${inputs.skipped.length} file${inputs.skipped.length === 1 ? '' : 's'} skipped: not Kubernetes objects${verbose ? '' : ' (--verbose lists them)'}`,
+    );
+  }
+  for (const e of inputs.errors) err(e.message);
+  if (inputs.errors.length > 0) {
+    err(`${inputs.errors.length} input error${inputs.errors.length === 1 ? '' : 's'}: exit 2`);
+    return 2;
+  }
+  if (reports.length === 0) {
+    err('no Kubernetes objects in the input');
+    return 2;
+  }
+  return exitCode(reports);
 }

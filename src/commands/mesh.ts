@@ -44,7 +44,7 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   let found: DiscoveredMesh = nothingDiscovered;
   let from = 'configuration and defaults only';
   if (positionals.length > 0) {
-    found = discoverMesh((await readManifests(positionals, stdin)).map((m) => m.object));
+    found = discoverMesh((await readManifests(positionals, stdin)).manifests.map((m) => m.object));
     from = `Istio's objects in ${positionals.join(', ')}`;
   } else {
     const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
@@ -55,10 +55,28 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
     }
   }
   const profile = resolveProfile(config.mesh, found);
+  const order = ordering(found);
   process.stdout.write(
-    output === 'json' ? JSON.stringify(describe(profile, from), null, 2) + '\n' : text(profile, from),
+    output === 'json'
+      ? JSON.stringify({ ...describe(profile, from), webhookOrdering: order }, null, 2) + '\n'
+      : text(profile, from) + order.map((l) => `${l}\n`).join(''),
   );
   return 0;
+}
+
+/**
+ * Whether meshguard's mutations reach Istio's injector: the API server calls mutating
+ * configurations in name order, so meshguard's must sort before every injector's.
+ */
+function ordering(found: DiscoveredMesh): string[] {
+  const ours = found.meshguardConfigurations ?? [];
+  const injectors = [...new Set(found.webhooks.map((w) => w.configuration))];
+  return ours.map((name) => {
+    const before = injectors.filter((i) => i < name);
+    return before.length === 0
+      ? `webhook ordering: ${name} runs before ${injectors.join(', ') || "Istio's injector"}: ok`
+      : `webhook ordering: ${name} runs AFTER ${before.join(', ')}: Istio injects before meshguard's changes; rename it to sort first (the chart names it 0-meshguard)`;
+  });
 }
 
 function describe(profile: MeshProfile, from: string) {

@@ -98,6 +98,29 @@ export const serveHelp = helpText(
   flags,
 );
 
+/** A port that cannot be opened: one line naming it (the CLI exits 2). */
+export class ListenError extends Error {}
+
+async function listen(
+  server: { listen(o: { port: number; host: string }): Promise<string> },
+  port: number,
+  host: string,
+  what: string,
+) {
+  try {
+    await server.listen({ port, host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'address already in use'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (err as Error).message;
+    throw new ListenError(`cannot listen on ${host}:${port} (${what}): ${why}`);
+  }
+}
+
 /** How long in-flight requests get after SIGTERM; the chart's terminationGracePeriodSeconds is larger. */
 const SHUTDOWN_GRACE_MS = 20_000;
 const SA_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -234,8 +257,16 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  await app.listen({ port, host: str(values, 'host') ?? '0.0.0.0' });
-  if (metricsPort > 0) await metricsApp.listen({ port: metricsPort, host: str(values, 'host') ?? '0.0.0.0' });
+  const host = str(values, 'host') ?? '0.0.0.0';
+  try {
+    await listen(app, port, host, 'webhook');
+    if (metricsPort > 0) await listen(metricsApp, metricsPort, host, 'metrics');
+  } catch (err) {
+    // Half a server is worse than none: a probe would find it ready. Close everything, exit 2.
+    for (const stop of stops) stop();
+    await Promise.allSettled([app.close(), metricsApp.close()]);
+    throw err;
+  }
   const address = app.server.address();
   logger.info(
     {

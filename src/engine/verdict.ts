@@ -1,5 +1,5 @@
 import { mergePatches, type PatchOp } from '../admission/patch.js';
-import type { Verdict } from '../admission/respond.js';
+import type { Verdict } from '../admission/types.js';
 import type { Config } from '../config/types.js';
 import type { Decision } from './types.js';
 
@@ -22,7 +22,7 @@ export function line(policy: string, message: string): string {
 /**
  * Turns decisions into one answer, applying modes: in warn mode a denial becomes a warning and a
  * mutation a "would …" warning. A workload's template only ever gets warnings: its pods are
- * judged (and patched) when they are created.
+ * judged (and patched) when they are created, and the person applying it is told what they will get.
  */
 export function verdictOf(decisions: readonly Decision[], config: Config): Verdict {
   const denials: string[] = [];
@@ -46,6 +46,8 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
       case 'mutate':
         if (blocking) patches.push(outcome.patch);
         else if (mode === 'warn') warn([`would ${outcome.summary}`]);
+        // A workload's template in enforce mode: its pods get this when created; say so now.
+        else warn([`when its pods are created, meshguard will ${outcome.summary}`]);
         warn(outcome.warnings);
         break;
       case 'error': {

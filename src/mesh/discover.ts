@@ -62,6 +62,7 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
   const webhooks: InjectorWebhook[] = [];
   const revisions = new Map<string, RevisionSettings>();
   const problems: string[] = [];
+  const meshguardConfigurations: string[] = [];
   let oldestKubeletMinor: number | undefined;
   const settings = (rev: string) => {
     let s = revisions.get(rev);
@@ -77,6 +78,8 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         if (!Array.isArray(o.webhooks)) break;
         // A tag's configuration carries the tagged revision in istio.io/rev (revision-tags-mwc.yaml).
         const revision = str(labelsOf(o)['istio.io/rev']) ?? 'default';
+        if (o.webhooks.some((w) => isRecord(w) && /\.meshguard\.io$/.test(str(w.name) ?? '')))
+          meshguardConfigurations.push(name);
         for (const w of o.webhooks) {
           if (!isRecord(w) || !INJECTOR_WEBHOOK.test(str(w.name) ?? '')) continue;
           const ns = parseSelector(w.namespaceSelector);
@@ -150,5 +153,11 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
       }
     }
   }
-  return { webhooks, revisions, problems, ...(oldestKubeletMinor !== undefined && { oldestKubeletMinor }) };
+  return {
+    webhooks,
+    revisions,
+    problems,
+    meshguardConfigurations,
+    ...(oldestKubeletMinor !== undefined && { oldestKubeletMinor }),
+  };
 }

@@ -36,3 +36,26 @@ export function resolveHost(host: string, clusterDomain: string, knownNamespace:
   }
   return { kind: 'other' };
 }
+
+/**
+ * Where a Service or ServiceEntry is visible: in every namespace, or in a set of them. Istio's
+ * exportTo (pkg/config/visibility/visibility.go): `*` every namespace, `.` its own, `~` none, else
+ * namespace names; unset is the mesh's default, `*` (pkg/config/mesh/mesh.go). As
+ * PushContext.IsServiceVisible reads it (pilot/pkg/model/push_context.go).
+ */
+export type Visibility = 'all' | ReadonlySet<string>;
+
+export function visibility(exportTo: readonly string[] | undefined, namespace: string): Visibility {
+  if (exportTo === undefined || exportTo.length === 0 || exportTo.includes('*')) return 'all';
+  const seen = new Set<string>();
+  for (const e of exportTo) if (e !== '~') seen.add(e === '.' ? namespace : e);
+  return seen;
+}
+
+/** Some namespace sees both: a sidecar there has both objects' listeners. */
+export function meet(a: Visibility, b: Visibility): boolean {
+  if (a === 'all') return b === 'all' || b.size > 0;
+  if (b === 'all') return a.size > 0;
+  for (const ns of a) if (b.has(ns)) return true;
+  return false;
+}

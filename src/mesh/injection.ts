@@ -9,6 +9,7 @@ import type { Labels } from './selector.js';
 
 const INJECT = 'sidecar.istio.io/inject';
 const NATIVE = 'sidecar.istio.io/nativeSidecar';
+const TEMPLATES = 'inject.istio.io/templates';
 /** pkg/kube/inject/initializer.go IgnoredNamespaces (constants.KubeSystemNamespace, …). */
 const neverInjected = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'local-path-storage']);
 const noLabels: Labels = Object.freeze({});
@@ -82,6 +83,13 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
         ? "Istio's injector opts this pod out"
         : 'no Istio injector webhook selects this pod in this namespace',
     };
+  }
+
+  // The annotation replaces the injector's default `sidecar` template (inject.go selectTemplates):
+  // gateway, grpc-agent, grpc-simple and custom templates inject something else, or nothing.
+  const templates = annotation(pod, TEMPLATES);
+  if (templates !== undefined && !templates.split(',').some((t) => t.trim() === 'sidecar')) {
+    return { proxy: 'unknown', why: `${TEMPLATES} "${templates}" replaces Istio's sidecar template` };
   }
 
   const native = nativeSidecar(pod, revision, mesh);

@@ -68,6 +68,8 @@ export interface DiscoveredMesh {
   readonly oldestKubeletMinor?: number;
   /** What could not be read, said once by whoever shows the profile. */
   readonly problems: readonly string[];
+  /** Mutating configurations that hold a meshguard webhook (`*.meshguard.io`), for the ordering check. */
+  readonly meshguardConfigurations?: readonly string[];
 }
 
 export const nothingDiscovered: DiscoveredMesh = { webhooks: [], revisions: new Map(), problems: [] };

@@ -1,50 +1,183 @@
 import type { Policy } from '../engine/types.js';
-import { serviceRecord } from '../cluster/records.js';
+import type { ServiceEntryRecord, ServicePort, ServiceRecord } from '../cluster/view.js';
+import { serviceEntryRecord, serviceRecord } from '../cluster/records.js';
+import { meet, visibility, type Visibility } from '../mesh/hosts.js';
+import { atLeast, showVersion, type IstioVersion, type MeshProfile } from '../mesh/profile.js';
+
+// Istio's sidecar builds one outbound TCP listener per address and port. An object with no address
+// of its own binds 0.0.0.0:<port>; on that listener plain TCP has nothing but the port to go by, so
+// a second such object on the port gets an identical filter chain, which Istio drops (TCPOverTCP in
+// mergeTCPFilterChains): its connections go to the first one's host. Sources, all under istio/istio:
+//   pilot/pkg/networking/core/listener.go  buildSidecarOutboundListener, mergeTCPFilterChains
+//   pilot/pkg/networking/core/tls.go       TLS/HTTPS chains match on SNI (sniHosts) instead
+//   pilot/pkg/serviceregistry/kube/conversion.go  ConvertService: ExternalName → model.Alias (≥ 1.21)
+//   pilot/pkg/serviceregistry/serviceentry/conversion.go  no addresses → 0.0.0.0 per host
+//   pilot/pkg/model/service.go             GetAddressForProxy, nodeUsesAutoallocatedIPs
+
+/**
+ * What an object is to the sidecar's listener on one TCP port:
+ * - owner: binds 0.0.0.0:<port> and sends every connection there to its own host (a ServiceEntry
+ *   without addresses resolved DNS or STATIC; an ExternalName Service before Istio 1.21);
+ * - passthrough: binds 0.0.0.0:<port> but forwards to the original destination (resolution NONE):
+ *   mixes nothing itself, and loses its traffic to an owner on the port;
+ * - alias: no listener (an ExternalName Service from 1.21): its connections, to the external host's
+ *   IP, land on an owner's 0.0.0.0:<port>.
+ */
+type Role = 'owner' | 'passthrough' | 'alias';
+
+interface Party {
+  label: string;
+  kind: 'Service' | 'ServiceEntry';
+  role: Role;
+  /** Where its traffic goes. */
+  hosts: ReadonlySet<string>;
+  /** Namespaces whose sidecars have its listener; an alias is reached by DNS from anywhere. */
+  seen: Visibility;
+}
 
 const MAX_NAMED = 3;
-const isTcp = (protocol: string | undefined) => protocol === undefined || protocol.toUpperCase() === 'TCP';
 // DNS names compare case-insensitively, with or without the root dot.
 const canonical = (host: string) => host.toLowerCase().replace(/\.$/, '');
 
+// protocol.Parse (pkg/config/protocol/instance.go) is case-insensitive, and anything it does not
+// know is Unsupported: auto-detected, with a TCP filter chain beside the HTTP one. HTTP-family
+// ports are routed by Host and TLS/HTTPS by SNI (tls.go); UDP gets no listener. Everything else —
+// TCP, MONGO, MYSQL, REDIS, unset, unknown — is plain TCP to the listener
+// (pilot/pkg/networking/networking.go ModelProtocolToListenerProtocol). Istio's own validation
+// calls this out: "for plain TCP there is no way to differentiate between the hosts"
+// (pkg/config/validation/validation.go, ServiceEntry, `!p.IsHTTP() && !p.IsTLS()`).
+const NOT_PLAIN_TCP = new Set(['http', 'http2', 'http_proxy', 'grpc', 'grpc-web', 'https', 'tls', 'udp']);
+const plainTcp = (protocol: string) => !NOT_PLAIN_TCP.has(protocol.toLowerCase());
+
+/** A Service port's protocol as Istio reads it: pkg/config/kube/conversion.go ConvertProtocol. */
+function serviceProtocol(p: ServicePort, v: IstioVersion): string {
+  if (p.protocol === 'UDP') return 'udp';
+  const name = p.appProtocol ?? p.name ?? '';
+  // Kubernetes' standard appProtocol names: h2c from Istio 1.19, ws and wss from 1.24.
+  if (name === 'kubernetes.io/h2c' && atLeast(v, 19)) return 'http2';
+  if (name === 'kubernetes.io/ws' && atLeast(v, 24)) return 'http';
+  if (name === 'kubernetes.io/wss' && atLeast(v, 24)) return 'https';
+  if (name.toLowerCase().startsWith('grpc-web')) return 'grpc-web';
+  const dash = name.indexOf('-');
+  return dash >= 0 ? name.slice(0, dash) : name;
+}
+
+function serviceParty(svc: ServiceRecord, port: number, mesh: MeshProfile): Party | undefined {
+  if (svc.type !== 'ExternalName' || !svc.externalName) return undefined;
+  if (!svc.ports.some((p) => p.port === port && plainTcp(serviceProtocol(p, mesh.version)))) return undefined;
+  return {
+    label: `Service ${svc.namespace}/${svc.name}`,
+    kind: 'Service',
+    // ENABLE_EXTERNAL_NAME_ALIAS: added off in 1.20, on from 1.21, the only behaviour from 1.24.
+    role: atLeast(mesh.version, 21) ? 'alias' : 'owner',
+    hosts: new Set([canonical(svc.externalName)]),
+    seen: atLeast(mesh.version, 21) ? 'all' : visibility(svc.exportTo, svc.namespace),
+  };
+}
+
 /**
- * Istio routes plain TCP by port alone when a host has no address of its own, as ExternalName
- * Services don't: two of them on one port share a listener, and database A's traffic reaches B.
+ * Sidecars give an entry without addresses the address Istio's allocator chose only when they
+ * capture DNS (nodeUsesAutoallocatedIPs, 1.24+). The allocator (pilot/pkg/controllers/ipallocate,
+ * PILOT_ENABLE_IP_AUTOALLOCATE) is on by default from 1.25 and takes every entry but resolution
+ * NONE, those labelled enable-autoallocate-ip "false", and wildcard hosts
+ * (pilot/pkg/networking/serviceentry/ip_autoallocation.go). Before 1.25 sidecars also need
+ * ISTIO_META_DNS_AUTO_ALLOCATE, which the mesh profile does not know: assumed off.
  */
+function usesAllocatedAddress(se: ServiceEntryRecord, mesh: MeshProfile): boolean {
+  if (!mesh.dnsCapture || !atLeast(mesh.version, 24)) return false;
+  if (se.allocated) return true;
+  return atLeast(mesh.version, 25) && !se.autoAllocateOptOut && se.hosts.every((h) => !h.startsWith('*'));
+}
+
+function entryParty(se: ServiceEntryRecord, port: number, mesh: MeshProfile): Party | undefined {
+  // Addresses (IPs or CIDRs) give it a listener or filter chain of its own.
+  if (se.addresses.length > 0) return undefined;
+  if (!se.ports.some((p) => p.number === port && plainTcp(p.protocol ?? ''))) return undefined;
+  let role: Role;
+  if (se.resolution === 'NONE') role = 'passthrough';
+  else if (usesAllocatedAddress(se, mesh)) return undefined;
+  else role = 'owner'; // DNS, DNS_ROUND_ROBIN, STATIC (DYNAMIC_DNS takes no plain TCP port: validation.go)
+  return {
+    label: `ServiceEntry ${se.namespace}/${se.name}`,
+    kind: 'ServiceEntry',
+    role,
+    hosts: new Set(se.hosts.map(canonical)),
+    seen: visibility(se.exportTo, se.namespace),
+  };
+}
+
+/** Two parties on one port mix traffic: one owns the port, they go to different hosts, and some sidecar has both. */
+function collide(a: Party, b: Party): boolean {
+  if (a.role !== 'owner' && b.role !== 'owner') return false;
+  for (const h of a.hosts) if (b.hosts.has(h)) return false;
+  return meet(a.seen, b.seen);
+}
+
+function fix(owners: readonly Party[], mesh: MeshProfile): string {
+  if (owners.some((o) => o.kind === 'Service')) return 'use ServiceEntries with addresses';
+  if (!atLeast(mesh.version, 25)) {
+    return mesh.dnsCapture
+      ? 'set addresses, or turn on ISTIO_META_DNS_AUTO_ALLOCATE'
+      : 'set addresses, or turn on DNS capture and ISTIO_META_DNS_AUTO_ALLOCATE';
+  }
+  // With DNS capture on 1.25+, only an entry the allocator skips (opt-out label, wildcard host) owns the port.
+  if (mesh.dnsCapture) return "set addresses (Istio's auto-allocation skips it)";
+  return 'set addresses, or turn on DNS capture to use auto-allocated ones';
+}
+
 const policy: Policy<'externalname-tcp-collision'> = {
   id: 'externalname-tcp-collision',
   action: 'validate',
-  targets: [{ group: '', kind: 'Service', operations: ['CREATE', 'UPDATE'] }],
-  evaluate({ object, namespace, cluster }) {
-    // The Service as it will be stored: in the request's namespace, whatever its metadata says.
-    const self = serviceRecord(object, namespace);
-    if (!self || self.type !== 'ExternalName' || self.externalName === undefined) {
-      return { result: 'skip', reason: 'not an ExternalName Service' };
+  targets: [
+    { group: '', kind: 'Service', operations: ['CREATE', 'UPDATE'] },
+    { group: 'networking.istio.io', kind: 'ServiceEntry', operations: ['CREATE', 'UPDATE'] },
+  ],
+  evaluate({ object, namespace, cluster, mesh }) {
+    // The object as it will be stored: in the request's namespace, whatever its metadata says.
+    let ports: number[];
+    let partyOn: (port: number) => Party | undefined;
+    if (object.kind === 'ServiceEntry') {
+      const se = serviceEntryRecord(object, namespace);
+      if (!se) return { result: 'skip', reason: 'not a ServiceEntry' };
+      ports = se.ports.map((p) => p.number);
+      partyOn = (port) => entryParty(se, port, mesh);
+    } else {
+      const svc = serviceRecord(object, namespace);
+      if (!svc || svc.type !== 'ExternalName' || !svc.externalName) {
+        return { result: 'skip', reason: 'not an ExternalName Service' };
+      }
+      ports = svc.ports.map((p) => p.port);
+      partyOn = (port) => serviceParty(svc, port, mesh);
     }
-    const host = canonical(self.externalName);
-    const colliding = new Map<string, number>(); // "Service ns/name" → port
-    for (const { port, protocol } of self.ports) {
-      if (!isTcp(protocol)) continue;
-      for (const other of cluster.externalNamesOnPort(port)) {
-        if (other.namespace === self.namespace && other.name === self.name) continue;
-        if (other.externalName === undefined || canonical(other.externalName) === host) continue;
-        if (other.ports.some((p) => p.port === port && isTcp(p.protocol)))
-          colliding.set(`Service ${other.namespace}/${other.name}`, port);
+    const findings: string[] = [];
+    for (const port of new Set(ports)) {
+      const self = partyOn(port);
+      if (!self) continue;
+      const others: Party[] = [];
+      for (const svc of cluster.externalNamesOnPort(port)) {
+        const other = serviceParty(svc, port, mesh);
+        if (other && other.label !== self.label && collide(self, other)) others.push(other);
       }
       for (const se of cluster.serviceEntriesOnPort(port)) {
-        if (se.addresses.length > 0 || se.hosts.some((h) => canonical(h) === host)) continue;
-        if (se.ports.some((p) => p.number === port && isTcp(p.protocol)))
-          colliding.set(`ServiceEntry ${se.namespace}/${se.name}`, port);
+        const other = entryParty(se, port, mesh);
+        if (other && other.label !== self.label && collide(self, other)) others.push(other);
       }
+      if (others.length === 0) continue;
+      const names = others.map((o) => o.label).sort();
+      const listed =
+        names.slice(0, MAX_NAMED).join(', ') + (names.length > MAX_NAMED ? ` +${names.length - MAX_NAMED} more` : '');
+      const owners = [self, ...others].filter((p) => p.role === 'owner');
+      const why = owners.some((o) => o.kind === 'Service')
+        ? `Istio ${showVersion(mesh.version)} routes TCP by port alone`
+        : `no addresses: one 0.0.0.0:${port} listener in sidecars`;
+      const what =
+        self.role === 'owner'
+          ? `TCP port ${port} also carries ${listed} to ${names.length > 1 ? 'other hosts' : 'another host'}`
+          : `TCP to port ${port} is taken by ${listed}`;
+      findings.push(`${what} (${why}); ${fix(owners, mesh)}`);
     }
-    if (colliding.size === 0) return { result: 'pass' };
-    const names = [...colliding.keys()].sort();
-    const ports = [...new Set(colliding.values())].sort((a, b) => a - b).join(',');
-    const listed =
-      names.slice(0, MAX_NAMED).join(', ') + (names.length > MAX_NAMED ? ` +${names.length - MAX_NAMED} more` : '');
-    return {
-      result: 'fail',
-      message: `TCP port ${ports} also carries ${listed} to ${names.length > 1 ? 'other hosts' : 'another host'} (Istio routes TCP by port alone); use a ServiceEntry with explicit addresses`,
-    };
+    if (findings.length === 0) return { result: 'pass' };
+    return { result: 'fail', message: findings.join('; ') };
   },
 };
 

@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { decodeReview } from '../admission/decode.js';
-import { answerJson, type Verdict } from '../admission/respond.js';
+import { answerJson, responseOf } from '../admission/respond.js';
+import type { Verdict } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import { showVersion } from '../mesh/profile.js';
 import { MeshStore } from '../mesh/store.js';
@@ -136,7 +137,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       // Kinds come from the caller: only the ones meshguard handles become label values.
       metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
       metrics.observeDuration(stage, (performance.now() - started) / 1000);
-      reply.header('content-type', JSON_TYPE).send(answerJson(review.apiVersion, req.uid, verdict));
+      const answer = answerJson({
+        apiVersion: review.apiVersion,
+        kind: 'AdmissionReview',
+        response: responseOf(req.uid, verdict),
+      });
+      reply.header('content-type', JSON_TYPE).send(answer);
     };
 
   app.post('/mutate', admit('mutate'));

@@ -6,8 +6,8 @@ const refusePoisoned = { protoAction: 'error', constructorAction: 'error' } as c
 /**
  * Whether a JSON text could hold a `__proto__` or `constructor` key: spelled out, or with any
  * character as a \u escape. secure-json-parse looks for those keys with two regular expressions
- * over the whole text, which cost a pod review about 17 000 instructions (callgrind), 5 % of the
- * bare server's whole request; these searches cost a fraction of that and rule out most reviews.
+ * over the whole text; these plain searches cost a fraction of that and rule out most reviews
+ * (cost and equivalence test: the ledger in bench/RESULTS.md).
  */
 function mayBePoisoned(text: string): boolean {
   return (

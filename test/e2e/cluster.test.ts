@@ -7,6 +7,7 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, VersionApi } from '@kubernetes/
 import type { V1Deployment } from '@kubernetes/client-node';
 import { ISTIO_NETWORKING_GROUP, startCluster } from './cluster.js';
 import type { Cluster } from './cluster.js';
+import { KUBE_VERSION } from './tools.js';
 
 function alive(pid: number): boolean {
   try {
@@ -26,10 +27,10 @@ const apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
 const custom = cluster.kubeConfig.makeApiClient(CustomObjectsApi);
 const namespace = 'harness';
 
-t.test('API server answers as v1.20.2 with the admin kubeconfig', async (t) => {
+t.test(`API server answers as ${KUBE_VERSION} (the pinned k8s.io/kubernetes) with the admin kubeconfig`, async (t) => {
   t.ok(existsSync(cluster.kubeconfigPath), 'kubeconfig written');
   const version = await cluster.kubeConfig.makeApiClient(VersionApi).getCode();
-  t.equal(version.gitVersion, 'v1.20.2');
+  t.equal(version.gitVersion, KUBE_VERSION);
   const ns = await core.createNamespace({ body: { metadata: { name: namespace } } });
   t.equal(ns.metadata?.name, namespace);
   for (const pid of Object.values(cluster.pids)) t.ok(alive(pid), `pid ${pid} running`);

@@ -1,6 +1,6 @@
-// A real Kubernetes control plane on loopback for meshguard's end-to-end tests: etcd 3.4,
-// kube-apiserver and kube-controller-manager v1.20.2 (built by test/e2e/provision.sh, see
-// DESIGN.md section 6). No scheduler and no kubelet: Pods are created (by the real controllers,
+// A real Kubernetes control plane on loopback for meshguard's end-to-end tests: etcd,
+// kube-apiserver and kube-controller-manager at the versions test/e2e/components/*/go.mod pin
+// (built by test/e2e/provision.sh, see DESIGN.md section 6). No scheduler and no kubelet: Pods are created (by the real controllers,
 // through the real admission chain, webhooks included) but stay Pending.
 //
 //   const cluster = await startCluster();
@@ -20,7 +20,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -30,8 +30,7 @@ import type { V1CustomResourceDefinition, V1CustomResourceValidation } from '@ku
 const execFileAsync = promisify(execFile);
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-export const KUBE_VERSION = 'v1.20.2';
-const PROVISION_HINT = 'run `bash test/e2e/provision.sh` (it builds and caches the Kubernetes binaries)';
+const PROVISION_HINT = 'run the e2e tests with `npm run test:e2e` (test/e2e/provision.sh builds the binaries)';
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
@@ -66,18 +65,37 @@ export interface Cluster {
   /** Milliseconds from startCluster() until each phase was done. */
   timings: Readonly<Record<string, number>>;
   /** Last lines of a component's log, for assertion messages. */
-  logTail(component: Component, lines?: number): string;
+  logTail(component: string, lines?: number): string;
+  /**
+   * Start another process beside the control plane (e.g. istiod), logging to `<name>.log`, stopped
+   * with the cluster (before it) or by its own stop().
+   */
+  startProcess(name: string, file: string, args: readonly string[], opts?: ProcessOptions): Promise<Extra>;
   /** Stop all processes (SIGTERM, then SIGKILL), wait for them, remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ProcessOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface Extra {
+  pid: number;
+  /** Set once the process has exited. */
+  exit(): string | undefined;
+  /** SIGTERM, then SIGKILL after 5 s; resolves once it has exited. */
   stop(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Binaries
 
-export function kubeBinDir(): string {
-  const cache =
-    process.env.MESHGUARD_KUBE_CACHE ?? join(homedir(), '.cache', 'meshguard', `kubernetes-${KUBE_VERSION}`);
-  return join(cache, 'bin');
+/** The directory with every provisioned binary (run.sh exports it). */
+export function e2eBinDir(): string {
+  const dir = process.env.MESHGUARD_E2E_BIN;
+  if (dir === undefined || dir === '') throw new Error(`e2e: MESHGUARD_E2E_BIN is not set; ${PROVISION_HINT}`);
+  return dir;
 }
 
 function isExecutable(path: string): boolean {
@@ -104,18 +122,14 @@ interface Binaries {
 }
 
 function locateBinaries(): Binaries {
-  const bin = kubeBinDir();
+  const bin = e2eBinDir();
   const apiserver = join(bin, 'kube-apiserver');
   const controllerManager = join(bin, 'kube-controller-manager');
-  const etcdCandidates = [process.env.MESHGUARD_ETCD, '/usr/bin/etcd', findOnPath('etcd')];
-  const etcd = etcdCandidates.find((p): p is string => p !== undefined && p !== '' && isExecutable(p));
+  const etcd = join(bin, 'etcd');
   const openssl = findOnPath('openssl');
-  const missing: string[] = [];
-  if (!isExecutable(apiserver)) missing.push(apiserver);
-  if (!isExecutable(controllerManager)) missing.push(controllerManager);
-  if (etcd === undefined) missing.push('etcd (/usr/bin/etcd)');
+  const missing = [apiserver, controllerManager, etcd].filter((p) => !isExecutable(p));
   if (openssl === undefined) missing.push('openssl');
-  if (missing.length > 0 || etcd === undefined || openssl === undefined) {
+  if (missing.length > 0 || openssl === undefined) {
     throw new Error(`e2e cluster: missing ${missing.join(', ')}; ${PROVISION_HINT}`);
   }
   return { etcd, apiserver, controllerManager, openssl };
@@ -125,7 +139,7 @@ function locateBinaries(): Binaries {
 // Process bookkeeping and safety nets
 
 interface Proc {
-  name: Component;
+  name: string;
   child: ChildProcess;
   pid: number;
   logPath: string;
@@ -237,12 +251,19 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function startProc(name: Component, file: string, args: readonly string[], logDir: string, watchdog: Watchdog): Proc {
+function startProc(
+  name: string,
+  file: string,
+  args: readonly string[],
+  logDir: string,
+  watchdog: Watchdog,
+  opts: ProcessOptions = {},
+): Proc {
   const logPath = join(logDir, `${name}.log`);
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(file, args, { stdio: ['ignore', fd, fd], env: childEnv() });
+    child = spawn(file, args, { stdio: ['ignore', fd, fd], env: { ...childEnv(), ...opts.env }, cwd: opts.cwd });
   } finally {
     closeSync(fd); // the child has its own copy
   }
@@ -307,7 +328,7 @@ function tailFile(path: string, lines: number): string {
 }
 
 class StartupError extends Error {
-  readonly component: Component | undefined;
+  readonly component: string | undefined;
 
   constructor(message: string, proc: Proc | undefined) {
     super(
@@ -324,7 +345,7 @@ class StartupError extends Error {
 // Helpers: ports, certificates, HTTP probes
 
 /** Distinct free loopback ports (all held open at once so they differ). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },
@@ -578,6 +599,7 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
     liveDirs.add(dir);
   }
   const procs: Proc[] = [];
+  const extras: Proc[] = [];
   let stopping: Promise<void> | undefined;
 
   const stop = (keepDir: boolean): Promise<void> => {
@@ -585,9 +607,10 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       // Controllers and API server first (concurrently), etcd last so the API server does not
       // spend its grace period retrying a vanished backend.
       const [etcd, ...rest] = procs;
+      await Promise.all(extras.map((p) => stopProc(p, 5000)));
       await Promise.all(rest.map((p) => stopProc(p, 5000)));
       if (etcd !== undefined) await stopProc(etcd, 5000);
-      for (const p of procs) if (p.pid > 0) watchdog.remove(p.pid);
+      for (const p of [...procs, ...extras]) if (p.pid > 0) watchdog.remove(p.pid);
       liveDirs.delete(dir);
       if (keepDir) {
         // Keep the logs for diagnosis, drop everything else.
@@ -674,7 +697,6 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
         '--bind-address=127.0.0.1',
         '--advertise-address=127.0.0.1',
         `--secure-port=${apiserverPort}`,
-        '--insecure-port=0',
         `--cert-dir=${pki}`,
         `--tls-cert-file=${certs.certPath}`,
         `--tls-private-key-file=${certs.keyPath}`,
@@ -685,6 +707,9 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         '--service-cluster-ip-range=10.96.0.0/16',
         '--disable-admission-plugins=ServiceAccount',
+        // Webhooks that name a Service (Helm's meshguard release) are called at an endpoint of its
+        // EndpointSlices, not its cluster IP: there is no kube-proxy here.
+        '--enable-aggregator-routing=true',
         '--allow-privileged=true',
         // The default "lease" reconciler would try to publish 127.0.0.1 as the endpoint of the
         // `kubernetes` Service, which Endpoints validation rejects (loopback) - log noise only.
@@ -736,7 +761,6 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
         '--controllers=*,-nodeipam,-nodelifecycle',
         '--leader-elect=false',
         '--secure-port=0',
-        '--port=0',
         `--service-account-private-key-file=${saKeyPath}`,
         `--root-ca-file=${certs.caPath}`,
         '--use-service-account-credentials=false',
@@ -783,6 +807,16 @@ async function startOnce(bins: Binaries, opts: ClusterOptions): Promise<Cluster>
       logTail: (component, lines = 40) =>
         tailFile(byName.get(component)?.logPath ?? join(logDir, `${component}.log`), lines),
       stop: () => stop(keepLogs),
+      startProcess: async (name, file, args, popts) => {
+        const proc = startProc(name, file, args, logDir, watchdog, popts);
+        extras.push(proc);
+        byName.set(name, proc);
+        if (proc.pid <= 0) {
+          await proc.exited;
+          throw new StartupError(`e2e: ${name} ${proc.exit ?? 'did not start'}`, proc);
+        }
+        return { pid: proc.pid, exit: () => proc.exit, stop: () => stopProc(proc, 5000) };
+      },
     };
   } catch (err) {
     await stop(true).catch(() => undefined);

@@ -2,7 +2,7 @@
 // real HTTPS process with the chart's RBAC, registered with the chart's webhook settings. Every
 // scenario goes through the API server with @kubernetes/client-node.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,16 +13,14 @@ import {
   BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
-  RbacAuthorizationV1Api,
   Observable,
   type ObservableMiddleware,
   type V1Pod,
 } from '@kubernetes/client-node';
 import t from 'tap';
 import { defaultConfigPath, packageRoot } from '../../src/paths.js';
-import { startServe, type Served } from '../serve-process.js';
-import { rbacRoles, webhookConfigurations, webhookSpec } from './chart.js';
+import { installRelease } from './release.js';
+import { kubectl } from './tools.js';
 import { installIstioCrds, startCluster } from './cluster.js';
 
 const RELEASE_NS = 'meshguard-system';
@@ -37,7 +35,6 @@ const apps = kc.makeApiClient(AppsV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
 const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 
 /** Polls `fn` until it returns a value other than undefined, or fails after `ms`. */
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -50,9 +47,10 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms 
   }
 }
 
-function getJson(port: number, path: string, ca: string): Promise<{ status: number; body: unknown }> {
+function getJson(path: string): Promise<{ status: number; body: unknown }> {
+  const { host, caPem: ca, serverName: servername } = release;
   return new Promise((resolve, reject) => {
-    httpsGet({ host: '127.0.0.1', port, path, ca, agent: false }, (res) => {
+    httpsGet({ host, port: release.served.port, path, ca, servername, agent: false }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }));
@@ -124,7 +122,6 @@ function plainPod(name: string): V1Pod {
 // --- the cluster as a platform team would set it up -------------------------------------------
 
 for (const [name, labels] of [
-  [RELEASE_NS, {}],
   ['shop', { 'istio-injection': 'enabled' }],
   ['payments', { 'istio-injection': 'enabled' }],
   ['ns1', {}],
@@ -132,73 +129,16 @@ for (const [name, labels] of [
 ] as const) {
   await core.createNamespace({ body: { metadata: { name, labels } } });
 }
-await core.createNamespacedServiceAccount({ namespace: RELEASE_NS, body: { metadata: { name: NAME } } });
-const roles = rbacRoles(NAME, RELEASE_NS);
-await rbac.createClusterRole({ body: roles.clusterRole });
-await rbac.createNamespacedRole({ namespace: RELEASE_NS, body: roles.role });
-const subjects = [{ kind: 'ServiceAccount', name: NAME, namespace: RELEASE_NS }];
-await rbac.createClusterRoleBinding({
-  body: {
-    metadata: { name: NAME },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME },
-    subjects,
-  },
-});
-await rbac.createNamespacedRoleBinding({
-  namespace: RELEASE_NS,
-  body: {
-    metadata: { name: NAME },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: NAME },
-    subjects,
-  },
-});
+const release = await installRelease(cluster, RELEASE_NS);
+t.teardown(() => release.served.proc.kill('SIGKILL'));
 const defaults = readFileSync(defaultConfigPath, 'utf8');
-await core.createNamespacedConfigMap({
-  namespace: RELEASE_NS,
-  body: { metadata: { name: NAME }, data: { 'config.yaml': defaults } },
-});
-
-// meshguard's own identity: the ServiceAccount's token, so it runs with exactly the chart's RBAC.
-const token = await eventually('the ServiceAccount token', async () => {
-  const secrets = await core.listNamespacedSecret({ namespace: RELEASE_NS });
-  const secret = secrets.items.find(
-    (s) =>
-      s.type === 'kubernetes.io/service-account-token' &&
-      s.metadata?.annotations?.['kubernetes.io/service-account.name'] === NAME,
-  );
-  return secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString() : undefined;
-});
-const saConfig = new KubeConfig();
-saConfig.loadFromOptions({
-  clusters: [{ name: 'e2e', server: cluster.server, caData: Buffer.from(cluster.caPem).toString('base64') }],
-  users: [{ name: NAME, token }],
-  contexts: [{ name: 'e2e', cluster: 'e2e', user: NAME }],
-  currentContext: 'e2e',
-});
-const saKubeconfig = join(cluster.logDir, 'meshguard.kubeconfig');
-writeFileSync(saKubeconfig, saConfig.exportConfig());
-
-const serveArgs = [
-  '--cluster',
-  'auto',
-  '--kubeconfig',
-  saKubeconfig,
-  '--config-map',
-  `${RELEASE_NS}/${NAME}`,
-  '--namespace',
-  RELEASE_NS,
-  '--shutdown-delay',
-  '0',
-];
-let served: Served = await startServe(serveArgs, { compiled: true });
-t.teardown(() => served.proc.kill('SIGKILL'));
-const logged = (msg: RegExp) => served.logs.some((l) => typeof l.msg === 'string' && msg.test(l.msg));
+const logged = (msg: RegExp) => release.served.logs.some((l) => typeof l.msg === 'string' && msg.test(l.msg));
 
 // --- scenarios --------------------------------------------------------------------------------
 
 t.test('meshguard syncs its cluster view with least privilege and becomes ready', async (t) => {
   const ready = await eventually('readyz 200', async () => {
-    const res = await getJson(served.port, '/readyz', served.ca.cert);
+    const res = await getJson('/readyz');
     return res.status === 200 ? res.body : undefined;
   });
   t.match(ready, { status: 'ready', clusterLookups: 'on' });
@@ -209,23 +149,36 @@ t.test('meshguard syncs its cluster view with least privilege and becomes ready'
   t.notOk(logged(/list\/watch failed/), 'no list/watch failures under the chart RBAC');
 });
 
-t.test('the API server accepts the chart webhook configurations', async (t) => {
-  const { mutating, validating } = webhookConfigurations(
-    `https://127.0.0.1:${served.port}`,
-    served.ca.cert,
-    RELEASE_NS,
-  );
-  const m = await admission.createMutatingWebhookConfiguration({ body: mutating });
-  const v = await admission.createValidatingWebhookConfiguration({ body: validating });
-  t.equal(m.metadata?.name, webhookSpec.mutating.configurationName);
+t.test("Helm's webhook configurations: ordered before Istio, failing open, sparing excluded namespaces", async (t) => {
+  const m = await admission.readMutatingWebhookConfiguration({ name: '0-meshguard' });
+  const v = await admission.readValidatingWebhookConfiguration({ name: NAME });
+  t.equal(m.metadata?.labels?.['app.kubernetes.io/managed-by'], 'Helm');
   t.equal(m.webhooks?.[0]?.failurePolicy, 'Ignore');
   t.equal(m.webhooks?.[0]?.reinvocationPolicy, 'IfNeeded');
   t.equal(v.webhooks?.[0]?.failurePolicy, 'Ignore');
+  t.match(m.webhooks?.[0]?.clientConfig, {
+    service: { name: NAME, namespace: RELEASE_NS, path: '/mutate', port: 443 },
+  });
   t.ok((m.metadata?.name ?? '') < 'istio-sidecar-injector', 'mutating configuration ordered before Istio');
+  for (const name of ['kube-system', 'kube-public', RELEASE_NS]) {
+    const ns = await core.readNamespace({ name });
+    t.equal(ns.metadata?.labels?.['kubernetes.io/metadata.name'], name, `${name} carries its name label`);
+  }
+  // Sent to meshguard, a misplaced DestinationRule is denied; in kube-system it never reaches it.
+  await installIstioCrds(kc);
+  const message = await denial(() => createDr(dr('ns1', 'sel', 'myservice.default.svc.cluster.local'), 'All'));
+  t.match(message, /destinationrule-placement/, 'ns1: sent to meshguard');
+  t.ok(
+    await createDr(dr('kube-system', 'sel', 'myservice.default.svc.cluster.local'), 'All'),
+    'kube-system: excluded by kubernetes.io/metadata.name at the API server',
+  );
+  t.ok(
+    await createDr(dr(RELEASE_NS, 'sel', 'myservice.default.svc.cluster.local'), 'All'),
+    'the release namespace: excluded too',
+  );
 });
 
 t.test('ServiceEntries are picked up once their CRD appears', async (t) => {
-  await installIstioCrds(kc);
   await eventually(
     'the CRD pickup log line',
     async () => (logged(/^serviceentries: now installed/) ? true : undefined),
@@ -278,9 +231,14 @@ t.test(
       ),
     );
     t.match(
-      warnings,
-      [/^meshguard probe-port-exclusion: probe port 8080 also serves Service web; excluding it would bypass mTLS/],
+      warnings.join('\n'),
+      /^meshguard probe-port-exclusion: probe port 8080 also serves Service web; excluding it would bypass mTLS/m,
       'workload-level warning to the person applying',
+    );
+    t.match(
+      warnings.join('\n'),
+      /^meshguard hold-application-until-proxy-starts: when its pods are created, meshguard will set holdApplicationUntilProxyStarts: true/m,
+      'and what its pods will get, in enforce mode too',
     );
     const pod = await eventually(
       'the Deployment Pod',
@@ -346,22 +304,73 @@ t.test(
   },
 );
 
-t.test('a second ExternalName Service on the same TCP port is admitted with a warning', async (t) => {
-  const svc = (namespace: string, name: string) => ({
-    metadata: { name },
-    spec: { type: 'ExternalName', externalName: `${name}.rds.example.com`, ports: [{ port: 3306, protocol: 'TCP' }] },
-  });
-  const first = await withWarnings((o) =>
-    core.createNamespacedService({ namespace: 'shop', body: svc('shop', 'mysql-a') }, o),
+t.test('kubectl apply: a misplaced DestinationRule is refused with the denial text', async (t) => {
+  const manifest = JSON.stringify(dr('ns1', 'by-kubectl', 'myservice.default.svc.cluster.local'));
+  const out = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+  t.equal(out.status, 1, 'kubectl exits 1');
+  t.match(
+    out.stderr,
+    /admission webhook "validate\.meshguard\.io" denied the request: meshguard destinationrule-placement: DestinationRule ns1\/by-kubectl for myservice\.default\.svc\.cluster\.local is only seen by clients in ns1; move it to default or istio-system/,
   );
+  const got = await kubectl(cluster.kubeconfigPath, ['-n', 'ns1', 'get', 'destinationrule', 'by-kubectl']);
+  t.match(got.stderr, /NotFound/, 'not stored');
+});
+
+t.test('kubectl apply --dry-run=server: through meshguard, nothing stored', async (t) => {
+  const pod = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', ...plainPod('kubectl-dry') });
+  const out = await kubectl(cluster.kubeconfigPath, ['apply', '--dry-run=server', '-o', 'json', '-f', '-'], pod);
+  t.equal(out.status, 0, out.stderr);
+  const answered = JSON.parse(out.stdout) as V1Pod;
+  t.match(
+    answered.metadata?.annotations?.['proxy.istio.io/config'],
+    /holdApplicationUntilProxyStarts: true/,
+    "the answer carries meshguard's mutation",
+  );
+  t.match(out.stdout, /"name": "kubectl-dry"/);
+  const got = await kubectl(cluster.kubeconfigPath, ['-n', 'shop', 'get', 'pod', 'kubectl-dry']);
+  t.match(got.stderr, /NotFound/, 'nothing stored');
+  const denied = await kubectl(
+    cluster.kubeconfigPath,
+    ['apply', '--dry-run=server', '-f', '-'],
+    JSON.stringify(dr('ns1', 'dry-kubectl', 'myservice.default.svc.cluster.local')),
+  );
+  t.equal(denied.status, 1);
+  t.match(denied.stderr, /denied the request: meshguard destinationrule-placement: DestinationRule ns1\/dry-kubectl/);
+});
+
+t.test('a second ServiceEntry without addresses on the same TCP port is admitted with a warning', async (t) => {
+  // On current Istio ExternalName Services are aliases without listeners (1.21+): the live form of
+  // the trap is a DNS ServiceEntry without addresses, which owns 0.0.0.0:<port> in sidecars.
+  const entry = (namespace: string, name: string) =>
+    withWarnings((o) =>
+      custom.createNamespacedCustomObject(
+        {
+          group: 'networking.istio.io',
+          version: 'v1beta1',
+          namespace,
+          plural: 'serviceentries',
+          body: {
+            apiVersion: 'networking.istio.io/v1beta1',
+            kind: 'ServiceEntry',
+            metadata: { name, namespace },
+            spec: {
+              hosts: [`${name}.rds.example.com`],
+              location: 'MESH_EXTERNAL',
+              resolution: 'DNS',
+              ports: [{ number: 3306, name: 'tcp-mysql', protocol: 'TCP' }],
+            },
+          },
+        },
+        o,
+      ),
+    );
+  const first = await entry('shop', 'mysql-a');
   t.strictSame(first.warnings, []);
   await sleep(500); // the watch brings mysql-a into the view
-  const second = await withWarnings((o) =>
-    core.createNamespacedService({ namespace: 'payments', body: svc('payments', 'mysql-b') }, o),
-  );
-  t.equal(second.value.metadata?.name, 'mysql-b', 'admitted');
+  const second = await entry('payments', 'mysql-b');
+  t.equal((second.value as { metadata?: { name?: string } }).metadata?.name, 'mysql-b', 'admitted');
   t.match(second.warnings, [
-    /^meshguard externalname-tcp-collision: TCP port 3306 also carries Service shop\/mysql-a to another host/,
+    /^meshguard externalname-tcp-collision: TCP port 3306 also carries ServiceEntry shop\/mysql-a to another host/,
   ]);
 });
 
@@ -429,6 +438,25 @@ t.test(
     );
     t.match(pod.warnings.join('\n'), /meshguard probe-port-exclusion: would exclude probe port 9000/);
 
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'warned', namespace: 'shop' },
+      spec: {
+        selector: { matchLabels: { app: 'warned' } },
+        template: { metadata: { labels: { app: 'warned' } }, spec: plainPod('warned').spec },
+      },
+    };
+    const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(deployment));
+    t.equal(applied.status, 0, applied.stderr);
+    t.match(applied.stdout, /deployment\.apps\/warned created/);
+    t.match(
+      applied.stderr,
+      /^Warning: meshguard hold-application-until-proxy-starts: would set holdApplicationUntilProxyStarts: true/m,
+      'kubectl shows the warning lines',
+    );
+    t.match(applied.stderr, /^Warning: meshguard probe-port-exclusion: would exclude probe port 9000/m);
+
     await core.replaceNamespacedConfigMap({
       name: NAME,
       namespace: RELEASE_NS,
@@ -466,12 +494,11 @@ t.test(
 );
 
 t.test('fail-open: with meshguard stopped Pods are still created; it recovers when started again', async (t) => {
-  served.proc.kill('SIGTERM');
-  t.equal(await served.exited, 0, 'meshguard exits 0 on SIGTERM');
+  release.served.proc.kill('SIGTERM');
+  t.equal(await release.served.exited, 0, 'meshguard exits 0 on SIGTERM');
   const pod = await core.createNamespacedPod({ namespace: 'shop', body: plainPod('while-down') });
   t.equal(pod.metadata?.annotations, undefined, 'created, unmodified (failurePolicy Ignore)');
-  const port = served.port;
-  served = await startServe([...serveArgs, '--port', String(port)], { compiled: true, reuse: served });
+  const served = await release.restart();
   const again = await eventually('a mutated Pod after restart', async () => {
     const p = await core.createNamespacedPod({ namespace: 'shop', body: plainPod(`after-${Date.now()}`) });
     return p.metadata?.annotations?.['proxy.istio.io/config'] ? p : undefined;

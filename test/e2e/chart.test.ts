@@ -1,9 +1,8 @@
-// The Helm chart, rendered and handed to a real API server. test/e2e/helm-render (Helm 3's
-// template engine rebuilt from Debian's Go packages; see its main.go) renders charts/meshguard
-// with the live server's discovery as .Capabilities, like `helm install`; every rendered object
-// is then created with server-side dry-run (dryRun=All) against kube-apiserver v1.20.2, and the
-// answer must still hold every rendered field (1.20 drops unknown fields silently, so a typo in
-// a template would otherwise pass). On top: what the README promises about the chart.
+// The Helm chart with real Helm 4 (built from helm.sh/helm/v4, test/e2e/components/helm):
+// `helm lint`, then `helm template` with the values the README documents, every rendered object
+// created with server-side dry-run (dryRun=All) against the real kube-apiserver, and the answer
+// must still hold every rendered field (so a misspelt field in a template cannot pass). On top:
+// what the README promises about the chart. `helm install` itself is in meshguard.test.ts.
 //
 // Objects go to the API server as the renderer printed them (raw HTTPS, no client model in
 // between): @kubernetes/client-node serialises known kinds through its models, which would drop
@@ -16,19 +15,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { V1PolicyRule } from '@kubernetes/client-node';
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import t from 'tap';
 import { defaultConfigPath, packageRoot } from '../../src/paths.js';
-import { rbacRoles, webhookConfigurations, webhookSpec } from './chart.js';
-import { kubeBinDir, startCluster } from './cluster.js';
+import { startCluster } from './cluster.js';
+import { helm, HELM_VERSION, KUBE_VERSION } from './tools.js';
 
 /** A subtest's `t` (the last overload of t.test takes just the callback). */
 type Sub = Parameters<Parameters<typeof t.test>[0]>[0];
 
-const RENDER = join(kubeBinDir(), 'helm-render');
-if (!existsSync(RENDER))
-  throw new Error(`${RENDER} missing: run \`bash test/e2e/provision.sh\` (it builds helm-render)`);
 const chartDir = join(packageRoot, 'charts/meshguard');
 const RELEASE = 'meshguard';
 
@@ -39,6 +36,19 @@ const kc = cluster.kubeConfig;
 const core = kc.makeApiClient(CoreV1Api);
 const tmp = mkdtempSync(join(tmpdir(), 'meshguard-chart-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+
+t.test(`helm lint (Helm ${HELM_VERSION}), with the values of both README installs`, async (t) => {
+  for (const set of [
+    ['--set', 'tls.existingSecret=meshguard-tls', '--set', 'tls.caBundle=Y2E='],
+    ['--set', 'certManager.enabled=true'],
+  ]) {
+    const lint = await helm(tmp, ['lint', '--strict', chartDir, '--kube-version', KUBE_VERSION, ...set]);
+    t.equal(lint.status, 0, `helm lint ${set.join(' ')}: ${lint.stdout}${lint.stderr}`);
+    t.match(lint.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+  const version = await helm(tmp, ['version', '--short']);
+  t.match(version.stdout, new RegExp(`^${HELM_VERSION.replaceAll('.', '\\.')}\\b`), 'the pinned Helm');
+});
 
 // --- rendering ------------------------------------------------------------------------------
 
@@ -60,26 +70,17 @@ interface Rendered {
 }
 
 let valuesFiles = 0;
-/** helm-render RELEASE charts/meshguard --namespace NS -f VALUES --kubeconfig (live capabilities). */
-function render(
+/** helm template RELEASE charts/meshguard --namespace NS -f VALUES, for the cluster's Kubernetes version. */
+async function render(
   namespace: string,
   values: object,
-  extra: string[] = ['--kubeconfig', cluster.kubeconfigPath],
+  extra: string[] = ['--kube-version', KUBE_VERSION],
 ): Promise<Rendered> {
   const file = join(tmp, `values-${++valuesFiles}.json`);
   writeFileSync(file, JSON.stringify(values));
   const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      RENDER,
-      [RELEASE, chartDir, '--namespace', namespace, '-f', file, ...extra],
-      { encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr, ms: Date.now() - started });
-      },
-    );
-  });
+  const r = await helm(tmp, ['template', RELEASE, chartDir, '--namespace', namespace, '-f', file, ...extra]);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
 }
 
 /** `---` separated documents, each opened by helm's `# Source: meshguard/templates/FILE`. */
@@ -165,7 +166,7 @@ async function collection(obj: Obj, namespace: string): Promise<string> {
   return `${base}${res.namespaced ? `/namespaces/${obj.metadata.namespace ?? namespace}` : ''}/${res.name}`;
 }
 
-/** Paths of rendered fields the answer lacks or changed (unknown fields are dropped on 1.20). */
+/** Paths of rendered fields the answer lacks or changed (the API server drops unknown fields). */
 function lost(rendered: unknown, answer: unknown, at = ''): string[] {
   if (rendered === null || rendered === undefined) return [];
   if (Array.isArray(rendered)) {
@@ -242,8 +243,15 @@ const NS_TLS = 'mg-existing'; // (b) an existing Secret and caBundle
 for (const name of [NS_CM, NS_TLS]) await core.createNamespace({ body: { metadata: { name } } });
 
 const config = yaml.load(readFileSync(defaultConfigPath, 'utf8')) as { excludeNamespaces: string[] };
-const discovery = await api('GET', '/apis/policy');
-const policyVersions = (discovery.body as { versions: { version: string }[] }).versions.map((v) => v.version);
+const webhookSpec = yaml.load(readFileSync(join(chartDir, 'files/webhooks.yaml'), 'utf8')) as {
+  mutating: { configurationName: string };
+  excludedNamespaces: string[];
+};
+/** The chart's ClusterRole and Role rules (files/rbac.yaml) for a release named `name`. */
+function rbacRules(name: string): { clusterRules: V1PolicyRule[]; namespaceRules: V1PolicyRule[] } {
+  const text = readFileSync(join(chartDir, 'files/rbac.yaml'), 'utf8').replaceAll('CONFIGMAP', name);
+  return yaml.load(text) as { clusterRules: V1PolicyRule[]; namespaceRules: V1PolicyRule[] };
+}
 
 // --- what both installations share: the README's promises ---------------------------------------
 
@@ -306,12 +314,11 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
     t.equal(spec.template.metadata.annotations?.['sidecar.istio.io/inject'], 'false', 'never in the mesh');
   });
 
-  t.test('PodDisruptionBudget: what the live API server serves (1.20: policy/v1beta1)', async (t) => {
+  t.test('PodDisruptionBudget: policy/v1', async (t) => {
     const pdb = one(docs, 'PodDisruptionBudget') as Obj & {
       spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } };
     };
-    t.notOk(policyVersions.includes('v1'), `v1.20.2 serves policy ${policyVersions.join(', ')}`);
-    t.equal(pdb.apiVersion, 'policy/v1beta1', '.Capabilities.APIVersions from discovery');
+    t.equal(pdb.apiVersion, 'policy/v1');
     t.equal(pdb.spec.minAvailable, 1);
     t.strictSame(pdb.spec.selector.matchLabels, spec.selector.matchLabels);
   });
@@ -338,16 +345,16 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
   });
 
   t.test('RBAC is files/rbac.yaml, bound to the ServiceAccount', async (t) => {
-    const roles = rbacRoles(RELEASE, namespace);
-    t.strictSame((one(docs, 'ClusterRole') as Obj & { rules: unknown }).rules, roles.clusterRole.rules);
-    t.strictSame((one(docs, 'Role') as Obj & { rules: unknown }).rules, roles.role.rules);
+    const rules = rbacRules(RELEASE);
+    t.strictSame((one(docs, 'ClusterRole') as Obj & { rules: unknown }).rules, rules.clusterRules);
+    t.strictSame((one(docs, 'Role') as Obj & { rules: unknown }).rules, rules.namespaceRules);
     const subjects = [{ kind: 'ServiceAccount', name: RELEASE, namespace }];
     t.match(one(docs, 'ClusterRoleBinding'), { roleRef: { kind: 'ClusterRole', name: RELEASE }, subjects });
     t.match(one(docs, 'RoleBinding'), { metadata: { namespace }, roleRef: { kind: 'Role', name: RELEASE }, subjects });
     t.equal(one(docs, 'ServiceAccount').metadata.name, RELEASE);
   });
 
-  t.test('webhooks: ordering, failure policies, selectors, and what the other e2e tests register', async (t) => {
+  t.test('webhooks: ordering, failure policies, selectors', async (t) => {
     const mutating = one(docs, 'MutatingWebhookConfiguration') as Obj & { webhooks: Webhook[] };
     const validating = one(docs, 'ValidatingWebhookConfiguration') as Obj & { webhooks: Webhook[] };
     for (const istio of ['istio-sidecar-injector', 'istio-sidecar-injector-1-22', 'istio-revision-tag-default']) {
@@ -389,29 +396,6 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         clientConfig: { service: { path: '/validate' } },
       },
     ]);
-    // test/e2e/chart.ts builds the configurations meshguard.test.ts registers from the same files:
-    // apart from clientConfig (a URL there) and the validating failure policy (values here), equal.
-    const ours = webhookConfigurations('https://unused', 'unused', namespace);
-    const strip = (ws: object[] | undefined, policy?: string) =>
-      JSON.parse(
-        JSON.stringify(
-          (ws ?? []).map((w) => ({
-            ...w,
-            clientConfig: undefined,
-            ...(policy !== undefined && { failurePolicy: policy }),
-          })),
-        ),
-      ) as unknown;
-    t.strictSame(
-      strip(mutating.webhooks),
-      strip(ours.mutating.webhooks),
-      'mutating: as test/e2e/chart.ts registers it',
-    );
-    t.strictSame(
-      strip(validating.webhooks, 'X'),
-      strip(ours.validating.webhooks, 'X'),
-      'validating: as test/e2e/chart.ts registers it',
-    );
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }
@@ -623,10 +607,10 @@ t.test('values schema, kubeVersion, capabilities, guards', async (t) => {
   t.match(bad.stderr, /replicaCount: Must be greater than or equal to 1/);
   t.match(bad.stderr, /validatingFailurePolicy/);
 
-  const old = await render(NS_CM, { certManager: { enabled: true } }, ['--kube-version', 'v1.19.9']);
-  t.match(old.stderr, /chart requires kubeVersion: >=1\.20\.0-0 which is incompatible with Kubernetes v1\.19\.9/);
+  const old = await render(NS_CM, { certManager: { enabled: true } }, ['--kube-version', 'v1.20.15']);
+  t.match(old.stderr, /chart requires kubeVersion: >=1\.21\.0-0 which is incompatible with Kubernetes v1\.20\.15/);
 
-  // `helm template` without a cluster: client-go's known kinds, policy/v1 among them.
+  // `helm template` with Helm's defaults for the cluster.
   const offline = await render(NS_CM, { certManager: { enabled: true } }, []);
   t.equal(offline.code, 0, offline.stderr);
   t.equal(one(parse(offline.stdout), 'PodDisruptionBudget').apiVersion, 'policy/v1', 'policy/v1 where it is served');
@@ -657,39 +641,19 @@ t.test('values schema, kubeVersion, capabilities, guards', async (t) => {
   );
 });
 
-// --- Kubernetes 1.20: no kubernetes.io/metadata.name label ---------------------------------------
+// --- excluded namespaces, at the API server ------------------------------------------------------
 
-t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and its advice works', async (t) => {
-  const kubeSystem = await core.readNamespace({ name: 'kube-system' });
-  t.equal(
-    kubeSystem.metadata?.labels?.['kubernetes.io/metadata.name'],
-    undefined,
-    'v1.20.2 does not label namespaces with their name (1.21+)',
-  );
+t.test('kube-system, kube-public and the release namespace are excluded by kubernetes.io/metadata.name', async (t) => {
+  for (const name of ['kube-system', 'kube-public', NS_TLS]) {
+    const ns = await core.readNamespace({ name });
+    t.equal(ns.metadata?.labels?.['kubernetes.io/metadata.name'], name, `${name} carries the label`);
+  }
   t.ok(
     ['kube-system', 'kube-public'].every((n) => config.excludeNamespaces.includes(n)),
-    'meshguard itself passes kube-system and kube-public (config.excludeNamespaces)',
+    'meshguard itself passes kube-system and kube-public too (config.excludeNamespaces)',
   );
-
-  const notes = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, [
-    '--kubeconfig',
-    cluster.kubeconfigPath,
-    '--notes',
-  ]);
-  t.match(notes.stdout, /WARNING: Kubernetes v1\.20\.2 does not label namespaces/);
-  t.match(
-    notes.stdout,
-    new RegExp(`kubectl label namespace kube-system kube-public ${NS_TLS} meshguard.io/ignore=true`),
-  );
-  const recent = await render(NS_TLS, { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } }, [
-    '--kube-version',
-    'v1.21.0',
-    '--notes',
-  ]);
-  t.notMatch(recent.stdout, /WARNING/, 'no warning from 1.21 on');
-
   // Register the rendered fail-closed validating configuration for real, with nothing behind its
-  // Service: kube-system is not spared until it carries the label NOTES suggests.
+  // Service: a namespace it covers fails closed, an excluded one is never sent.
   const rendered = await render(NS_TLS, {
     tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' },
     webhook: { validatingFailurePolicy: 'Fail' },
@@ -705,42 +669,23 @@ t.test('on 1.20 the namespaceSelector cannot exclude by name: NOTES says so, and
   t.teardown(() =>
     admission.deleteValidatingWebhookConfiguration({ name: validating.metadata.name }).then(() => undefined),
   );
-  const service = {
+  const service = (namespace: string) => ({
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: 'probe', namespace: 'kube-system' },
+    metadata: { name: 'probe', namespace },
     spec: { ports: [{ port: 80 }] },
-  };
-  let denied: { status: number; body: unknown } = { status: 0, body: undefined };
+  });
+  let sent: { status: number; body: unknown } = { status: 0, body: undefined };
   for (let i = 0; i < 50; i++) {
     // The configuration reaches the admission chain within a moment.
-    denied = await api('POST', '/api/v1/namespaces/kube-system/services?dryRun=All', service);
-    if (denied.status !== 201) break;
+    sent = await api('POST', `/api/v1/namespaces/${NS_CM}/services?dryRun=All`, service(NS_CM));
+    if (sent.status !== 201) break;
     await sleep(100);
   }
-  t.equal(denied.status, 500, 'kube-system: sent to the absent webhook, failed closed');
-  t.match(
-    (denied.body as { message?: string }).message,
-    /failed calling webhook "validate\.meshguard\.io": .*service "meshguard" not found/,
-  );
-  const label = (value: string | null) =>
-    api(
-      'PATCH',
-      '/api/v1/namespaces/kube-system',
-      { metadata: { labels: { 'meshguard.io/ignore': value } } },
-      'application/merge-patch+json',
-    );
-  t.equal((await label('true')).status, 200, 'kube-system labelled meshguard.io/ignore=true');
-  t.teardown(() => label(null).then(() => undefined));
-  let admitted: { status: number; body: unknown } = { status: 0, body: undefined };
-  for (let i = 0; i < 50; i++) {
-    admitted = await api('POST', '/api/v1/namespaces/kube-system/services?dryRun=All', service);
-    if (admitted.status === 201) break;
-    await sleep(100);
+  t.equal(sent.status, 500, `${NS_CM}: sent to the absent webhook, failed closed`);
+  t.match((sent.body as { message?: string }).message, /failed calling webhook "validate\.meshguard\.io"/);
+  for (const namespace of ['kube-system', 'kube-public', NS_TLS]) {
+    const r = await api('POST', `/api/v1/namespaces/${namespace}/services?dryRun=All`, service(namespace));
+    t.equal(r.status, 201, `${namespace}: never sent${r.status === 201 ? '' : ` (${JSON.stringify(r.body)})`}`);
   }
-  t.equal(
-    admitted.status,
-    201,
-    `labelled meshguard.io/ignore=true: no longer sent${admitted.status === 201 ? '' : ` (${JSON.stringify(admitted.body)})`}`,
-  );
 });

@@ -1,0 +1,359 @@
+// Istio's own sidecar injector in the loop. Istio's webhook configurations come from its own
+// istio-discovery chart (real Helm; revision `default` and a revisioned install `canary`), istiod
+// (pilot-discovery) runs against the API server and answers them, and meshguard is installed by
+// its chart. Every pod is created through the API server — directly, or by the Deployment and Job
+// controllers — and the assertions read the pod as stored, after 0-meshguard and then Istio's
+// injector: the two claims meshguard's mutations rest on ("our configuration sorts before
+// istio-sidecar-injector", "Istio reads what we set") are checked on Istio's own output.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppsV1Api, BatchV1Api, CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import type { KubeObject } from '../../src/admission/types.js';
+import { MemoryClusterView } from '../../src/cluster/memory.js';
+import { discoverFromCluster } from '../../src/cluster/istio-objects.js';
+import { sidecarOf } from '../../src/mesh/injection.js';
+import { resolveProfile } from '../../src/mesh/profile.js';
+import { defaultConfigPath } from '../../src/paths.js';
+import { startCluster } from './cluster.js';
+import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
+import { installRelease } from './release.js';
+import { ISTIO_VERSION } from './tools.js';
+
+const cluster = await startCluster({ istioCrds: false });
+t.teardown(() => cluster.stop());
+const kc = cluster.kubeConfig;
+const core = kc.makeApiClient(CoreV1Api);
+const apps = kc.makeApiClient(AppsV1Api);
+const batch = kc.makeApiClient(BatchV1Api);
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    const value = await fn().catch((err: unknown) => ((last = err), undefined));
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(200);
+  }
+}
+
+// --- the mesh --------------------------------------------------------------------------------
+
+const NAMESPACES: Record<string, Record<string, string>> = {
+  'ns-enabled': { 'istio-injection': 'enabled' },
+  'ns-rev-default': { 'istio.io/rev': 'default' },
+  'ns-rev-canary': { 'istio.io/rev': 'canary' },
+  'ns-both': { 'istio-injection': 'enabled', 'istio.io/rev': 'canary' },
+  'ns-disabled': { 'istio-injection': 'disabled' },
+  'ns-plain': {},
+};
+for (const [name, labels] of Object.entries(NAMESPACES)) {
+  await core.createNamespace({ body: { metadata: { name, labels } } });
+}
+// A namespace Istio never injects, labelled as if it should.
+await core.patchNamespace({
+  name: 'kube-public',
+  body: [{ op: 'add', path: '/metadata/labels/istio-injection', value: 'enabled' }],
+});
+NAMESPACES['kube-public'] = { 'istio-injection': 'enabled' };
+
+await installIstioBase(cluster);
+// Classic sidecars first; the native-sidecar tests restart the default istiod.
+const istiod = await installIstiod(cluster, '', { ENABLE_NATIVE_SIDECARS: 'false' });
+const canary = await installIstiod(cluster, 'canary', { ENABLE_NATIVE_SIDECARS: 'false' });
+const release = await installRelease(cluster, 'meshguard-system');
+t.teardown(() => release.served.proc.kill('SIGKILL'));
+t.comment(`istiod ${ISTIO_VERSION}: ${istiod.injectionUrl} (default), ${canary.injectionUrl} (canary)`);
+
+const container = (extra: Partial<V1Container> = {}): V1Container => ({
+  name: 'app',
+  image: 'example.invalid/app:1',
+  ports: [
+    { name: 'http', containerPort: 8080 },
+    { name: 'health', containerPort: 8087 },
+  ],
+  ...extra,
+});
+
+let podCount = 0;
+/** Creates a Pod through the API server and returns it as stored. */
+async function createPod(
+  namespace: string,
+  meta: { labels?: Record<string, string>; annotations?: Record<string, string> },
+  spec: Partial<V1Pod['spec']> = {},
+): Promise<V1Pod> {
+  const body: V1Pod = {
+    metadata: { name: `p${++podCount}`, namespace, ...meta },
+    spec: { containers: [container()], ...spec },
+  };
+  return core.createNamespacedPod({ namespace, body });
+}
+
+const proxyOf = (pod: V1Pod) =>
+  [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === 'istio-proxy');
+const injectedBy = (pod: V1Pod) =>
+  proxyOf(pod) === undefined ? 'none' : (pod.metadata?.labels?.['istio.io/rev'] ?? '?');
+
+/**
+ * meshguard's prediction for a pod: the revision that injects it, or none, from the mesh profile
+ * discovered from the objects Istio's chart installed in this cluster (as serve and audit do).
+ */
+async function predicted(pod: V1Pod, namespace: string): Promise<string> {
+  const view = MemoryClusterView.fromObjects(
+    Object.entries(NAMESPACES).map(([name, labels]) => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name, labels },
+    })),
+  );
+  const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+  const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
+  return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
+}
+
+// --- injection: which pods Istio injects, and which revision -------------------------------------
+
+interface Case {
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  spec?: Partial<V1Pod['spec']>;
+  /** What Istio does: the revision that injects, or none. */
+  istio: 'default' | 'canary' | 'none';
+}
+const cases: Case[] = [
+  { name: 'istio-injection=enabled namespace', namespace: 'ns-enabled', istio: 'default' },
+  {
+    name: 'pod label sidecar.istio.io/inject=false opts out',
+    namespace: 'ns-enabled',
+    labels: { 'sidecar.istio.io/inject': 'false' },
+    istio: 'none',
+  },
+  {
+    name: 'pod annotation sidecar.istio.io/inject=false opts out',
+    namespace: 'ns-enabled',
+    annotations: { 'sidecar.istio.io/inject': 'false' },
+    istio: 'none',
+  },
+  { name: 'hostNetwork pods are never injected', namespace: 'ns-enabled', spec: { hostNetwork: true }, istio: 'none' },
+  { name: 'namespace istio.io/rev=default', namespace: 'ns-rev-default', istio: 'default' },
+  { name: 'namespace istio.io/rev=canary: the canary revision', namespace: 'ns-rev-canary', istio: 'canary' },
+  { name: 'istio-injection=enabled wins over istio.io/rev', namespace: 'ns-both', istio: 'default' },
+  { name: 'unlabelled namespace', namespace: 'ns-plain', istio: 'none' },
+  {
+    name: 'unlabelled namespace, pod label sidecar.istio.io/inject=true opts in',
+    namespace: 'ns-plain',
+    labels: { 'sidecar.istio.io/inject': 'true' },
+    istio: 'default',
+  },
+  {
+    name: 'unlabelled namespace, pod annotation sidecar.istio.io/inject=true does not opt in',
+    namespace: 'ns-plain',
+    annotations: { 'sidecar.istio.io/inject': 'true' },
+    istio: 'none',
+  },
+  {
+    name: 'unlabelled namespace, pod label istio.io/rev=canary',
+    namespace: 'ns-plain',
+    labels: { 'istio.io/rev': 'canary' },
+    istio: 'canary',
+  },
+  {
+    name: 'istio-injection=disabled, pod label sidecar.istio.io/inject=true: no webhook matches',
+    namespace: 'ns-disabled',
+    labels: { 'sidecar.istio.io/inject': 'true' },
+    istio: 'none',
+  },
+  { name: 'kube-public is never injected, even labelled', namespace: 'kube-public', istio: 'none' },
+];
+
+t.test("Istio's injector decides: namespace labels, revisions, pod labels, hostNetwork, never-injected", async (t) => {
+  // Istio's webhook answers once istiod has its injector configuration: wait for a first injection.
+  await eventually('the first injected pod', async () => {
+    const pod = await createPod('ns-enabled', { labels: { warmup: 'true' } });
+    return proxyOf(pod) !== undefined ? pod : undefined;
+  });
+  const disagreements: string[] = [];
+  for (const c of cases) {
+    const pod = await createPod(
+      c.namespace,
+      { ...(c.labels && { labels: c.labels }), ...(c.annotations && { annotations: c.annotations }) },
+      c.spec,
+    );
+    t.equal(injectedBy(pod), c.istio, `${c.name}: ${c.istio === 'none' ? 'not injected' : `injected by ${c.istio}`}`);
+    const body: V1Pod = {
+      metadata: { labels: c.labels, annotations: c.annotations },
+      spec: { containers: [], ...c.spec },
+    };
+    const prediction = await predicted(body, c.namespace);
+    if (prediction !== c.istio) disagreements.push(`${c.name} (meshguard: ${prediction})`);
+  }
+  // meshguard's prediction (src/mesh/injection.ts sidecarOf on the discovered profile) against Istio's own answers.
+  t.strictSame(disagreements, [], 'meshguard predicts exactly the pods Istio injects, and by which revision');
+});
+
+// --- meshguard before Istio ---------------------------------------------------------------------
+
+const istioInit = (pod: V1Pod) => pod.spec?.initContainers?.find((c) => c.name === 'istio-init');
+const app = (pod: V1Pod) => pod.spec?.containers.find((c) => c.name === 'app');
+
+t.test('hold: meshguard sets it, Istio puts istio-proxy first with its postStart wait', async (t) => {
+  const pod = await createPod(
+    'ns-enabled',
+    {},
+    { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
+  );
+  t.match(pod.metadata?.annotations?.['proxy.istio.io/config'], /holdApplicationUntilProxyStarts: true/, 'meshguard');
+  t.equal(pod.spec?.containers[0]?.name, 'istio-proxy', 'istio-proxy is the first container');
+  t.match(
+    pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command,
+    ['pilot-agent', 'wait'],
+    "Istio read meshguard's annotation: the proxy's postStart waits for it",
+  );
+  t.match(JSON.parse(pod.metadata?.annotations?.['sidecar.istio.io/status'] ?? '{}'), { containers: ['istio-proxy'] });
+});
+
+t.test('probes: Istio rewrites them through its agent', async (t) => {
+  const pod = await createPod(
+    'ns-enabled',
+    {},
+    {
+      containers: [
+        container({
+          livenessProbe: { tcpSocket: { port: 8087 } },
+          readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+        }),
+      ],
+    },
+  );
+  t.match(app(pod)?.livenessProbe, { httpGet: { path: '/app-health/app/livez', port: 15020 } }, 'tcpSocket rewritten');
+  t.match(app(pod)?.readinessProbe, { httpGet: { path: '/app-health/app/readyz', port: 15020 } }, 'httpGet rewritten');
+  t.match(proxyOf(pod)?.env?.find((e) => e.name === 'ISTIO_KUBE_APP_PROBERS')?.value, /8087/, 'the agent probes 8087');
+});
+
+t.test("probes with rewriting off: meshguard's exclusion reaches Istio's init container", async (t) => {
+  const pod = await createPod(
+    'ns-enabled',
+    { annotations: { 'sidecar.istio.io/rewriteAppHTTPProbers': 'false' } },
+    { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
+  );
+  t.equal(pod.metadata?.annotations?.['traffic.sidecar.istio.io/excludeInboundPorts'], '8087', 'meshguard');
+  t.match(app(pod)?.livenessProbe, { tcpSocket: { port: 8087 } }, 'not rewritten');
+  const args = istioInit(pod)?.args ?? [];
+  const excluded = args[args.indexOf('-d') + 1] ?? '';
+  t.ok(args.includes('-d') && excluded.split(',').includes('8087'), `istio-init -d ${excluded}`);
+});
+
+t.test('a Deployment: its controller-made pod passes meshguard, then Istio', async (t) => {
+  const labels = { app: 'web' };
+  await apps.createNamespacedDeployment({
+    namespace: 'ns-enabled',
+    body: {
+      metadata: { name: 'web' },
+      spec: {
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: { containers: [container()] } },
+      },
+    },
+  });
+  const pod = await eventually(
+    'the Deployment pod',
+    async () => (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=web' })).items[0],
+  );
+  t.match(pod.metadata?.annotations?.['proxy.istio.io/config'], /holdApplicationUntilProxyStarts: true/);
+  t.equal(pod.spec?.containers[0]?.name, 'istio-proxy');
+  t.match(pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command, ['pilot-agent', 'wait']);
+});
+
+t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", async (t) => {
+  await batch.createNamespacedJob({
+    namespace: 'ns-enabled',
+    body: {
+      metadata: { name: 'report' },
+      spec: {
+        template: {
+          metadata: { labels: { app: 'report' } },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date'] }],
+          },
+        },
+      },
+    },
+  });
+  const pod = await eventually(
+    'the Job pod',
+    async () => (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=report' })).items[0],
+  );
+  const report = pod.spec?.containers.find((c) => c.name === 'report');
+  t.match(report?.command?.[2], /^# meshguard job-sidecar-quit v1\n/, 'wrapped by meshguard');
+  t.match(report?.command?.[2], /15020\/quitquitquit/, "tells istio-proxy's agent to quit");
+  t.ok(
+    pod.spec?.containers.some((c) => c.name === 'istio-proxy'),
+    'istio-proxy is a regular container beside it',
+  );
+});
+
+// --- native sidecars ----------------------------------------------------------------------------
+
+t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container', async (t) => {
+  await istiod.restart({ ENABLE_NATIVE_SIDECARS: 'true' });
+  // meshguard told the mesh runs native sidecars (the configuration's key today).
+  const config = readFileSync(defaultConfigPath, 'utf8').replace(/^nativeSidecars: false$/m, 'nativeSidecars: true');
+  await core.replaceNamespacedConfigMap({
+    name: 'meshguard',
+    namespace: release.namespace,
+    body: { metadata: { name: 'meshguard' }, data: { 'config.yaml': config } },
+  });
+  const pod = await eventually('a native-sidecar pod', async () => {
+    const p = await createPod(
+      'ns-enabled',
+      {},
+      { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
+    );
+    return p.spec?.initContainers?.some((c) => c.name === 'istio-proxy') &&
+      p.metadata?.annotations?.['proxy.istio.io/config'] === undefined
+      ? p
+      : undefined;
+  });
+  const proxy = pod.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
+  t.equal(proxy?.restartPolicy, 'Always', 'a native sidecar');
+  t.notOk(
+    pod.spec?.containers.some((c) => c.name === 'istio-proxy'),
+    'not among the regular containers',
+  );
+  t.equal(pod.metadata?.annotations?.['proxy.istio.io/config'], undefined, 'meshguard adds no hold');
+
+  await batch.createNamespacedJob({
+    namespace: 'ns-enabled',
+    body: {
+      metadata: { name: 'native-report' },
+      spec: {
+        template: {
+          metadata: { labels: { app: 'native-report' } },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [{ name: 'report', image: 'busybox', command: ['/bin/sh', '-c'], args: ['date'] }],
+          },
+        },
+      },
+    },
+  });
+  const job = await eventually(
+    'the Job pod',
+    async () =>
+      (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=native-report' })).items[0],
+  );
+  t.strictSame(job.spec?.containers.find((c) => c.name === 'report')?.command, ['/bin/sh', '-c'], 'not wrapped');
+  t.equal(job.spec?.initContainers?.find((c) => c.name === 'istio-proxy')?.restartPolicy, 'Always');
+});
+
+t.test('Istio namespace objects came from Helm', async (t) => {
+  const cms = await core.listNamespacedConfigMap({ namespace: ISTIO_NS });
+  const names = cms.items.map((c) => c.metadata?.name);
+  for (const n of ['istio', 'istio-sidecar-injector', 'istio-canary', 'istio-sidecar-injector-canary'])
+    t.ok(names.includes(n), `ConfigMap ${n}`);
+});
