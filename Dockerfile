@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
-# meshguard container image: compiled JS and production dependencies on Node 22 LTS, non-root.
+# meshguard container image: compiled JS and production dependencies on Node 24 (the current LTS,
+# which CI tests beside Node 20), non-root.
 #   docker build -t meshguard:dev .
 
-ARG NODE_IMAGE=node:22-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src

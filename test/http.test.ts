@@ -19,7 +19,6 @@ const review = (name: string) =>
     request: { uid: string; object: KubeObject };
   };
 
-// As a live cluster's watches: every Service of the namespace is known.
 const cluster = MemoryClusterView.fromObjects(
   [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'istio-injection': 'enabled' } } },
@@ -29,6 +28,7 @@ const cluster = MemoryClusterView.fromObjects(
       metadata: { name: 'mysql-a', namespace: 'shop' },
       spec: { type: 'ExternalName', externalName: 'mysql-a.rds.example.com', ports: [{ port: 3306, protocol: 'TCP' }] },
     },
+    // Every Service of shop is here, as a live cluster's watches would hold them.
   ],
   true,
 );
@@ -44,7 +44,7 @@ function app(
   } = {},
 ) {
   const metrics = createMetrics();
-  // The FAQs' mesh (Istio 1.11): classic sidecars, tcpSocket probes not rewritten — every pod trap exists.
+  // The FAQs' mesh (Istio 1.11) unless a test says otherwise: every guardrail's trap exists there.
   const store = new ConfigStore(configOf({ mesh: { istioVersion: '1.11' }, ...(opts.config as object) }), 'test');
   const built = buildApp({
     store,

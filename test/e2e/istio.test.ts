@@ -6,7 +6,14 @@
 // injector: the two claims meshguard's mutations rest on ("our configuration sorts before
 // istio-sidecar-injector", "Istio reads what we set") are checked on Istio's own output.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppsV1Api, BatchV1Api, CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  type V1Container,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
@@ -199,6 +206,14 @@ t.test("Istio's injector decides: namespace labels, revisions, pod labels, hostN
 
 const istioInit = (pod: V1Pod) => pod.spec?.initContainers?.find((c) => c.name === 'istio-init');
 const app = (pod: V1Pod) => pod.spec?.containers.find((c) => c.name === 'app');
+
+t.test("the API server's order: 0-meshguard sorts before every injector configuration Helm installed", async (t) => {
+  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  const names = (await admission.listMutatingWebhookConfiguration()).items.map((m) => m.metadata?.name ?? '');
+  const istio = names.filter((n) => n.startsWith('istio-'));
+  t.ok(istio.includes('istio-sidecar-injector') && istio.includes('istio-sidecar-injector-canary'), istio.join(', '));
+  t.equal([...names].sort()[0], '0-meshguard', `sorted first of ${names.join(', ')}`);
+});
 
 t.test('hold: meshguard sets it, Istio puts istio-proxy first with its postStart wait', async (t) => {
   const pod = await createPod(

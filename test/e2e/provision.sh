@@ -23,11 +23,11 @@ readonly SCRIPT_DIR
 readonly COMPONENTS="${SCRIPT_DIR}/components"
 CACHE="${MESHGUARD_E2E_CACHE:-${HOME}/.cache/meshguard/e2e}"
 readonly CACHE
-export GOCACHE="${CACHE}/go-build"
+export GOCACHE="${GOCACHE:-${CACHE}/go-build}"
 export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false -trimpath"
-# The modules say which Go they need; never fetch another toolchain.
-export GOTOOLCHAIN=local
+# The modules say which Go they need (go 1.26); an older go fetches that toolchain from the module proxy.
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 step() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -61,7 +61,10 @@ kube_ldflags() {
 }
 helm_ldflags() { printf '%s' "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v4/internal/version.gitTreeState=clean"; }
 # Istio tags no module versions; the pseudo-version names the commit.
-istio_ldflags() { printf '%s' "-s -w -X istio.io/istio/pkg/version.buildVersion=${ISTIO_VERSION} -X istio.io/istio/pkg/version.buildStatus=Clean"; }
+istio_ldflags() {
+  printf '%s' "-s -w -X istio.io/istio/pkg/version.buildVersion=${ISTIO_VERSION} -X istio.io/istio/pkg/version.buildStatus=Clean"
+  printf '%s' " -X istio.io/istio/pkg/version.buildGitRevision=${ISTIO_VERSION##*-}"
+}
 
 # component: binaries (package paths), ldflags
 declare -A PACKAGES=(

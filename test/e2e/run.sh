@@ -21,7 +21,7 @@ printf 'e2e: kube-controller-manager %s\n' "$(kube-controller-manager --version 
 printf 'e2e: etcd %s\n' "$(etcd --version | first | sed 's/^etcd Version: //')"
 printf 'e2e: kubectl %s\n' "$(kubectl version --client | first | sed 's/^Client Version: //')"
 printf 'e2e: helm %s\n' "$(helm version --short | first)"
-printf 'e2e: istiod %s\n' "$(pilot-discovery version --short 2>/dev/null | first)"
+printf 'e2e: istiod %s\n' "$(pilot-discovery version --short 2>/dev/null | first | sed 's/^client version: //')"
 printf 'e2e: node %s\n' "$(node --version)"
 
 printf '==> npm run build\n'

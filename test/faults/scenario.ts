@@ -1,9 +1,9 @@
 // Faults under load, against `meshguard serve` as a real process over HTTPS on loopback. For the
-// whole run, workers send DestinationRule reviews, half on new connections, half on keep-alive ones. Meanwhile:
+// whole run, workers send pod reviews, half on new connections, half on keep-alive ones. Meanwhile:
 //   1. the certificate and key files are replaced twice (by a new CA each time): no request or
 //      handshake may fail, and new connections must get the new certificate;
 //   2. the --config file is changed ten times between two configurations that differ in two
-//      settings at once: every answer must be exactly the one of either configuration, never a mix;
+//      policies at once: every answer must be exactly the one of either configuration, never a mix;
 //   3. SIGTERM: every request in flight is answered, new connections are then refused, and the
 //      process exits 0 within the grace period.
 // Shared by test/faults.test.ts (short) and test/faults/run.ts (`npm run faults`, 60 s).
@@ -26,37 +26,34 @@ import { generateCa } from '../../src/tls/generate.js';
 import { startServe, writeServingPair } from '../serve-process.js';
 import { nothingDiscovered, resolveProfile } from '../../src/mesh/profile.js';
 
-// Two configurations a mix would show: destinationrule-placement's mode (a denial or a warning)
-// and the mesh's root namespace (named in the message) swap together, so an answer from half of
-// each is a denial naming istio-config or a warning naming istio-system. (A pod review would not
-// do: with cluster lookups off its namespace's labels are unknown, and no pod policy acts.)
+// Two configurations a mix would show: destinationrule-placement's mode and the mesh's root
+// namespace (named in its message) change together, so an answer from half of each is neither.
+// A DestinationRule, because its answer needs no cluster lookups (serve runs --cluster off).
 export const CONFIG_A = `# configuration A
 mesh: {rootNamespace: istio-system}
 policies:
   destinationrule-placement: {mode: enforce}
 `;
 export const CONFIG_B = `# configuration B
-mesh: {rootNamespace: istio-config}
+mesh: {rootNamespace: mesh-root}
 policies:
   destinationrule-placement: {mode: warn}
 `;
 
-/** A DestinationRule outside its host's namespace, which every configuration judges. */
-const OBJECT: KubeObject = {
+/** A DestinationRule in ns1 for a Service of default: only clients in ns1 would read it. */
+const RULE: KubeObject = {
   apiVersion: 'networking.istio.io/v1',
   kind: 'DestinationRule',
   metadata: { name: 'myservice', namespace: 'ns1' },
-  spec: { host: 'myservice.default.svc.cluster.local' },
+  spec: { host: 'myservice.default.svc.cluster.local', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } },
 };
 
 /** The answer each configuration gives, computed here by the same engine. */
-function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' | 'warnings'> & {
-  message: string | undefined;
-} {
+function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' | 'warnings'> & { patch: unknown } {
   const parsed = parseConfig(configText);
   if (!parsed.ok) throw new Error(parsed.errors.join('; '));
   const decisions = evaluate(
-    { request: requestFor(OBJECT), stage: 'validate' },
+    { request: requestFor(RULE, { namespace: 'ns1' }), stage: 'validate' },
     {
       registry: new Registry(policies),
       scope: compileScope(parsed.config),
@@ -65,7 +62,7 @@ function expectedAnswer(configText: string): Pick<AdmissionResponse, 'allowed' |
     },
   );
   const v = verdictOf(decisions, parsed.config);
-  return { allowed: v.allowed, warnings: v.warnings, message: v.allowed ? undefined : v.denials.join('; ') };
+  return { allowed: v.allowed, warnings: v.warnings, patch: v.patch };
 }
 
 export interface FaultOptions {
@@ -140,7 +137,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
   const body = JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: requestFor(OBJECT, { uid: 'x' }),
+    request: requestFor(RULE, { namespace: 'ns1', uid: 'x' }),
   });
   const samples: Sample[] = [];
   let uid = 0;
@@ -178,7 +175,7 @@ export async function runFaults(opts: FaultOptions): Promise<FaultReport> {
               const got = {
                 allowed: response.allowed,
                 warnings: response.warnings ?? [],
-                message: response.status?.message,
+                patch: response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString()) : [],
               };
               if (isDeepStrictEqual(got, want.A)) return done('A');
               if (isDeepStrictEqual(got, want.B)) return done('B');
