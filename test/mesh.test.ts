@@ -247,3 +247,18 @@ t.test('meshguard mesh: the profile from manifests, and the webhook ordering', a
   const bad = run([ours('meshguard'), injector]);
   t.match(bad.stdout, /webhook ordering: meshguard runs AFTER istio-sidecar-injector/);
 });
+
+t.test('version edges of the injector: 1.11 reads no label, auto before 1.27 is off', async (t) => {
+  const old = resolveProfile({ istioVersion: '1.11' }, nothingDiscovered);
+  t.equal(
+    sidecarOf(pod({ 'sidecar.istio.io/inject': 'false' }), 'enabled', cluster, old).proxy,
+    'classic',
+    '1.11: label ignored',
+  );
+  t.equal(sidecarOf(pod({}, { 'sidecar.istio.io/inject': 'false' }), 'enabled', cluster, old).proxy, 'none');
+  const autoOld = resolveProfile(
+    { istioVersion: '1.26', nativeSidecars: 'auto', kubeletVersion: '1.34' },
+    nothingDiscovered,
+  );
+  t.equal(sidecarOf(pod(), 'enabled', cluster, autoOld).proxy, 'classic', '"auto" on a boolean setting');
+});

@@ -58,7 +58,8 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
   if (podSpec(pod).hostNetwork === true) return { proxy: 'none', why: 'hostNetwork pods are never injected' };
   if (neverInjected.has(namespace)) return { proxy: 'none', why: `Istio never injects namespace ${namespace}` };
   // The label replaces the annotation (from 1.12), even when empty.
-  const own = podLabels[INJECT] ?? annotation(pod, INJECT) ?? '';
+  const ownLabel = podLabels[INJECT];
+  const ownAnnotation = annotation(pod, INJECT) ?? '';
 
   // The API server calls every matching webhook in order; the first injector that injects wins.
   let revision: Revision | undefined;
@@ -68,6 +69,8 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
     called = true;
     const candidate = mesh.revisions.get(webhook.revision);
     if (!candidate) return { proxy: 'unknown', why: `revision ${webhook.revision} is not known` };
+    // Istio 1.11 reads the annotation only; from 1.12 the label replaces it.
+    const own = atLeast(candidate.version, 12) ? (ownLabel ?? ownAnnotation) : ownAnnotation;
     let inject = explicitInject(own, candidate);
     if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) inject = false;
     if (inject === undefined && candidate.alwaysInject.some((m) => m(podLabels))) inject = true;
@@ -134,7 +137,8 @@ function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): 
     case 'disabled':
       return false;
     case 'auto':
-      return mesh.kubeletsSupportNative;
+      // Before 1.27 the setting was a boolean: "auto" read as false.
+      return atLeast(v, 27) ? mesh.kubeletsSupportNative : false;
   }
 }
 
