@@ -251,11 +251,13 @@ t.test('meshguard mesh: the profile from manifests, and the webhook ordering', a
 t.test('version edges of the injector: 1.11 reads no label, auto before 1.27 is off', async (t) => {
   const old = resolveProfile({ istioVersion: '1.11' }, nothingDiscovered);
   t.equal(
-    sidecarOf(pod({ 'sidecar.istio.io/inject': 'false' }), 'enabled', cluster, old).proxy,
+    sidecarOf(pod({ 'sidecar.istio.io/inject': 'no' }), 'enabled', cluster, old).proxy,
     'classic',
-    '1.11: label ignored',
+    '1.11: the label is ignored',
   );
   t.equal(sidecarOf(pod({}, { 'sidecar.istio.io/inject': 'false' }), 'enabled', cluster, old).proxy, 'none');
+  const v12 = resolveProfile({ istioVersion: '1.12' }, nothingDiscovered);
+  t.equal(sidecarOf(pod({ 'sidecar.istio.io/inject': 'no' }), 'enabled', cluster, v12).proxy, 'none', '1.12-1.26: no');
   const autoOld = resolveProfile(
     { istioVersion: '1.26', nativeSidecars: 'auto', kubeletVersion: '1.34' },
     nothingDiscovered,
