@@ -9,8 +9,8 @@ type Counts = Map<string, Counts | number>;
  * scrape, a test): prom-client's inc() validates and hashes a labels object on every call, and an
  * admission makes several. Nested Maps keyed by the label values themselves: those are mostly
  * string constants whose hashes V8 keeps, where a joined key would be a new string to hash on
- * every call (8× slower; both cost 5 % of a pod review's CPU together with the histogram).
- * Entries stay (at zero) once seen.
+ * every call (cost and equivalence test: the ledger in bench/RESULTS.md). Entries stay (at zero)
+ * once seen.
  */
 class Tally<L extends string> {
   private readonly counts: Counts = new Map();
