@@ -354,15 +354,19 @@ t.test('while draining, every answer asks the client to close its keep-alive con
       post(a, '/validate', review('destinationrule-create-myservice.validate.json')),
       post(a, '/mutate', { kind: 'NotAReview' }),
       a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'text/plain' }, payload: 'x' }),
+      a.inject({ method: 'POST', url: '/mutate', headers: { 'content-type': 'application/json' }, payload: '{' }),
       a.inject({ method: 'GET', url: '/readyz' }),
+      a.inject({ method: 'GET', url: '/healthz' }),
+      a.inject({ method: 'GET', url: '/nowhere' }),
     ]);
-  for (const res of await answers())
-    t.not(res.headers.connection, 'close', `${res.statusCode}: kept alive before the drain`);
+  // fastify closes the connection after a body its parser refused (it may hold more data), draining or not.
+  for (const [i, res] of (await answers()).entries())
+    if (i !== 4) t.not(res.headers.connection, 'close', `${res.statusCode}: kept alive before the drain`);
   draining = true;
   const during = await answers();
   t.strictSame(
     during.map((r) => r.statusCode),
-    [200, 200, 400, 415, 503],
+    [200, 200, 400, 415, 400, 503, 200, 404],
   );
   for (const res of during)
     t.equal(res.headers.connection, 'close', `${res.statusCode}: connection: close while draining`);

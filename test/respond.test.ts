@@ -64,7 +64,7 @@ t.test('each patch is encoded as itself, also when the same patch comes again', 
     [{ op: 'add', path: '/metadata/annotations/a', value: 'y' }],
     [{ op: 'add', path: '/metadata/annotations/ü', value: 'naïve — ünïcode 🚀' }],
     [{ op: 'replace', path: '/spec/containers/0/command', value: ['/bin/sh', '-c', 'x'.repeat(10_000)] }],
-    // 3-byte characters near the size of the buffer the patch is encoded in (16 KiB), on both sides.
+    // Long patches of 3-byte characters.
     [{ op: 'add', path: '/metadata/annotations/b', value: '✓'.repeat(5400) }],
     [{ op: 'add', path: '/metadata/annotations/b', value: '✓'.repeat(5470) }],
     // Several ops; strings that need escaping (in a path too), an object value, an op without one.

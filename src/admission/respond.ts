@@ -7,7 +7,7 @@ import { memoize } from '../memo.js';
 // values derived from an annotation text every pod of a workload carries (memoised by their
 // policies). Looking them up costs less than checking them again (the string's hash is kept in it),
 // and much less than JSON.stringify for the YAML of a ProxyConfig, whose newlines need escaping
-// (callgrind). At most 256 strings of up to 4 KiB.
+// (cost and equivalence test: the ledger in bench/RESULTS.md). At most 256 strings of up to 4 KiB.
 const patchString = memoize(jsonString, 256, 4096);
 
 /** A patch as JSON text, as JSON.stringify writes it (ops written by meshguard: op, path, value). */
@@ -22,17 +22,7 @@ function patchJson(patch: readonly PatchOp[]): string {
   return `${text}]`;
 }
 
-// A patch's UTF-8 is written into this buffer, kept for the purpose, and read back as base64:
-// Buffer.from would take a new slice of the shared pool, with its own Buffer object, for every
-// answer: about 0.22 µs less per answer for the pod review's patch, in process. Larger patches take
-// Buffer.from's way.
-const scratch = Buffer.allocUnsafe(16 * 1024);
-
-function base64(text: string): Base64 {
-  // A UTF-16 unit is at most 3 bytes of UTF-8.
-  if (text.length * 3 > scratch.length) return Buffer.from(text).toString('base64') as Base64;
-  return scratch.toString('base64', 0, scratch.write(text)) as Base64;
-}
+const base64 = (text: string) => Buffer.from(text).toString('base64') as Base64;
 
 /**
  * The answer to a request for its verdict. The API server rejects a patch on a denial: only an

@@ -72,8 +72,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const mesh = deps.mesh ?? MeshStore.following(store);
   const options = {
     // fastify gets no logger: given one, it adds 'finish' and 'error' listeners to every response
-    // to log the request's completion, even with request logging off (about 5 000 instructions
-    // per review, callgrind). meshguard logs its decisions and the errors below itself.
+    // to log the request's completion, even with request logging off. meshguard logs its
+    // decisions and the errors below itself.
     logger: false,
     schemaController: noSchemaCompilers,
     bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -95,9 +95,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ...workloadKinds.map((w) => w.kind),
   ]);
 
-  // While draining, a client reusing a keep-alive connection would race the close: answers ask it
-  // to reconnect (set by the routes, not an onSend hook: a hook costs every request).
+  // While draining, a client reusing a keep-alive connection would race the close: every answer
+  // asks it to reconnect.
   const draining = deps.draining ?? (() => false);
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (draining()) reply.header('connection', 'close');
+    done();
+  });
 
   // Synchronous: the answer is sent before the handler returns, so an async handler's promise, and
   // fastify's wait on it in a microtask, would be work for nothing on every review.
@@ -105,7 +109,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     (stage: Stage) =>
     (request: FastifyRequest, reply: FastifyReply): void => {
       const started = performance.now();
-      if (draining()) reply.header('connection', 'close');
       const decoded = decodeReview(request.body);
       if (!decoded.ok) {
         metrics.countRequest(stage, '', '', 'invalid');
@@ -149,7 +152,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.post('/validate', admit('validate'));
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    if (draining()) reply.header('connection', 'close');
     const reason = draining() ? 'shutting down' : (deps.notReady?.() ?? null);
     const { generation } = store.current;
     if (reason !== null) return reply.code(503).send({ status: 'not ready', reason });
@@ -164,7 +166,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
     const code = err.statusCode ?? 500;
-    if (draining()) reply.header('connection', 'close');
     if (code >= 500) logger.error({ err, method: request.method, url: request.url }, 'request failed');
     return reply.code(code).send({ statusCode: code, error: STATUS_CODES[code] ?? 'Error', message: err.message });
   });

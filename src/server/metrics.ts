@@ -9,8 +9,8 @@ type Counts = Map<string, Counts | number>;
  * scrape, a test): prom-client's inc() validates and hashes a labels object on every call, and an
  * admission makes several. Nested Maps keyed by the label values themselves: those are mostly
  * string constants whose hashes V8 keeps, where a joined key would be a new string to hash on
- * every call (8× slower; both cost 5 % of a pod review's CPU together with the histogram).
- * Entries stay (at zero) once seen.
+ * every call (cost and equivalence test: the ledger in bench/RESULTS.md). Entries stay (at zero)
+ * once seen.
  */
 class Tally<L extends string> {
   private readonly counts: Counts = new Map();
@@ -46,64 +46,6 @@ class Tally<L extends string> {
   }
 }
 
-const DURATION = { name: 'meshguard_admission_duration_seconds', help: 'Time from a decoded review to its answer.' };
-
-/**
- * The admission duration histogram, counted in arrays: prom-client's observe() validates and
- * hashes a labels object and turns the bucket's bound into a property key on every call (2 % of a
- * pod review's CPU). prom-client registers and prints it; only the values come from here, in the
- * shape its own Histogram gives its registry.
- */
-class DurationHistogram extends Histogram<'endpoint'> {
-  private readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
-
-  constructor(
-    private readonly bounds: readonly number[],
-    registry: Registry,
-  ) {
-    super({
-      name: DURATION.name,
-      help: DURATION.help,
-      labelNames: ['endpoint'],
-      buckets: [...bounds],
-      registers: [registry],
-    });
-  }
-
-  record(endpoint: string, seconds: number): void {
-    let series = this.series.get(endpoint);
-    if (!series) this.series.set(endpoint, (series = { buckets: this.bounds.map(() => 0), sum: 0, count: 0 }));
-    let i = 0;
-    while (i < this.bounds.length && seconds > (this.bounds[i] as number)) i++;
-    if (i < this.bounds.length) series.buckets[i]! += 1;
-    series.sum += seconds;
-    series.count += 1;
-  }
-
-  // What prom-client's registry reads to print a histogram (and its get() builds on).
-  async getForPromString() {
-    const { name, help } = DURATION;
-    const values: {
-      labels: Record<string, string | number>;
-      sharedLabels: Record<string, string>;
-      value: number;
-      metricName: string;
-    }[] = [];
-    for (const [endpoint, { buckets, sum, count }] of this.series) {
-      const sharedLabels = { endpoint };
-      let cumulative = 0;
-      this.bounds.forEach((le, i) => {
-        cumulative += buckets[i] ?? 0;
-        values.push({ labels: { le }, sharedLabels, value: cumulative, metricName: `${name}_bucket` });
-      });
-      values.push({ labels: { le: '+Inf' }, sharedLabels, value: count, metricName: `${name}_bucket` });
-      values.push({ labels: {}, sharedLabels, value: sum, metricName: `${name}_sum` });
-      values.push({ labels: {}, sharedLabels, value: count, metricName: `${name}_count` });
-    }
-    return { name, help, type: 'histogram', values, aggregator: 'sum' };
-  }
-}
-
 /** A registry per server (not prom-client's global), so tests can build many apps. */
 export function createMetrics(opts: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -128,10 +70,13 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       policyCounts.fold(this);
     },
   });
-  const duration = new DurationHistogram(
-    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
-    registry,
-  );
+  const duration = new Histogram({
+    name: 'meshguard_admission_duration_seconds',
+    help: 'Time from a decoded review to its answer.',
+    labelNames: ['endpoint'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
+    registers: [registry],
+  });
   return {
     registry,
     requests,
@@ -146,7 +91,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     },
     /** How long an admission took, from its decoded review to its answer. */
     observeDuration(endpoint: string, seconds: number): void {
-      duration.record(endpoint, seconds);
+      duration.observe({ endpoint }, seconds);
     },
     configReloads: new Counter({
       name: 'meshguard_config_reloads_total',
