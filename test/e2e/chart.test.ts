@@ -240,7 +240,8 @@ await Promise.all(
 
 const NS_CM = 'meshguard'; // (a) cert-manager, as in the README
 const NS_TLS = 'mg-existing'; // (b) an existing Secret and caBundle
-for (const name of [NS_CM, NS_TLS]) await core.createNamespace({ body: { metadata: { name } } });
+// istio-system: the chart grants read access to Istio's objects there (values: istioNamespace).
+for (const name of [NS_CM, NS_TLS, 'istio-system']) await core.createNamespace({ body: { metadata: { name } } });
 
 const config = yaml.load(readFileSync(defaultConfigPath, 'utf8')) as { excludeNamespaces: string[] };
 const webhookSpec = yaml.load(readFileSync(join(chartDir, 'files/webhooks.yaml'), 'utf8')) as {
@@ -248,9 +249,24 @@ const webhookSpec = yaml.load(readFileSync(join(chartDir, 'files/webhooks.yaml')
   excludedNamespaces: string[];
 };
 /** The chart's ClusterRole and Role rules (files/rbac.yaml) for a release named `name`. */
-function rbacRules(name: string): { clusterRules: V1PolicyRule[]; namespaceRules: V1PolicyRule[] } {
+function rbacRules(name: string): {
+  clusterRules: V1PolicyRule[];
+  namespaceRules: V1PolicyRule[];
+  istioRules: V1PolicyRule[];
+} {
   const text = readFileSync(join(chartDir, 'files/rbac.yaml'), 'utf8').replaceAll('CONFIGMAP', name);
-  return yaml.load(text) as { clusterRules: V1PolicyRule[]; namespaceRules: V1PolicyRule[] };
+  return yaml.load(text) as {
+    clusterRules: V1PolicyRule[];
+    namespaceRules: V1PolicyRule[];
+    istioRules: V1PolicyRule[];
+  };
+}
+
+/** The document of a kind in a namespace. */
+function inNamespace(docs: Doc[], kind: string, namespace: string): Obj {
+  const found = docs.filter((d) => d.obj.kind === kind && d.obj.metadata.namespace === namespace);
+  if (found.length !== 1) throw new Error(`expected one ${kind} in ${namespace}, found ${found.length}`);
+  return (found[0] as Doc).obj;
 }
 
 // --- what both installations share: the README's promises ---------------------------------------
@@ -347,10 +363,19 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
   t.test('RBAC is files/rbac.yaml, bound to the ServiceAccount', async (t) => {
     const rules = rbacRules(RELEASE);
     t.strictSame((one(docs, 'ClusterRole') as Obj & { rules: unknown }).rules, rules.clusterRules);
-    t.strictSame((one(docs, 'Role') as Obj & { rules: unknown }).rules, rules.namespaceRules);
+    t.strictSame((inNamespace(docs, 'Role', namespace) as Obj & { rules: unknown }).rules, rules.namespaceRules);
+    t.strictSame((inNamespace(docs, 'Role', 'istio-system') as Obj & { rules: unknown }).rules, rules.istioRules);
     const subjects = [{ kind: 'ServiceAccount', name: RELEASE, namespace }];
     t.match(one(docs, 'ClusterRoleBinding'), { roleRef: { kind: 'ClusterRole', name: RELEASE }, subjects });
-    t.match(one(docs, 'RoleBinding'), { metadata: { namespace }, roleRef: { kind: 'Role', name: RELEASE }, subjects });
+    t.match(inNamespace(docs, 'RoleBinding', namespace), {
+      metadata: { namespace },
+      roleRef: { kind: 'Role', name: RELEASE },
+      subjects,
+    });
+    t.match(inNamespace(docs, 'RoleBinding', 'istio-system'), {
+      roleRef: { kind: 'Role', name: `${RELEASE}-istio` },
+      subjects,
+    });
     t.equal(one(docs, 'ServiceAccount').metadata.name, RELEASE);
   });
 
@@ -447,6 +472,8 @@ t.test('(a) certManager.enabled=true: rendered, dry-run by the API server, as th
       'ClusterRole',
       'ClusterRoleBinding',
       'Role',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'Service',
       'Deployment',

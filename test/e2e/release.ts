@@ -63,6 +63,15 @@ export async function installRelease(cluster: Cluster, namespace: string, helmSe
   );
   const k = (args: string[]) => check(`kubectl ${args.join(' ')}`, kubectl(cluster.kubeconfigPath, args));
   await k(['create', 'namespace', namespace]);
+  // The chart reads Istio's objects in istioNamespace (a Role there): Istio is installed first.
+  await check(
+    'kubectl apply namespace istio-system',
+    kubectl(
+      cluster.kubeconfigPath,
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } }),
+    ),
+  );
   await k([
     '-n',
     namespace,
