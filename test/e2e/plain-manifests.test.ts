@@ -2,13 +2,14 @@
 // file, so the plain manifests never drift from the chart.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { packageRoot } from '../../src/paths.js';
+import { e2eBinDir } from './cluster.js';
 
 // The Helm the e2e provisioning builds (HELM overrides it).
-const helm = process.env.HELM ?? join(homedir(), '.cache', 'meshguard', 'e2e', 'bin', 'helm');
+const helm = process.env.HELM ?? join(e2eBinDir(), 'helm');
 
 t.test('deploy/meshguard.yaml is what scripts/plain-manifests.sh renders from the chart now', async (t) => {
   t.ok(existsSync(helm), `helm at ${helm}`);
