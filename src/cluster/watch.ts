@@ -1,8 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isRecord } from '../guards.js';
-import { discoverMesh } from '../mesh/discover.js';
-import type { DiscoveredMesh } from '../mesh/profile.js';
 import { MemoryClusterView } from './memory.js';
 import { namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
 import { Reflector, type ReflectorSpec, type Sink } from './reflector.js';
@@ -19,8 +17,8 @@ export interface WatchOptions {
   retryMissingMs?: number;
   /** Where istiod and its ConfigMaps live: watched there only (least privilege). */
   istioNamespace?: string;
-  /** Called with the mesh discovered from Istio's objects whenever it changes. */
-  onMesh?: (mesh: DiscoveredMesh) => void;
+  /** Called with Istio's objects (slim copies) whenever they change, for the mesh profile. */
+  onIstioObjects?: (objects: unknown[]) => void;
 }
 
 const idOf = (obj: unknown) => {
@@ -51,7 +49,7 @@ class IstioObjects {
   private readonly objects = new Map<string, { slim: unknown; text: string }>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly onMesh: (mesh: DiscoveredMesh) => void) {}
+  constructor(private readonly onChange: (objects: unknown[]) => void) {}
 
   sink(kind: string, slim: (o: Record<string, unknown>) => unknown): Sink {
     const key = (o: unknown) => `${kind}/${idOf(o).namespace}/${idOf(o).name}`;
@@ -82,7 +80,7 @@ class IstioObjects {
   private changed(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
-      this.onMesh(discoverMesh([...this.objects.values()].map((v) => v.slim)));
+      this.onChange([...this.objects.values()].map((v) => v.slim));
     }, 50);
     this.timer.unref?.();
   }
@@ -102,7 +100,7 @@ const pick = (o: unknown, keys: readonly string[]) =>
 export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions = {}): LiveCluster {
   const view = new MemoryClusterView();
   const istioNamespace = opts.istioNamespace ?? 'istio-system';
-  const istio = opts.onMesh ? new IstioObjects(opts.onMesh) : undefined;
+  const istio = opts.onIstioObjects ? new IstioObjects(opts.onIstioObjects) : undefined;
   const ns = (resource: string) => `/api/v1/namespaces/${istioNamespace}/${resource}`;
 
   // The view's resources: /readyz waits for these.

@@ -4,7 +4,7 @@ import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
 import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster } from '../cluster/istio-objects.js';
+import { discoverFromCluster } from './istio-objects.js';
 import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
 import { KindScopes } from '../kinds.js';
 import { policies } from '../policies/index.js';

@@ -13,7 +13,7 @@ import { listCluster, viewKinds } from './cluster-objects.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 import { discoverMesh } from '../mesh/discover.js';
 import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster } from '../cluster/istio-objects.js';
+import { discoverFromCluster } from './istio-objects.js';
 import { resolveProfile } from '../mesh/profile.js';
 
 /** The flags of the commands that report findings (check, audit). */

@@ -49,7 +49,7 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   } else {
     const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
     if (connection) {
-      const { discoverFromCluster } = await import('../cluster/istio-objects.js');
+      const { discoverFromCluster } = await import('./istio-objects.js');
       found = await discoverFromCluster(connection.kc, str(values, 'istio-namespace') ?? 'istio-system');
       from = `the cluster (${connection.from})`;
     }

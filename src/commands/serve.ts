@@ -8,6 +8,7 @@ import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
 import { summarize } from '../mesh/describe.js';
+import { discoverMesh } from '../mesh/discover.js';
 import { MeshStore } from '../mesh/store.js';
 import { Registry } from '../engine/registry.js';
 import { createLogger } from '../log.js';
@@ -184,7 +185,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     const { watchCluster } = await import('../cluster/watch.js');
     const live = watchCluster(connection.kc, logger, {
       istioNamespace: str(values, 'istio-namespace'),
-      onMesh: (found) => mesh.setDiscovered(found),
+      onIstioObjects: (objects) => mesh.setDiscovered(discoverMesh(objects)),
     });
     cluster = live.view;
     syncing.push(live.notReady);

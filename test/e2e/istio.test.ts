@@ -18,7 +18,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { discoverFromCluster } from '../../src/cluster/istio-objects.js';
+import { discoverFromCluster } from '../../src/commands/istio-objects.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
 import { resolveProfile } from '../../src/mesh/profile.js';
 import { defaultConfigPath } from '../../src/paths.js';

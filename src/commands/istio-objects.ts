@@ -14,7 +14,7 @@ const sources = (istioNamespace: string) => [
 
 export async function discoverFromCluster(kc: KubeConfig, istioNamespace: string): Promise<DiscoveredMesh> {
   const { KubernetesObjectApi } = await import('@kubernetes/client-node');
-  const { listAll } = await import('./reflector.js');
+  const { listAll } = await import('../cluster/reflector.js');
   const client = KubernetesObjectApi.makeApiClient(kc);
   const objects: unknown[] = [];
   const problems: string[] = [];
