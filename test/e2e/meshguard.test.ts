@@ -129,10 +129,26 @@ for (const [name, labels] of [
 ] as const) {
   await core.createNamespace({ body: { metadata: { name, labels } } });
 }
-// No Istio in this cluster: the release declares the FAQs' mesh (Istio 1.11, classic sidecars,
-// tcpSocket probes not rewritten), where every guardrail's trap exists. istio.test.ts runs
-// meshguard against a real istiod instead.
-const release = await installRelease(cluster, RELEASE_NS, ['--set-string', 'config.mesh.istioVersion=1.11']);
+// No istiod runs in this cluster; its Deployment says which Istio is guarded, as a real one would:
+// the FAQs' 1.11 (classic sidecars, tcpSocket probes not rewritten), where every guardrail's trap
+// exists. meshguard discovers it (configuration toggles below leave it in force); istio.test.ts
+// runs meshguard against a real istiod instead.
+await core.createNamespace({ body: { metadata: { name: 'istio-system' } } });
+await apps.createNamespacedDeployment({
+  namespace: 'istio-system',
+  body: {
+    metadata: { name: 'istiod', labels: { app: 'istiod', 'istio.io/rev': 'default' } },
+    spec: {
+      replicas: 0,
+      selector: { matchLabels: { app: 'istiod' } },
+      template: {
+        metadata: { labels: { app: 'istiod', 'sidecar.istio.io/inject': 'false' } },
+        spec: { containers: [{ name: 'discovery', image: 'docker.io/istio/pilot:1.11.8' }] },
+      },
+    },
+  },
+});
+const release = await installRelease(cluster, RELEASE_NS);
 t.teardown(() => release.served.proc.kill('SIGKILL'));
 const defaults = readFileSync(defaultConfigPath, 'utf8');
 const logged = (msg: RegExp) => release.served.logs.some((l) => typeof l.msg === 'string' && msg.test(l.msg));
@@ -146,6 +162,14 @@ t.test('meshguard syncs its cluster view with least privilege and becomes ready'
   });
   t.match(ready, { status: 'ready', clusterLookups: 'on' });
   await eventually('the cluster lookups log line', async () => (logged(/^cluster lookups on$/) ? true : undefined));
+  await eventually('the mesh profile discovered from istiod (1.11)', async () =>
+    release.served.logs.some(
+      (l) =>
+        l.msg === 'mesh profile in force' && (l.mesh as { istioVersion?: string } | undefined)?.istioVersion === '1.11',
+    )
+      ? true
+      : undefined,
+  );
   await eventually('the missing-CRD log line', async () =>
     logged(/^serviceentries: not installed/) ? true : undefined,
   );
