@@ -479,7 +479,7 @@ t.test('(a) certManager.enabled=true: rendered, dry-run by the API server, as th
       'Deployment',
       'MutatingWebhookConfiguration',
       'ValidatingWebhookConfiguration',
-      // Kinds Helm does not know (cert-manager's) come last.
+      // Helm 4 installs kinds it does not know (custom resources) last.
       'Certificate',
       'Issuer',
     ],

@@ -259,7 +259,7 @@ t.test(
     );
     t.match(
       warnings.join('\n'),
-      /^meshguard probe-port-exclusion: probe port 8080 also serves Service web; excluding it would bypass mTLS/m,
+      /^meshguard probe-port-exclusion: probe port 8080 also serves Service web: excluding it would bypass mTLS/m,
       'workload-level warning to the person applying',
     );
     t.match(
@@ -553,7 +553,7 @@ t.test('meshguard audit reports what the cluster already holds', async (t) => {
     { denied: true, findings: [{ policy: 'destinationrule-placement' }] },
     'the rule stored where meshguard was not asked',
   );
-  t.match(find('Service', 'shop', 'mysql-a'), { findings: [{ policy: 'externalname-tcp-collision' }] });
+  t.match(find('ServiceEntry', 'shop', 'mysql-a'), { findings: [{ policy: 'externalname-tcp-collision' }] });
   t.match(
     find('Pod', 'shop', 'while-down'),
     { findings: [{ policy: 'hold-application-until-proxy-starts' }, { policy: 'probe-port-exclusion' }] },
