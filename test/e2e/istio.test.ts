@@ -70,7 +70,9 @@ await installIstioBase(cluster);
 // Classic sidecars first; the native-sidecar tests restart the default istiod.
 const istiod = await installIstiod(cluster, '', { ENABLE_NATIVE_SIDECARS: 'false' });
 const canary = await installIstiod(cluster, 'canary', { ENABLE_NATIVE_SIDECARS: 'false' });
-const release = await installRelease(cluster, 'meshguard-system');
+// istiod runs outside the cluster here, so meshguard cannot read its ENABLE_NATIVE_SIDECARS: the
+// configuration declares it, as the README says for a mesh meshguard cannot read.
+const release = await installRelease(cluster, 'meshguard-system', ['--set', 'config.mesh.nativeSidecars=disabled']);
 t.teardown(() => release.served.proc.kill('SIGKILL'));
 t.comment(`istiod ${ISTIO_VERSION}: ${istiod.injectionUrl} (default), ${canary.injectionUrl} (canary)`);
 
@@ -325,8 +327,9 @@ t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", asyn
 
 t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container', async (t) => {
   await istiod.restart({ ENABLE_NATIVE_SIDECARS: 'true' });
-  // meshguard told the mesh runs native sidecars (the configuration's key today).
-  const config = readFileSync(defaultConfigPath, 'utf8').replace(/^nativeSidecars: false$/m, 'nativeSidecars: true');
+  // meshguard told the mesh runs native sidecars (mesh.nativeSidecars in its configuration).
+  const config = readFileSync(defaultConfigPath, 'utf8').replace(/^mesh: \{\}$/m, 'mesh: {nativeSidecars: enabled}');
+  t.match(config, /^mesh: \{nativeSidecars: enabled\}$/m);
   await core.replaceNamespacedConfigMap({
     name: 'meshguard',
     namespace: release.namespace,
