@@ -51,7 +51,9 @@ t.test('registering by hand points at plain manifests, and they are the chart re
       'MutatingWebhookConfiguration',
       'Namespace',
       'PodDisruptionBudget',
-      'Role',
+      'Role', // in the release namespace
+      'Role', // in istio-system: Istio's objects, for the mesh profile
+      'RoleBinding',
       'RoleBinding',
       'Service',
       'ServiceAccount',

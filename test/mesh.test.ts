@@ -264,3 +264,15 @@ t.test('version edges of the injector: 1.11 reads no label, auto before 1.27 is 
   );
   t.equal(sidecarOf(pod(), 'enabled', cluster, autoOld).proxy, 'classic', '"auto" on a boolean setting');
 });
+
+t.test("a source-built chart's placeholder version is said, not believed", async (t) => {
+  const found = discoverMesh([
+    {
+      kind: 'Deployment',
+      metadata: { name: 'istiod', labels: { 'app.kubernetes.io/version': '1.0.0' } },
+      spec: { template: { spec: { containers: [{ name: 'discovery', image: 'docker.io/istio/pilot:latest' }] } } },
+    },
+  ]);
+  t.match(found.problems, [/Deployment istiod: version 1\.0 is no Istio release/]);
+  t.equal(showVersion(resolveProfile({}, found).version), '1.31', 'the newest release');
+});

@@ -1,6 +1,13 @@
 import yaml from 'js-yaml';
 import { isRecord } from '../guards.js';
-import { parseVersion, type DiscoveredMesh, type InjectorWebhook, type RevisionSettings } from './profile.js';
+import {
+  atLeast,
+  parseVersion,
+  showVersion,
+  type DiscoveredMesh,
+  type InjectorWebhook,
+  type RevisionSettings,
+} from './profile.js';
 import { parseSelector, type LabelSelector } from './selector.js';
 
 // The mesh profile from Istio's own objects, as the istio-discovery chart installs them
@@ -135,9 +142,17 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
           ? containers.find((c) => isRecord(c) && c.name === 'discovery')
           : undefined;
         const image = str(at(discovery as Obj | undefined, 'image'));
-        s.version ??=
+        // The chart's app.kubernetes.io/version, else the image tag. A chart built from Istio's
+        // source says 1.0.0 and a dev image "latest": such a version is no release meshguard
+        // knows (the oldest is 1.11), so it is said, not believed.
+        const version =
           parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])) ??
           parseVersion(image?.slice(image.lastIndexOf(':') + 1));
+        if (version && !atLeast(version, 11))
+          problems.push(
+            `Deployment ${name}: version ${showVersion(version)} is no Istio release; set mesh.istioVersion`,
+          );
+        else s.version ??= version;
         const env = at(discovery as Obj | undefined, 'env');
         for (const e of Array.isArray(env) ? env : []) {
           if (!isRecord(e) || e.name !== 'ENABLE_NATIVE_SIDECARS' || typeof e.value !== 'string') continue;

@@ -335,16 +335,22 @@ t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container
     namespace: release.namespace,
     body: { metadata: { name: 'meshguard' }, data: { 'config.yaml': config } },
   });
+  let lastSeen = '';
   const pod = await eventually('a native-sidecar pod', async () => {
     const p = await createPod(
       'ns-enabled',
       {},
       { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
     );
-    return p.spec?.initContainers?.some((c) => c.name === 'istio-proxy') &&
+    if (
+      p.spec?.initContainers?.some((c) => c.name === 'istio-proxy') &&
       p.metadata?.annotations?.['proxy.istio.io/config'] === undefined
-      ? p
-      : undefined;
+    )
+      return p;
+    lastSeen = `init ${(p.spec?.initContainers ?? []).map((c) => c.name).join(',')}; annotations ${JSON.stringify(p.metadata?.annotations ?? {})}`;
+    return undefined;
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}; last pod: ${lastSeen}`);
   });
   const proxy = pod.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
   t.equal(proxy?.restartPolicy, 'Always', 'a native sidecar');
