@@ -4,7 +4,7 @@ import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
 import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster } from './istio-objects.js';
+import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
 import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
 import { KindScopes } from '../kinds.js';
 import { policies } from '../policies/index.js';
@@ -17,13 +17,7 @@ import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
 const outputs = [...formats, 'policyreport'] as const;
 const flags: Flag[] = [
   { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
-  {
-    name: 'istio-namespace',
-    type: 'string',
-    arg: 'NS',
-    help: 'where istiod and its ConfigMaps live, read for the mesh profile',
-    default: 'istio-system',
-  },
+  istioNamespaceFlag,
   { name: 'output', type: 'string', arg: outputs.join('|'), help: 'report format', default: 'text' },
   {
     name: 'report-api',
@@ -69,9 +63,7 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     }));
   // The Istio in the cluster, under what the configuration declares.
   const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
-  const found = connection
-    ? await discoverFromCluster(connection.kc, str(values, 'istio-namespace') ?? 'istio-system')
-    : undefined;
+  const found = connection ? await discoverFromCluster(connection.kc, istioNamespaceOf(values)) : undefined;
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),

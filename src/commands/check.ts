@@ -13,7 +13,7 @@ import { listCluster, viewKinds } from './cluster-objects.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 import { discoverMesh } from '../mesh/discover.js';
 import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster } from './istio-objects.js';
+import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
 import { resolveProfile } from '../mesh/profile.js';
 
 /** The flags of the commands that report findings (check, audit). */
@@ -45,6 +45,7 @@ const flags: Flag[] = [
     help: "read the namespaces' labels, Services and ServiceEntries the inputs lack from this cluster",
   },
   { name: 'verbose', type: 'boolean', help: 'list the files skipped as not Kubernetes objects' },
+  istioNamespaceFlag,
   {
     name: 'services-complete',
     type: 'boolean',
@@ -95,7 +96,7 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
   let found = discoverMesh(objects);
   if (kubeconfig !== undefined && found.webhooks.length === 0 && found.revisions.size === 0) {
     const connection = await kubeConfigFor(kubeconfig, env);
-    if (connection) found = await discoverFromCluster(connection.kc, 'istio-system');
+    if (connection) found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
   }
   const engine: Engine = {
     registry: new Registry(policies),

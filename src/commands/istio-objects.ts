@@ -1,9 +1,21 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { discoverMesh } from '../mesh/discover.js';
+import { str, type Flag, type Parsed } from './flags.js';
 import type { DiscoveredMesh } from '../mesh/profile.js';
 
 // Istio's objects listed once (audit, `meshguard mesh`): the server watches the same ones
 // (watch.ts). What cannot be read is said, never guessed: the configured profile then holds.
+
+/** The flag of every command that reads Istio's objects in a cluster. */
+export const istioNamespaceFlag: Flag = {
+  name: 'istio-namespace',
+  type: 'string',
+  arg: 'NS',
+  help: 'where istiod and its ConfigMaps live, read for the mesh profile',
+  default: 'istio-system',
+};
+
+export const istioNamespaceOf = (values: Parsed['values']): string => str(values, 'istio-namespace') ?? 'istio-system';
 
 const sources = (istioNamespace: string) => [
   { kind: 'MutatingWebhookConfiguration', apiVersions: ['admissionregistration.k8s.io/v1'] },

@@ -5,6 +5,7 @@ import { guardrailNotes, summarize } from '../mesh/describe.js';
 import { nothingDiscovered, resolveProfile, type DiscoveredMesh, type MeshProfile } from '../mesh/profile.js';
 import { readManifests } from '../manifests.js';
 import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
+import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
 
 const flags: Flag[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'configuration whose mesh: section declares the profile' },
@@ -14,13 +15,7 @@ const flags: Flag[] = [
     arg: 'FILE',
     help: 'discover from this cluster (else in-cluster, KUBECONFIG, ~/.kube/config)',
   },
-  {
-    name: 'istio-namespace',
-    type: 'string',
-    arg: 'NS',
-    help: 'where istiod and its ConfigMaps live',
-    default: 'istio-system',
-  },
+  istioNamespaceFlag,
   { name: 'output', type: 'string', arg: 'text|json', help: 'output format', default: 'text' },
 ];
 
@@ -49,8 +44,7 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   } else {
     const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
     if (connection) {
-      const { discoverFromCluster } = await import('./istio-objects.js');
-      found = await discoverFromCluster(connection.kc, str(values, 'istio-namespace') ?? 'istio-system');
+      found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
       from = `the cluster (${connection.from})`;
     }
   }

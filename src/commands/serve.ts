@@ -19,6 +19,7 @@ import { createMetrics } from '../server/metrics.js';
 import { checkPair, devCertificate, loadPair } from '../tls/serving.js';
 import { watchFiles } from '../watch-files.js';
 import { helpText, int, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
+import { istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
 
 const flags: Flag[] = [
   {
@@ -51,13 +52,7 @@ const flags: Flag[] = [
     arg: 'FILE',
     help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)',
   },
-  {
-    name: 'istio-namespace',
-    type: 'string',
-    arg: 'NS',
-    help: 'where istiod and its ConfigMaps live, read for the mesh profile',
-    default: 'istio-system',
-  },
+  istioNamespaceFlag,
   {
     name: 'config-map',
     type: 'string',
@@ -184,7 +179,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   if (connection) {
     const { watchCluster } = await import('../cluster/watch.js');
     const live = watchCluster(connection.kc, logger, {
-      istioNamespace: str(values, 'istio-namespace'),
+      istioNamespace: istioNamespaceOf(values),
       onIstioObjects: (objects) => mesh.setDiscovered(discoverMesh(objects)),
     });
     cluster = live.view;

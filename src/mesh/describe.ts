@@ -1,3 +1,4 @@
+import { nativeByDefault } from './injection.js';
 import { atLeast, showVersion, type MeshProfile, type Revision } from './profile.js';
 
 // The profile in force as people read it: a summary for logs and /readyz, and per guardrail
@@ -39,13 +40,6 @@ export function summarize(p: MeshProfile): ProfileSummary {
     origins: p.origins,
     problems: p.problems,
   };
-}
-
-/** Whether a revision's pods get native sidecars by default: true, false, or unknown. */
-function nativeByDefault(r: Revision, p: MeshProfile): boolean | undefined {
-  if (!atLeast(r.version, 19) || r.nativeSidecars === 'disabled') return false;
-  if (r.nativeSidecars === 'enabled') return true;
-  return p.kubeletsSupportNative;
 }
 
 /** Per guardrail: does its trap exist on this mesh, and why (by default, before per-pod annotations). */

@@ -130,6 +130,12 @@ function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): 
   // 1.19-1.23 have no annotation; 1.24-1.26 read only an exact "true" when it is set.
   if (own !== undefined && atLeast(v, 24) && !atLeast(v, 27)) return own === 'true';
   if (own !== undefined && own !== '' && atLeast(v, 27)) return own !== 'false';
+  return nativeByDefault(revision, mesh);
+}
+
+/** A revision's choice for a pod without the annotation: ENABLE_NATIVE_SIDECARS, and the kubelets under auto. */
+export function nativeByDefault(revision: Revision, mesh: MeshProfile): boolean | undefined {
+  const v = revision.version;
   if (!atLeast(v, 19)) return false;
   switch (revision.nativeSidecars) {
     case 'enabled':
