@@ -10,7 +10,6 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +19,7 @@ import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import t from 'tap';
 import { defaultConfigPath, packageRoot } from '../../src/paths.js';
-import { startCluster } from './cluster.js';
+import { apiRequest, startCluster } from './cluster.js';
 import { helm, HELM_VERSION, KUBE_VERSION } from './tools.js';
 
 /** A subtest's `t` (the last overload of t.test takes just the callback). */
@@ -115,35 +114,8 @@ function one(docs: Doc[], kind: string): Obj {
 
 // --- the API server, raw ----------------------------------------------------------------------
 
-function api(
-  method: string,
-  path: string,
-  body?: unknown,
-  contentType = 'application/json',
-): Promise<{ status: number; body: unknown }> {
-  const url = new URL(path, cluster.server);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: cluster.caPem,
-        headers: { authorization: `Bearer ${cluster.token}`, accept: 'application/json', 'content-type': contentType },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const api = (method: string, path: string, body?: unknown, contentType?: string) =>
+  apiRequest(cluster, method, path, body, contentType);
 
 interface ApiResource {
   name: string;

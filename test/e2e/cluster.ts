@@ -34,6 +34,37 @@ const PROVISION_HINT = 'run the e2e tests with `npm run test:e2e` (test/e2e/prov
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
+/** One request to the API server as the admin: the status and the parsed body (undefined when empty). */
+export function apiRequest(
+  cluster: Pick<Cluster, 'server' | 'caPem' | 'token'>,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, cluster.server),
+      {
+        method,
+        ca: cluster.caPem,
+        headers: { authorization: `Bearer ${cluster.token}`, accept: 'application/json', 'content-type': contentType },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : (JSON.parse(text) as unknown) }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
 export interface ClusterOptions {
   /** Register minimal Istio networking CRDs and wait until they are Established (default true). */
   istioCrds?: boolean;

@@ -4,14 +4,13 @@
 // are created with strict field validation, as `kubectl apply` sends them.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import yaml from 'js-yaml';
 import t from 'tap';
 import { packageRoot } from '../../src/paths.js';
-import { startCluster } from './cluster.js';
+import { apiRequest, startCluster } from './cluster.js';
 
 // Pinned: the CRDs the reports are checked against.
 const OPENREPORTS = 'github.com/openreports/reports-api@v0.2.1';
@@ -39,27 +38,14 @@ const crdFiles = [
 const cluster = await startCluster({ waitForControllers: false });
 t.teardown(() => cluster.stop());
 
-/** One request to the API server as the admin; the status and the parsed body. */
-function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const url = new URL(path, cluster.server);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method,
-        ca: cluster.caPem,
-        headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+/** One request to the API server as the admin; an empty body reads as {}. */
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await apiRequest(cluster, method, path, body);
+  return { status: r.status, body: (r.body ?? {}) as Record<string, unknown> };
 }
 
 interface Obj {
