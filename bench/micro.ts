@@ -21,6 +21,7 @@ import { verdictOf } from '../src/engine/verdict.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
 import { nothingDiscovered, resolveProfile } from '../src/mesh/profile.js';
+import { sidecarOf } from '../src/mesh/injection.js';
 import {
   benchCluster,
   benchObjects,
@@ -108,16 +109,21 @@ interface Ctx {
 
 function policyRun(policy: Policy, req: AdmissionRequest, ctx: Ctx): () => unknown {
   const object = req.object as KubeObject;
+  const namespace = req.namespace ?? '';
+  const mesh = resolveProfile(ctx.config.mesh, nothingDiscovered);
+  // The engine decides injection once per review; a policy alone is handed that answer.
+  const sidecar = sidecarOf(object, namespace, ctx.cluster, mesh);
   return () =>
     policy.evaluate({
       object,
       oldObject: req.oldObject ?? null,
-      namespace: req.namespace ?? '',
+      namespace,
       operation: req.operation,
       options: ctx.config.policies[policy.id],
       config: ctx.config,
       cluster: ctx.cluster,
-      mesh: resolveProfile(ctx.config.mesh, nothingDiscovered),
+      mesh,
+      sidecar,
     });
 }
 

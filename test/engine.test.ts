@@ -26,6 +26,7 @@ function annotating(
     action: 'mutate' as const,
     targets: [{ group: '', kind: 'Pod', operations: ['CREATE' as const] }],
     calls: 0,
+    explain: () => ({ exists: true, why: 'test' }),
     evaluate(ctx: { object: KubeObject }): Result {
       p.calls++;
       return {
@@ -42,6 +43,7 @@ const failing = (message: string): Policy => ({
   id: 'probe-port-exclusion',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
+  explain: () => ({ exists: true, why: 'test' }),
   evaluate: () => ({ result: 'fail', message }),
 });
 
@@ -215,6 +217,7 @@ t.test('a denial lists every failing policy', async (t) => {
     id: 'destinationrule-placement',
     action: 'validate',
     targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
+    explain: () => ({ exists: true, why: 'test' }),
     evaluate: () => ({ result: 'fail', message: 'one' }),
   };
   const b: Policy = { ...a, id: 'externalname-tcp-collision', evaluate: () => ({ result: 'fail', message: 'two' }) };

@@ -258,6 +258,7 @@ t.test('a throwing policy: allowed with a warning, or denied with onError: deny'
     id: 'destinationrule-placement',
     action: 'validate',
     targets: [{ group: 'networking.istio.io', kind: 'DestinationRule', operations: ['CREATE'] }],
+    explain: () => ({ exists: true, why: 'test' }),
     evaluate() {
       throw new Error('boom');
     },

@@ -24,6 +24,7 @@ import { policies } from '../src/policies/index.js';
 import { world, type World } from './generators/world.js';
 import { configOf, requestFor } from './support.js';
 import { nothingDiscovered, resolveProfile } from '../src/mesh/profile.js';
+import { sidecarOf } from '../src/mesh/injection.js';
 
 const numRuns = Number(process.env.FC_RUNS ?? 2000);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
@@ -55,6 +56,7 @@ const policySubject = (policy: Policy): Subject => ({
   name: policy.id,
   run(w, pod) {
     const config = configFor(w.config);
+    const mesh = resolveProfile(config.mesh, nothingDiscovered);
     const outcome = policy.evaluate({
       object: pod,
       oldObject: null,
@@ -63,7 +65,8 @@ const policySubject = (policy: Policy): Subject => ({
       options: config.policies[policy.id],
       config,
       cluster: w.cluster,
-      mesh: resolveProfile(config.mesh, nothingDiscovered),
+      mesh,
+      sidecar: sidecarOf(pod, w.namespace, w.cluster, mesh),
     });
     const warnings = 'warnings' in outcome ? (outcome.warnings ?? []) : [];
     return { patch: outcome.result === 'mutate' ? outcome.patch : [], warnings };

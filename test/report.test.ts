@@ -19,7 +19,10 @@ import { configOf, engineOf } from './support.js';
 const faq = (file: string) => readFileSync(join(packageRoot, 'examples/faq', file), 'utf8');
 
 /** check's judging of a YAML text, as `check --namespace NS` (or without) would do it. */
-function check(text: string, opts: { namespace?: string; mode?: 'warn' | 'enforce'; diff?: boolean } = {}) {
+function check(
+  text: string,
+  opts: { namespace?: string; mode?: 'warn' | 'enforce'; diff?: boolean; mesh?: Record<string, unknown> } = {},
+) {
   const { manifests, errors } = parseManifests(text, 'in.yaml');
   if (errors.length > 0) throw errors[0];
   const scopes = new KindScopes().addObjects(manifests.map((m) => m.object));
@@ -30,7 +33,7 @@ function check(text: string, opts: { namespace?: string; mode?: 'warn' | 'enforc
     ),
   );
   // The FAQs' mesh (Istio 1.11): every pod policy has something to report there.
-  const config = configOf({ mode: opts.mode ?? 'enforce', mesh: { istioVersion: '1.11' } });
+  const config = configOf({ mode: opts.mode ?? 'enforce', mesh: opts.mesh ?? { istioVersion: '1.11' } });
   const engine = engineOf({ policies, config, cluster: view });
   return judge(items, engine, { diff: opts.diff ?? true });
 }
@@ -92,6 +95,23 @@ t.test('pods in a namespace whose labels are unknown: what they get if Istio inj
     `apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: disabled}}\n---\n${deployment}`,
   ).filter((r) => r.kind === 'Deployment');
   t.strictSame(off?.findings, [], 'a namespace known not to be injected: nothing');
+});
+
+t.test('unknown namespace labels with only a canary revision: judged as canary injects the pod', async (t) => {
+  // A default install of canary has no istio-injection=enabled webhook: the pod's own
+  // istio.io/rev label opts it in, in a namespace without injection labels (SELECTORS.yaml).
+  const job = (labels: string) =>
+    `apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, namespace: shop}\nspec:\n  template:\n    metadata: {labels: {${labels}}}\n    spec:\n      restartPolicy: Never\n      containers: [{name: app, image: busybox, command: [sh, -c, 'echo hi']}]\n`;
+  const mesh = { istioVersion: '1.20', revisions: ['canary'] };
+  const [canary] = check(job('istio.io/rev: canary'), { mesh });
+  t.same(
+    canary?.findings.map((f) => f.policy),
+    ['hold-application-until-proxy-starts', 'job-sidecar-quit'],
+    "canary's injection brings the hold and the Job wrapper",
+  );
+  for (const f of canary?.findings ?? []) t.match(f.unverified, /assumes Istio injects namespace shop/);
+  const [optedOut] = check(job('istio.io/rev: canary, sidecar.istio.io/inject: "false"'), { mesh });
+  t.strictSame(optedOut?.findings, [], 'a pod that opts out is out in any namespace');
 });
 
 t.test('warn mode says what would happen and nothing else; --no-diff; diffs are bounded', async (t) => {

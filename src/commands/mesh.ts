@@ -1,7 +1,9 @@
 import { loadConfig } from '../config/load.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { discoverMesh } from '../mesh/discover.js';
-import { guardrailNotes, summarize } from '../mesh/describe.js';
+import { explainAll } from '../engine/explain.js';
+import { summarize } from '../mesh/describe.js';
+import { policies } from '../policies/index.js';
 import { nothingDiscovered, resolveProfile, type DiscoveredMesh, type MeshProfile } from '../mesh/profile.js';
 import { readManifests } from '../manifests.js';
 import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
@@ -75,6 +77,11 @@ function ordering(found: DiscoveredMesh): string[] {
 
 function describe(profile: MeshProfile, from: string) {
   return { discoveredFrom: from, profile: summarize(profile), guardrails: guardrailNotes(profile) };
+}
+
+/** Per guardrail, what it does on this mesh (each policy's own explanation). */
+function guardrailNotes(profile: MeshProfile): Record<string, string> {
+  return Object.fromEntries(Object.entries(explainAll(policies, profile)).map(([id, e]) => [id, e.why]));
 }
 
 function text(profile: MeshProfile, from: string): string {

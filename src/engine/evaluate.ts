@@ -1,5 +1,6 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
+import { sidecarOf, type Sidecar, type UnknownNamespaces } from '../mesh/injection.js';
 import type { MeshProfile } from '../mesh/profile.js';
 import type { Registry } from './registry.js';
 import type { Scope } from '../config/scope.js';
@@ -13,7 +14,11 @@ export interface Engine {
   scope: Scope;
   cluster: ClusterView;
   mesh: MeshProfile;
+  /** What a pod's namespace with unknown labels means: the webhook cannot tell; `check` assumes injection. */
+  unknownNamespaces?: UnknownNamespaces;
 }
+
+const notAPod: Sidecar = Object.freeze({ proxy: 'none', why: 'not a pod' });
 
 /** Policy ids an object opts out of. Honoured for mutations only: nobody exempts their own object from a validation. */
 function skips(object: KubeObject, id: string): boolean {
@@ -25,16 +30,24 @@ function skips(object: KubeObject, id: string): boolean {
  * Runs the policies that apply to a request at one stage and returns what each decided.
  * Pure: no I/O, no clock, the request is never modified.
  */
-export function evaluate({ request, stage }: EvaluateInput, { registry, scope, cluster, mesh }: Engine): Decision[] {
+export function evaluate(
+  { request, stage }: EvaluateInput,
+  { registry, scope, cluster, mesh, unknownNamespaces }: Engine,
+): Decision[] {
   const namespace = request.namespace ?? '';
   const object = request.object;
   if (object == null || scope.excluded(namespace)) return [];
   const decisions: Decision[] = [];
   const { group, kind } = request.kind;
 
+  // One review has at most one pod (the object, or a workload's template): Istio's injection of it
+  // is decided once, when the first pod policy asks.
+  let sidecar: Sidecar | undefined;
   const run = (policy: Policy, target: KubeObject, subject: Subject) => {
     const mode = scope.modeOf(policy.id, namespace);
     if (mode === 'off') return;
+    let pod: Sidecar = notAPod;
+    if (registry.isPodPolicy(policy)) pod = sidecar ??= sidecarOf(target, namespace, cluster, mesh, unknownNamespaces);
     let outcome: Outcome;
     if (policy.action === 'mutate' && skips(target, policy.id)) {
       outcome = { result: 'skip', reason: `${SKIP_ANNOTATION} annotation` };
@@ -50,12 +63,13 @@ export function evaluate({ request, stage }: EvaluateInput, { registry, scope, c
           config: scope.config,
           cluster,
           mesh,
+          sidecar: pod,
         });
       } catch (err) {
         outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };
       }
     }
-    decisions.push({ policy: policy.id, mode, subject, outcome });
+    decisions.push({ policy: policy.id, mode, subject, outcome, ...(pod.assumed && { assumed: true }) });
   };
 
   for (const policy of registry.for(group, kind, request.operation)) {

@@ -8,6 +8,8 @@ export class Registry {
   private readonly index = new Map<string, Policy[]>();
   /** Mutating pod policies, which also judge workload templates at /validate. */
   readonly podPolicies: readonly Policy[];
+  /** Policies that judge Pods: the engine decides Istio's injection of the pod once for them. */
+  private readonly onPods: ReadonlySet<Policy>;
 
   constructor(readonly policies: readonly Policy[]) {
     for (const policy of policies) {
@@ -19,6 +21,11 @@ export class Registry {
       }
     }
     this.podPolicies = this.for('', 'Pod', 'CREATE').filter((p) => p.action === 'mutate');
+    this.onPods = new Set(policies.filter((p) => p.targets.some((t) => t.group === '' && t.kind === 'Pod')));
+  }
+
+  isPodPolicy(policy: Policy): boolean {
+    return this.onPods.has(policy);
   }
 
   for(group: string, kind: string, operation: Operation): readonly Policy[] {

@@ -2,6 +2,7 @@ import type { AdmissionRequest, KubeObject, Operation } from '../admission/types
 import type { PatchOp } from '../admission/patch.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Config, Mode, PolicyId, PolicySettings } from '../config/types.js';
+import type { Sidecar } from '../mesh/injection.js';
 import type { MeshProfile } from '../mesh/profile.js';
 
 /** What a policy found. Expected outcomes are data; a thrown error is a bug. */
@@ -26,6 +27,19 @@ export interface PolicyContext<Id extends PolicyId = PolicyId> {
   cluster: ClusterView;
   /** The Istio guarded: a policy acts only where its trap exists on this mesh. */
   mesh: MeshProfile;
+  /**
+   * What Istio's injector will do to the pod (decided once per review by the engine, for every pod
+   * policy); `{ proxy: 'none' }` for objects that are not pods.
+   */
+  sidecar: Sidecar;
+}
+
+/** Whether a policy's trap exists on a mesh, and why: what `meshguard mesh` and debug logs show. */
+export interface Explanation {
+  /** The trap exists on this mesh (for some revision or some pods), so the policy may act. */
+  exists: boolean;
+  /** One line, for people: what the policy does here, and why. */
+  why: string;
 }
 
 export interface Target {
@@ -40,6 +54,8 @@ export interface Policy<Id extends PolicyId = PolicyId> {
   action: 'validate' | 'mutate';
   targets: readonly Target[];
   evaluate(ctx: PolicyContext<Id>): Result;
+  /** Whether its trap exists on this mesh, by default (before a pod's own annotations), and why. */
+  explain(mesh: MeshProfile): Explanation;
 }
 
 /** Where a decision applies: the object itself, or the pod template of a workload. */
@@ -52,6 +68,8 @@ export interface Decision {
   mode: Exclude<Mode, 'off'>;
   subject: Subject;
   outcome: Outcome;
+  /** Judged as if the namespace, whose labels are unknown, were labelled for injection (`meshguard check`). */
+  assumed?: true;
 }
 
 export type Stage = 'mutate' | 'validate';

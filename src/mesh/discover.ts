@@ -1,13 +1,7 @@
 import yaml from 'js-yaml';
 import { isRecord } from '../guards.js';
-import {
-  atLeast,
-  parseVersion,
-  showVersion,
-  type DiscoveredMesh,
-  type InjectorWebhook,
-  type RevisionSettings,
-} from './profile.js';
+import type { DiscoveredMesh, InjectorWebhook, RevisionSettings } from './profile.js';
+import { isRelease, parseVersion, showVersion } from './releases.js';
 import { parseSelector, type LabelSelector } from './selector.js';
 
 // The mesh profile from Istio's own objects, as the istio-discovery chart installs them
@@ -148,7 +142,7 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         const version =
           parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])) ??
           parseVersion(image?.slice(image.lastIndexOf(':') + 1));
-        if (version && !atLeast(version, 11))
+        if (version && !isRelease(version))
           problems.push(
             `Deployment ${name}: version ${showVersion(version)} is no Istio release; set mesh.istioVersion`,
           );

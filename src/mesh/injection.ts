@@ -1,7 +1,7 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import { annotation, podSpec } from './pod.js';
-import { atLeast, type MeshProfile, type Revision } from './profile.js';
+import type { MeshProfile, Revision } from './profile.js';
 import type { Labels } from './selector.js';
 
 // Istio source cited below is istio/istio at 86c9f01f (master, 2026-08; the same lines in
@@ -15,49 +15,71 @@ const neverInjected = new Set(['kube-system', 'kube-public', 'kube-node-lease', 
 const noLabels: Labels = Object.freeze({});
 
 /** What Istio will do to a pod, as far as meshguard can tell. */
-export type Sidecar =
-  /** No proxy: `why` says which rule decided. */
-  | { proxy: 'none'; why: string }
-  /** Cannot tell (unknown namespace labels, native mode unknown…): policies leave the pod alone. */
+export type Sidecar = (
+  | /** No proxy: `why` says which rule decided. */ { proxy: 'none'; why: string }
+    /** Cannot tell (unknown namespace labels, native mode unknown…): policies leave the pod alone. */
   | { proxy: 'unknown'; why: string; revision?: Revision }
   /** A classic sidecar (istio-proxy in `containers`) or a native one (a restartable init container). */
-  | { proxy: 'classic' | 'native'; revision: Revision };
+  | { proxy: 'classic' | 'native'; revision: Revision }
+) & {
+  /** Decided under the assumption that the namespace, whose labels are unknown, is labelled for injection. */
+  readonly assumed?: true;
+};
+
+/**
+ * What a namespace whose labels are unknown means. The webhook cannot tell, so its pod policies do
+ * nothing and say why (`cannot-tell`); `meshguard check` judges the pod as Istio would inject it
+ * in a namespace labelled for injection, its findings marked not verified (`assume-injected`).
+ */
+export type UnknownNamespaces = 'cannot-tell' | 'assume-injected';
+
+/** The namespace labels `assume-injected` tries, in order: the pod opting itself in, then each way a namespace opts in. */
+function assumedLabels(mesh: MeshProfile): Labels[] {
+  const revisions = [...new Set(mesh.webhooks.map((w) => w.revision))];
+  return [noLabels, { 'istio-injection': 'enabled' }, ...revisions.map((r) => ({ 'istio.io/rev': r }))];
+}
 
 /**
  * Will Istio inject this pod, and how? First the API server: it calls an injector only when one of
  * its webhooks' namespaceSelector and objectSelector match the namespace's and the pod's labels
  * (annotations never opt in). Then that injector's own rules (pkg/kube/inject/inject.go
  * injectRequired), then the native-sidecar choice (webhook.go DetectNativeSidecar and the
- * injection template's `$nativeSidecar`).
+ * injection template's `$nativeSidecar`). The engine asks once per review and hands the answer to
+ * every pod policy.
  */
-export function sidecarOf(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: MeshProfile): Sidecar {
-  if (last.pod === pod && last.namespace === namespace && last.mesh === mesh && last.cluster === cluster)
-    return last.sidecar;
-  const sidecar = decide(pod, namespace, cluster, mesh);
-  last = { pod, namespace, cluster, mesh, sidecar };
-  return sidecar;
-}
-
-// The pod policies each ask about the same pod in one review: the last answer is kept.
-let last: { pod?: KubeObject; namespace?: string; cluster?: ClusterView; mesh?: MeshProfile; sidecar: Sidecar } = {
-  sidecar: { proxy: 'none', why: '' },
-};
-
-function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: MeshProfile): Sidecar {
-  const nsLabels = cluster.namespaceLabels(namespace);
-  if (!nsLabels) {
-    return {
-      proxy: 'unknown',
-      why: cluster.enabled
-        ? `namespace ${namespace || '(none)'} is not known, so neither is whether Istio injects it`
-        : 'cluster lookups are off, so the namespace labels that decide injection are unknown',
-    };
-  }
+export function sidecarOf(
+  pod: KubeObject,
+  namespace: string,
+  cluster: ClusterView,
+  mesh: MeshProfile,
+  unknownNamespaces: UnknownNamespaces = 'cannot-tell',
+): Sidecar {
   const podLabels = pod.metadata?.labels ?? noLabels;
-  // injectRequired: these two hold for every revision.
+  // injectRequired: these two hold for every revision, whatever the namespace's labels.
   if (podSpec(pod).hostNetwork === true) return { proxy: 'none', why: 'hostNetwork pods are never injected' };
   if (neverInjected.has(namespace)) return { proxy: 'none', why: `Istio never injects namespace ${namespace}` };
-  // The label replaces the annotation (from 1.12), even when empty.
+  const nsLabels = cluster.namespaceLabels(namespace);
+  if (nsLabels) return decide(pod, podLabels, nsLabels, namespace, mesh);
+  // No webhook's objectSelector takes the pod (it opts out with the inject label): none, in any namespace.
+  if (!mesh.webhooks.some((w) => w.matchesObject(podLabels))) return decide(pod, podLabels, noLabels, namespace, mesh);
+  if (unknownNamespaces === 'assume-injected') {
+    let first: Sidecar | undefined;
+    for (const labels of assumedLabels(mesh)) {
+      const sidecar = decide(pod, podLabels, labels, namespace, mesh);
+      if (sidecar.proxy !== 'none') return { ...sidecar, assumed: true };
+      first ??= sidecar;
+    }
+    return { ...(first ?? { proxy: 'none', why: 'no Istio injector webhook selects this pod' }), assumed: true };
+  }
+  return {
+    proxy: 'unknown',
+    why: cluster.enabled
+      ? `namespace ${namespace || '(none)'} is not known, so neither is whether Istio injects it`
+      : 'cluster lookups are off, so the namespace labels that decide injection are unknown',
+  };
+}
+
+function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace: string, mesh: MeshProfile): Sidecar {
   const ownLabel = podLabels[INJECT];
   const ownAnnotation = annotation(pod, INJECT) ?? '';
 
@@ -69,8 +91,8 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
     called = true;
     const candidate = mesh.revisions.get(webhook.revision);
     if (!candidate) return { proxy: 'unknown', why: `revision ${webhook.revision} is not known` };
-    // Istio 1.11 reads the annotation only; from 1.12 the label replaces it.
-    const own = atLeast(candidate.version, 12) ? (ownLabel ?? ownAnnotation) : ownAnnotation;
+    // Istio 1.11 reads the annotation only; from 1.12 the label replaces it, even when empty.
+    const own = candidate.features.injectLabel ? (ownLabel ?? ownAnnotation) : ownAnnotation;
     let inject = explicitInject(own, candidate);
     if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) inject = false;
     if (inject === undefined && candidate.alwaysInject.some((m) => m(podLabels))) inject = true;
@@ -107,45 +129,53 @@ function decide(pod: KubeObject, namespace: string, cluster: ClusterView, mesh: 
 }
 
 /**
- * The pod's own `sidecar.istio.io/inject` value (injectRequired). From 1.27 only exactly "true" and
- * "false" count, anything else falls back to the default; before, y/yes/true/on in any case meant
- * inject and every other non-empty value meant do not (changed by istio/istio#56737).
+ * The pod's own `sidecar.istio.io/inject` value (injectRequired): exactly "true" and "false" where
+ * the release reads only those (anything else falls back to the default); before, y/yes/true/on
+ * in any case meant inject and every other non-empty value meant do not.
  */
 function explicitInject(own: string, revision: Revision): boolean | undefined {
   if (own === '') return undefined;
-  if (atLeast(revision.version, 27)) return own === 'true' ? true : own === 'false' ? false : undefined;
+  if (revision.features.exactInjectValues) return own === 'true' ? true : own === 'false' ? false : undefined;
   return ['y', 'yes', 'true', 'on'].includes(own.toLowerCase());
 }
 
 /**
  * The injection template's `$nativeSidecar := ne (annotation | default (printf "%t" .NativeSidecars)) "false"`
- * (istio-discovery files/injection-template.yaml, from 1.27): a non-empty annotation decides, and
- * anything but "false" means native. Otherwise ENABLE_NATIVE_SIDECARS (from 1.19; default false,
- * auto from 1.27): true, false, or auto — native when every kubelet is 1.33 or later (webhook.go
- * DetectNativeSidecar).
+ * (istio-discovery files/injection-template.yaml): a non-empty annotation decides, and anything but
+ * "false" means native; where the annotation is older, only an exact "true" when it is set.
+ * Otherwise ENABLE_NATIVE_SIDECARS: true, false, or auto — native when every kubelet is 1.33 or
+ * later (webhook.go DetectNativeSidecar).
  */
 function nativeSidecar(pod: KubeObject, revision: Revision, mesh: MeshProfile): boolean | undefined {
   const own = annotation(pod, NATIVE);
-  const v = revision.version;
-  // 1.19-1.23 have no annotation; 1.24-1.26 read only an exact "true" when it is set.
-  if (own !== undefined && atLeast(v, 24) && !atLeast(v, 27)) return own === 'true';
-  if (own !== undefined && own !== '' && atLeast(v, 27)) return own !== 'false';
+  const { nativeSidecarAnnotation, nativeSidecarAuto } = revision.features;
+  if (own !== undefined && nativeSidecarAnnotation && !nativeSidecarAuto) return own === 'true';
+  if (own !== undefined && own !== '' && nativeSidecarAuto) return own !== 'false';
   return nativeByDefault(revision, mesh);
 }
 
 /** A revision's choice for a pod without the annotation: ENABLE_NATIVE_SIDECARS, and the kubelets under auto. */
 export function nativeByDefault(revision: Revision, mesh: MeshProfile): boolean | undefined {
-  const v = revision.version;
-  if (!atLeast(v, 19)) return false;
+  if (!revision.features.nativeSidecarFlag) return false;
   switch (revision.nativeSidecars) {
     case 'enabled':
       return true;
     case 'disabled':
       return false;
     case 'auto':
-      // Before 1.27 the setting was a boolean: "auto" read as false.
-      return atLeast(v, 27) ? mesh.kubeletsSupportNative : false;
+      // Before the flag took `auto`, it was a boolean: "auto" read as false.
+      return revision.features.nativeSidecarAuto ? mesh.kubeletsSupportNative : false;
   }
+}
+
+/** The sidecar a revision gives a pod that says nothing about it, as `meshguard mesh` shows it. */
+export function defaultSidecarKind(revision: Revision, mesh: MeshProfile): string {
+  const native = nativeByDefault(revision, mesh);
+  return native === undefined
+    ? 'native sidecars unless a kubelet is older than 1.33 (kubelet versions unknown: set mesh.kubeletVersion)'
+    : native
+      ? 'native sidecars'
+      : 'classic sidecars';
 }
 
 /**

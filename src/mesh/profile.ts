@@ -1,31 +1,21 @@
 import type { MeshSettings } from '../config/types.js';
+import {
+  injectorFeatures,
+  kubeletRunsNative,
+  meshFeatures,
+  NEWEST_ISTIO,
+  oldestOf,
+  parseVersion,
+  type InjectorFeatures,
+  type IstioVersion,
+  type MeshFeatures,
+} from './releases.js';
 import { compileSelector, isEmptySelector, type LabelMatcher, type LabelSelector } from './selector.js';
 
 // The mesh profile: the one place that knows which Istio meshguard guards. It is resolved from
 // what meshguard's configuration declares (`mesh:`), what was discovered from Istio's own objects,
 // and the newest Istio release's defaults, in that order; then compiled once, so a review only
 // reads it.
-
-/** An Istio minor version: 1.30 is `{ major: 1, minor: 30 }`. */
-export interface IstioVersion {
-  readonly major: number;
-  readonly minor: number;
-}
-
-export const NEWEST_ISTIO: IstioVersion = { major: 1, minor: 31 };
-
-export function parseVersion(text: string | undefined): IstioVersion | undefined {
-  // "1.30", "1.30.2", "v1.30.2", "1.31-dev", "1.30.2-distroless": the minor version decides.
-  const m = text === undefined ? null : /^v?(\d+)\.(\d+)(?:[.\-+_].*)?$/.exec(text.trim());
-  return m ? { major: Number(m[1]), minor: Number(m[2]) } : undefined;
-}
-
-export const showVersion = (v: IstioVersion) => `${v.major}.${v.minor}`;
-
-export const compareVersions = (a: IstioVersion, b: IstioVersion) => a.major - b.major || a.minor - b.minor;
-
-/** `v` is `minor` or later (1.x). */
-export const atLeast = (v: IstioVersion, minor: number) => v.major > 1 || (v.major === 1 && v.minor >= minor);
 
 /** ENABLE_NATIVE_SIDECARS: pilot/pkg/features (auto from Istio 1.27: native when every kubelet is ≥ 1.33). */
 export type NativeSidecarMode = 'enabled' | 'auto' | 'disabled';
@@ -78,6 +68,8 @@ export const nothingDiscovered: DiscoveredMesh = { webhooks: [], revisions: new 
 export interface Revision {
   readonly name: string;
   readonly version: IstioVersion;
+  /** What this revision's injector does, from the release table. */
+  readonly features: InjectorFeatures;
   readonly nativeSidecars: NativeSidecarMode;
   readonly rewriteProbes: boolean;
   readonly holdApplicationUntilProxyStarts: boolean;
@@ -97,6 +89,8 @@ export type Origin = 'configured' | 'discovered' | 'default';
 export interface MeshProfile {
   /** The oldest Istio among the revisions: a trap that exists on any of them exists in the mesh. */
   readonly version: IstioVersion;
+  /** What the mesh's istiods do, from the release table: a change every revision has. */
+  readonly features: MeshFeatures;
   readonly rootNamespace: string;
   readonly dnsCapture: boolean;
   /** Every kubelet is ≥ 1.33 (native sidecars under `auto`); undefined when not known. */
@@ -118,7 +112,8 @@ const defaults = {
   policy: 'enabled' as const,
   dnsCapture: false,
 };
-const defaultNative = (v: IstioVersion): NativeSidecarMode => (atLeast(v, 27) ? 'auto' : 'disabled');
+const defaultNative = (v: IstioVersion): NativeSidecarMode =>
+  injectorFeatures(v).nativeSidecarAuto ? 'auto' : 'disabled';
 
 /**
  * The webhooks of a default install of `revision` when none were discovered: Istio's chart
@@ -242,6 +237,7 @@ export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMes
     revisions.set(name, {
       name,
       version,
+      features: injectorFeatures(version),
       nativeSidecars: pick('nativeSidecars', declared.nativeSidecars, found.nativeSidecars, defaultNative(version)),
       rewriteProbes: pick('rewriteProbes', declared.rewriteProbes, found.rewriteProbes, defaults.rewriteProbes),
       holdApplicationUntilProxyStarts: pick(
@@ -256,7 +252,7 @@ export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMes
     });
   }
   const all = [...revisions.values()];
-  const oldest = all.map((r) => r.version).reduce((a, v) => (compareVersions(v, a) < 0 ? v : a), NEWEST_ISTIO);
+  const oldest = oldestOf(all.map((r) => r.version));
   const anyFound = (f: (s: RevisionSettings) => string | boolean | undefined) =>
     [...discovered.revisions.values()].map(f).find((v) => v !== undefined);
   const kubelet = pick<number | undefined>(
@@ -267,6 +263,7 @@ export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMes
   );
   return {
     version: oldest,
+    features: meshFeatures(oldest),
     rootNamespace: pick(
       'rootNamespace',
       declared.rootNamespace,
@@ -279,7 +276,7 @@ export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMes
       anyFound((s) => s.dnsCapture) as boolean | undefined,
       defaults.dnsCapture,
     ),
-    kubeletsSupportNative: kubelet === undefined ? undefined : kubelet >= 33,
+    kubeletsSupportNative: kubelet === undefined ? undefined : kubeletRunsNative(kubelet),
     webhooks,
     revisions,
     origins,

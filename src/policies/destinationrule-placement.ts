@@ -1,6 +1,5 @@
 import type { Policy } from '../engine/types.js';
 import { resolveHost } from '../mesh/hosts.js';
-import { atLeast } from '../mesh/profile.js';
 import { isRecord } from '../guards.js';
 
 // Istio's lookup, in istio/istio pilot/pkg/model/push_context.go `destinationRule` (the same order
@@ -23,6 +22,10 @@ const policy: Policy<'destinationrule-placement'> = {
   id: 'destinationrule-placement',
   action: 'validate',
   targets: [{ group: 'networking.istio.io', kind: 'DestinationRule', operations: ['CREATE', 'UPDATE'] }],
+  explain: (mesh) => ({
+    exists: true,
+    why: `acts: Istio reads a DestinationRule from the client's, the host's or the root namespace (${mesh.rootNamespace})`,
+  }),
   evaluate({ object, namespace, config, cluster, mesh }) {
     // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
     const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
@@ -53,7 +56,7 @@ const policy: Policy<'destinationrule-placement'> = {
         : resolved.kind === 'cluster' && resolved.name !== '*'
           ? cluster.service(resolved.namespace, resolved.name)
           : undefined;
-    if (service?.type === 'ExternalName' && service.externalName && atLeast(mesh.version, 21)) {
+    if (service?.type === 'ExternalName' && service.externalName && mesh.features.externalNameAlias) {
       warnings.push(
         `host ${host} is an ExternalName Service, a DNS alias on Istio ≥ 1.21: this rule applies to nothing; write it for ${service.externalName}`,
       );
@@ -66,7 +69,7 @@ const policy: Policy<'destinationrule-placement'> = {
     // only by matching sidecars of its own namespace (SidecarScope.DestinationRule,
     // pilot/pkg/model/sidecar.go), from Istio 1.14; before that the selector is not read at all.
     if (isRecord(spec.workloadSelector)) {
-      if (atLeast(mesh.version, 14)) {
+      if (mesh.features.workloadSelectorDestinationRules) {
         // Still found by step 1 for every sidecar of the namespace; one it does not select then
         // gets the last rule without a selector for that host, or none (SidecarScope.DestinationRule).
         if (shadows && namespace !== root) {

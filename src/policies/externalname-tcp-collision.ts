@@ -2,7 +2,8 @@ import type { Policy } from '../engine/types.js';
 import type { ServiceEntryRecord, ServicePort, ServiceRecord } from '../cluster/view.js';
 import { serviceEntryRecord, serviceRecord } from '../cluster/records.js';
 import { meet, visibility, type Visibility } from '../mesh/hosts.js';
-import { atLeast, showVersion, type IstioVersion, type MeshProfile } from '../mesh/profile.js';
+import type { MeshProfile } from '../mesh/profile.js';
+import { showVersion, type MeshFeatures } from '../mesh/releases.js';
 
 // Istio's sidecar builds one outbound TCP listener per address and port. An object with no address
 // of its own binds 0.0.0.0:<port>; on that listener plain TCP has nothing but the port to go by, so
@@ -50,13 +51,13 @@ const NOT_PLAIN_TCP = new Set(['http', 'http2', 'http_proxy', 'grpc', 'grpc-web'
 const plainTcp = (protocol: string) => !NOT_PLAIN_TCP.has(protocol.toLowerCase());
 
 /** A Service port's protocol as Istio reads it: pkg/config/kube/conversion.go ConvertProtocol. */
-function serviceProtocol(p: ServicePort, v: IstioVersion): string {
+function serviceProtocol(p: ServicePort, features: MeshFeatures): string {
   if (p.protocol === 'UDP') return 'udp';
   const name = p.appProtocol ?? p.name ?? '';
-  // Kubernetes' standard appProtocol names: h2c from Istio 1.19, ws and wss from 1.24.
-  if (name === 'kubernetes.io/h2c' && atLeast(v, 19)) return 'http2';
-  if (name === 'kubernetes.io/ws' && atLeast(v, 24)) return 'http';
-  if (name === 'kubernetes.io/wss' && atLeast(v, 24)) return 'https';
+  // Kubernetes' standard appProtocol names, each from its release.
+  if (name === 'kubernetes.io/h2c' && features.h2cAppProtocol) return 'http2';
+  if (name === 'kubernetes.io/ws' && features.wsAppProtocol) return 'http';
+  if (name === 'kubernetes.io/wss' && features.wsAppProtocol) return 'https';
   if (name.toLowerCase().startsWith('grpc-web')) return 'grpc-web';
   const dash = name.indexOf('-');
   return dash >= 0 ? name.slice(0, dash) : name;
@@ -64,14 +65,14 @@ function serviceProtocol(p: ServicePort, v: IstioVersion): string {
 
 function serviceParty(svc: ServiceRecord, port: number, mesh: MeshProfile): Party | undefined {
   if (svc.type !== 'ExternalName' || !svc.externalName) return undefined;
-  if (!svc.ports.some((p) => p.port === port && plainTcp(serviceProtocol(p, mesh.version)))) return undefined;
+  if (!svc.ports.some((p) => p.port === port && plainTcp(serviceProtocol(p, mesh.features)))) return undefined;
   return {
     label: `Service ${svc.namespace}/${svc.name}`,
     kind: 'Service',
     // ENABLE_EXTERNAL_NAME_ALIAS: added off in 1.20, on from 1.21, the only behaviour from 1.24.
-    role: atLeast(mesh.version, 21) ? 'alias' : 'owner',
+    role: mesh.features.externalNameAlias ? 'alias' : 'owner',
     hosts: new Set([canonical(svc.externalName)]),
-    seen: atLeast(mesh.version, 21) ? 'all' : visibility(svc.exportTo, svc.namespace),
+    seen: mesh.features.externalNameAlias ? 'all' : visibility(svc.exportTo, svc.namespace),
   };
 }
 
@@ -84,9 +85,9 @@ function serviceParty(svc: ServiceRecord, port: number, mesh: MeshProfile): Part
  * ISTIO_META_DNS_AUTO_ALLOCATE, which the mesh profile does not know: assumed off.
  */
 function usesAllocatedAddress(se: ServiceEntryRecord, mesh: MeshProfile): boolean {
-  if (!mesh.dnsCapture || !atLeast(mesh.version, 24)) return false;
+  if (!mesh.dnsCapture || !mesh.features.allocatedAddressesWithDnsCapture) return false;
   if (se.allocated) return true;
-  return atLeast(mesh.version, 25) && !se.autoAllocateOptOut && se.hosts.every((h) => !h.startsWith('*'));
+  return mesh.features.ipAutoallocateByDefault && !se.autoAllocateOptOut && se.hosts.every((h) => !h.startsWith('*'));
 }
 
 function entryParty(se: ServiceEntryRecord, port: number, mesh: MeshProfile): Party | undefined {
@@ -115,7 +116,7 @@ function collide(a: Party, b: Party): boolean {
 
 function fix(owners: readonly Party[], mesh: MeshProfile): string {
   if (owners.some((o) => o.kind === 'Service')) return 'use ServiceEntries with addresses';
-  if (!atLeast(mesh.version, 25)) {
+  if (!mesh.features.ipAutoallocateByDefault) {
     return mesh.dnsCapture
       ? 'set addresses, or turn on ISTIO_META_DNS_AUTO_ALLOCATE'
       : 'set addresses, or turn on DNS capture and ISTIO_META_DNS_AUTO_ALLOCATE';
@@ -132,6 +133,12 @@ const policy: Policy<'externalname-tcp-collision'> = {
     { group: '', kind: 'Service', operations: ['CREATE', 'UPDATE'] },
     { group: 'networking.istio.io', kind: 'ServiceEntry', operations: ['CREATE', 'UPDATE'] },
   ],
+  explain: (mesh) => ({
+    exists: true,
+    why: mesh.features.externalNameAlias
+      ? `acts on ServiceEntries without addresses on TCP ports${mesh.dnsCapture ? ' (DNS capture is on: only where no address is allocated)' : ''}; ExternalName Services are DNS aliases from Istio 1.21`
+      : 'acts on ExternalName Services and ServiceEntries sharing a TCP port (Istio < 1.21)',
+  }),
   evaluate({ object, namespace, cluster, mesh }) {
     // The object as it will be stored: in the request's namespace, whatever its metadata says.
     let ports: number[];

@@ -1,7 +1,7 @@
 import { setAnnotation } from '../admission/patch.js';
 import type { Policy, Result } from '../engine/types.js';
 import { memoize } from '../memo.js';
-import { sidecarOf } from '../mesh/injection.js';
+import { defaultSidecarKind, nativeByDefault } from '../mesh/injection.js';
 import { annotation, annotationsPatchable } from '../mesh/pod.js';
 import { skipReason } from '../mesh/reasons.js';
 import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
@@ -47,11 +47,22 @@ const policy: Policy<'hold-application-until-proxy-starts'> = {
   id: 'hold-application-until-proxy-starts',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, mesh }): Result {
+  explain(mesh) {
+    const revisions = [...mesh.revisions.values()];
+    return {
+      exists: revisions.some((r) => !r.holdApplicationUntilProxyStarts && nativeByDefault(r, mesh) !== true),
+      why: revisions
+        .map(
+          (r) =>
+            `${r.name}: ${r.holdApplicationUntilProxyStarts ? 'nothing to do: the mesh already holds' : `${defaultSidecarKind(r, mesh)}; acts on pods with a classic sidecar`}`,
+        )
+        .join('; '),
+    };
+  },
+  evaluate({ object: pod, sidecar }): Result {
     // The injection template holds only a classic sidecar, and only when neither the pod's
     // ProxyConfig nor the mesh already does (istio-discovery files/injection-template.yaml
     // `$holdProxy`): a native sidecar is started, and ready, before any app container.
-    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
     if (sidecar.proxy !== 'classic') return { result: 'skip', reason: skipReason(sidecar) };
     if (sidecar.revision.holdApplicationUntilProxyStarts) return { result: 'skip', reason: 'the mesh already holds' };
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };

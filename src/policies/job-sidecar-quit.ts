@@ -2,10 +2,11 @@ import { pointer, type PatchOp } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { Policy, Result } from '../engine/types.js';
 import { isRecord } from '../guards.js';
-import { sidecarOf, statusPort } from '../mesh/injection.js';
+import { defaultSidecarKind, nativeByDefault, statusPort } from '../mesh/injection.js';
 import { isWrapped, proxyEndpoints, startsWithShell, wrapContainer, type QuitOn } from '../mesh/job-wrapper.js';
 import { containers, podSpec } from '../mesh/pod.js';
-import { atLeast, showVersion, type IstioVersion } from '../mesh/profile.js';
+import type { Revision } from '../mesh/profile.js';
+import { showVersion } from '../mesh/releases.js';
 import { skipReason } from '../mesh/reasons.js';
 
 // Present when Istio's injector ran first (meshguard reinvoked, or a webhook named to sort after
@@ -35,11 +36,12 @@ function summaryOf(name: string, quitOn: QuitOn): string {
 }
 
 /** How to give several app containers a proxy that ends with them, on this Istio. */
-function nativeAdvice(version: IstioVersion): string {
-  // The annotation exists from 1.24 (exactly "true" until 1.26); before, only istiod's
-  // ENABLE_NATIVE_SIDECARS (1.19+). Kubernetes runs sidecar init containers from 1.29 (beta).
-  if (atLeast(version, 24)) return 'use native sidecars (annotation sidecar.istio.io/nativeSidecar: "true")';
-  if (atLeast(version, 19)) return 'use native sidecars (istiod ENABLE_NATIVE_SIDECARS=true)';
+function nativeAdvice({ features, version }: Revision): string {
+  // The annotation (exactly "true" before `auto`), else only istiod's ENABLE_NATIVE_SIDECARS.
+  // Kubernetes runs sidecar init containers from 1.29 (beta).
+  if (features.nativeSidecarAnnotation)
+    return 'use native sidecars (annotation sidecar.istio.io/nativeSidecar: "true")';
+  if (features.nativeSidecarFlag) return 'use native sidecars (istiod ENABLE_NATIVE_SIDECARS=true)';
   return `Istio ${showVersion(version)} has no native sidecars: have the last container to finish POST /quitquitquit`;
 }
 
@@ -51,10 +53,18 @@ const policy: Policy<'job-sidecar-quit'> = {
   id: 'job-sidecar-quit',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, mesh, options }) {
+  explain(mesh) {
+    const revisions = [...mesh.revisions.values()];
+    return {
+      exists: revisions.some((r) => nativeByDefault(r, mesh) !== true),
+      why: revisions
+        .map((r) => `${r.name}: ${defaultSidecarKind(r, mesh)}; acts on Job pods with a classic sidecar`)
+        .join('; '),
+    };
+  },
+  evaluate({ object: pod, sidecar, options }) {
     if (!ownedByJob(pod)) return { result: 'skip', reason: 'not owned by a Job' };
     // A native sidecar stops by itself once the app containers have exited: nothing to do.
-    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
     if (sidecar.proxy !== 'classic') return { result: 'skip', reason: skipReason(sidecar) };
 
     // /quitquitquit stops the proxy for the whole pod (pilot-agent's status server), so it may be
@@ -63,7 +73,7 @@ const policy: Policy<'job-sidecar-quit'> = {
     const apps = containers(pod).filter(({ container }) => container.name !== PROXY_CONTAINER);
     if (apps.length > 1) {
       return warn(
-        `${apps.length} app containers: the first to finish would stop istio-proxy for all; not wrapped — ${nativeAdvice(sidecar.revision.version)}`,
+        `${apps.length} app containers: the first to finish would stop istio-proxy for all; not wrapped — ${nativeAdvice(sidecar.revision)}`,
       );
     }
     const restartPolicy = podSpec(pod).restartPolicy;
@@ -85,7 +95,7 @@ const policy: Policy<'job-sidecar-quit'> = {
     // An empty command, like none, means the image's ENTRYPOINT.
     if (!command || command.length === 0) {
       return warn(
-        `container ${name} has no command: it runs the image's entrypoint, which meshguard cannot wrap; set an explicit command or ${nativeAdvice(sidecar.revision.version)}`,
+        `container ${name} has no command: it runs the image's entrypoint, which meshguard cannot wrap; set an explicit command or ${nativeAdvice(sidecar.revision)}`,
       );
     }
     if (isWrapped(command)) return { result: 'pass' };

@@ -2,8 +2,8 @@ import { setAnnotation } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
-import { sidecarOf } from '../mesh/injection.js';
-import { atLeast, showVersion, type IstioVersion } from '../mesh/profile.js';
+import type { Revision } from '../mesh/profile.js';
+import { showVersion, type InjectorFeatures } from '../mesh/releases.js';
 import { skipReason } from '../mesh/reasons.js';
 import {
   annotation,
@@ -111,13 +111,16 @@ function parseBool(v: string | undefined): boolean | undefined {
   return undefined;
 }
 
-/** The probe handlers Istio's injector rewrites (app_probe.go): tcpSocket from 1.12, grpc from 1.13. */
-function rewrittenOn(version: IstioVersion): (handler: ProbeHandler) => boolean {
+/** The probe handlers a revision's injector rewrites (app_probe.go): httpGet, and tcpSocket and grpc from their releases. */
+function rewrittenOn(features: InjectorFeatures): (handler: ProbeHandler) => boolean {
   return (handler) =>
     handler === 'httpGet' ||
-    (handler === 'tcpSocket' && atLeast(version, 12)) ||
-    (handler === 'grpc' && atLeast(version, 13));
+    (handler === 'tcpSocket' && features.tcpProbeRewrite) ||
+    (handler === 'grpc' && features.grpcProbeRewrite);
 }
+
+/** The revision rewrites every probe type that has a port: no probe reaches the app through capture. */
+const rewritesAll = (r: Revision) => r.rewriteProbes && r.features.tcpProbeRewrite && r.features.grpcProbeRewrite;
 
 /**
  * Istio's injector rewrites httpGet, tcpSocket and grpc probes through its agent (app_probe.go;
@@ -131,8 +134,18 @@ const policy: Policy<'probe-port-exclusion'> = {
   id: 'probe-port-exclusion',
   action: 'mutate',
   targets: [{ group: '', kind: 'Pod', operations: ['CREATE'] }],
-  evaluate({ object: pod, namespace, cluster, mesh }) {
-    const sidecar = sidecarOf(pod, namespace, cluster, mesh);
+  explain(mesh) {
+    const revisions = [...mesh.revisions.values()];
+    const note = (r: Revision) =>
+      rewritesAll(r)
+        ? 'nothing to do: Istio rewrites every probe (except pods that turn rewriting off)'
+        : `probes reach the app through capture${r.rewriteProbes ? ' (tcpSocket/grpc not rewritten before 1.12/1.13)' : ' (rewriting is off)'}: acts`;
+    return {
+      exists: revisions.some((r) => !rewritesAll(r)),
+      why: revisions.map((r) => `${r.name}: ${note(r)}`).join('; '),
+    };
+  },
+  evaluate({ object: pod, namespace, cluster, sidecar }) {
     // A proxy of either kind captures inbound traffic; only its revision's settings matter here.
     const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
     if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
@@ -140,9 +153,9 @@ const policy: Policy<'probe-port-exclusion'> = {
     // webhook.go applyRewrite: the annotation when ParseBool reads it, else the injector's values.
     const own = parseBool(annotation(pod, REWRITE));
     const rewritten = own ?? revision.rewriteProbes;
-    if (rewritten && atLeast(revision.version, 13))
+    if (rewritten && revision.features.tcpProbeRewrite && revision.features.grpcProbeRewrite)
       return { result: 'skip', reason: `Istio ${version} rewrites every probe` };
-    const rewrites = rewritten ? rewrittenOn(revision.version) : () => false;
+    const rewrites = rewritten ? rewrittenOn(revision.features) : () => false;
     const all = containers(pod).map((c) => c.container);
     // The probes that reach the app through the proxy's inbound capture.
     const trapped = all.flatMap((container) =>
@@ -151,7 +164,7 @@ const policy: Policy<'probe-port-exclusion'> = {
         .map((probe) => ({ container, probe })),
     );
     if (trapped.length === 0) {
-      const handlers = atLeast(revision.version, 12) ? 'httpGet and tcpSocket' : 'httpGet';
+      const handlers = revision.features.tcpProbeRewrite ? 'httpGet and tcpSocket' : 'httpGet';
       const why = !rewritten
         ? `no httpGet, tcpSocket or grpc probe (probe rewriting is off ${own === false ? `by ${REWRITE}` : 'mesh-wide'})`
         : `no probe goes through the proxy: Istio ${version} rewrites ${handlers} probes, exec probes have no port`;
@@ -186,7 +199,7 @@ const policy: Policy<'probe-port-exclusion'> = {
       const service = served && serviceOnPort(served, port, names.get(port) ?? noNames);
       if (service) {
         // Rewriting helps only where this Istio rewrites the probe's handler.
-        const instead = rewrittenOn(revision.version)(probe.handler)
+        const instead = rewrittenOn(revision.features)(probe.handler)
           ? `turn probe rewriting on (${REWRITE}: "true")`
           : `Istio ${version} does not rewrite ${probe.handler} probes: probe a dedicated port or use exec`;
         warnings.push(`probe port ${port} also serves Service ${service}: excluding it would bypass mTLS; ${instead}`);

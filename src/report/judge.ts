@@ -4,7 +4,6 @@ import yaml from 'js-yaml';
 import { mergePatches, type PatchOp } from '../admission/patch.js';
 import { requestFor } from '../admission/request.js';
 import type { KubeObject } from '../admission/types.js';
-import type { ClusterView } from '../cluster/view.js';
 import { evaluate, type Engine } from '../engine/evaluate.js';
 import type { Decision } from '../engine/types.js';
 import { line, verdictOf } from '../engine/verdict.js';
@@ -30,22 +29,6 @@ export const UNKNOWN_NAMESPACE = '(unknown)';
 const MAX_DIFF_LINES = 60;
 const MAX_ADDED_RUN = 12;
 const MAX_DIFF_INPUT = 256 * 1024;
-
-const INJECTED: Readonly<Record<string, string>> = Object.freeze({ 'istio-injection': 'enabled' });
-
-/** The view with every namespace whose labels it does not know assumed to have sidecar injection on. */
-export function assumingInjection(view: ClusterView): ClusterView {
-  return {
-    enabled: view.enabled,
-    servicesComplete: view.servicesComplete,
-    namespaceLabels: (ns) => view.namespaceLabels(ns) ?? INJECTED,
-    servicesIn: (ns) => view.servicesIn(ns),
-    service: (ns, name) => view.service(ns, name),
-    externalNamesOnPort: (port) => view.externalNamesOnPort(port),
-    serviceEntriesOnPort: (port) => view.serviceEntriesOnPort(port),
-    serviceEntriesWithHost: (host) => view.serviceEntriesWithHost(host),
-  };
-}
 
 /** A template decision's patch, moved from the pod onto the workload's template. */
 function rebase(patch: readonly PatchOp[], object: KubeObject, path: readonly string[]): PatchOp[] {
@@ -124,35 +107,23 @@ export interface JudgeOptions {
 /**
  * Runs the engine on each object as the webhook would on its creation. What depends on something
  * the inputs do not say is judged under an assumption and reported as not verified: an unknown
- * namespace (nothing is denied), unknown namespace labels (its pods judged as if Istio injects them).
+ * namespace (nothing is denied), unknown namespace labels (its pods judged as if Istio injects them:
+ * the injection decision's `assume-injected`).
  */
 export function judge(items: readonly Judged[], engine: Engine, options: JudgeOptions): ObjectReport[] {
-  const assuming: Engine = { ...engine, cluster: assumingInjection(engine.cluster) };
+  const assuming: Engine = { ...engine, unknownNamespaces: 'assume-injected' };
   return items.map(({ source, document, line: at, object, namespace }) => {
     const ns = namespace ?? UNKNOWN_NAMESPACE;
     const request = requestFor(object, { namespace: ns });
-    const run = (e: Engine) => [
-      ...evaluate({ request, stage: 'mutate' }, e),
-      ...evaluate({ request, stage: 'validate' }, e),
+    const decisions = [
+      ...evaluate({ request, stage: 'mutate' }, assuming),
+      ...evaluate({ request, stage: 'validate' }, assuming),
     ];
     const path = templatePath(request.kind.group, request.kind.kind);
-    const pods = request.kind.group === '' && request.kind.kind === 'Pod';
-    const labelsKnown = ns === '' || engine.cluster.namespaceLabels(ns) !== undefined;
-    let decisions = run(engine);
-    // Pod policies whose answer turns on the namespace's labels: judged as if Istio injects it.
-    const assumed = new Set<Decision>();
-    if (!labelsKnown && (pods || path)) {
-      const isPodDecision = (d: Decision) =>
-        d.subject === 'template' ||
-        (pods && d.subject === 'object' && engine.registry.podPolicies.some((p) => p.id === d.policy));
-      const hypothetical = run(assuming).filter(isPodDecision);
-      hypothetical.forEach((d) => assumed.add(d));
-      decisions = [...decisions.filter((d) => !isPodDecision(d)), ...hypothetical];
-    }
     const unverified = (d: Decision): string | undefined =>
       namespace === null
         ? 'namespace not given (metadata.namespace or --namespace)'
-        : assumed.has(d)
+        : d.assumed
           ? `assumes Istio injects namespace ${ns}: its labels are unknown (add the Namespace, or --kubeconfig)`
           : undefined;
     // Only what was verified blocks: judged under an assumption, a denial is a warning at most.

@@ -8,7 +8,7 @@ import { decodeReview } from '../admission/decode.js';
 import { answerJson, responseOf } from '../admission/respond.js';
 import type { Verdict } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
-import { showVersion } from '../mesh/profile.js';
+import { showVersion } from '../mesh/releases.js';
 import { MeshStore } from '../mesh/store.js';
 import type { ConfigStore } from '../config/store.js';
 import { evaluate } from '../engine/evaluate.js';
