@@ -144,7 +144,7 @@ t.test('the skip annotation exempts from the named mutating policies only', asyn
 });
 
 t.test(
-  'workload templates: warnings only, even for a failing policy in enforce mode; each change its pods will get is said',
+  "workload templates: a mutating policy's failure is a warning, a validating one's denies; each change its pods will get is said",
   async (t) => {
     const engine = engineOf({ policies: [failing('bad pod'), annotating('hold-application-until-proxy-starts', 'a')] });
     for (const [apiVersion, kind] of [
@@ -184,6 +184,19 @@ t.test(
         kind,
       );
     }
+    // A validating pod policy's failure on a template: every pod would be refused, so it denies.
+    const refusing: Policy = { ...failing('the injector refuses it'), action: 'validate' };
+    const deployment: KubeObject = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'w', namespace: 'shop' },
+      spec: { template: { spec: {} } },
+    };
+    const denied = verdictOf(
+      evaluate({ request: requestFor(deployment), stage: 'validate' }, engineOf({ policies: [refusing] })),
+      engine.scope.config,
+    );
+    t.strictSame(denied.denials, ['meshguard probe-port-exclusion: the injector refuses it'], 'validating: denied');
     const cron: KubeObject = {
       apiVersion: 'batch/v1',
       kind: 'CronJob',
@@ -225,9 +238,11 @@ t.test('a denial lists every failing policy', async (t) => {
     policies: [a, b],
     config: configOf({ policies: { 'externalname-tcp-collision': { mode: 'enforce' } } }),
   });
-  const verdict = verdictOf(evaluate({ request: requestFor(pod()), stage: 'validate' }, engine), engine.scope.config);
+  // Pod policies judge a Pod at /mutate, as Istio's injector sees it, whatever their action.
+  const verdict = verdictOf(evaluate({ request: requestFor(pod()), stage: 'mutate' }, engine), engine.scope.config);
   t.strictSame(verdict.denials, [
     'meshguard destinationrule-placement: one',
     'meshguard externalname-tcp-collision: two',
   ]);
+  t.strictSame(evaluate({ request: requestFor(pod()), stage: 'validate' }, engine), [], 'and not again at /validate');
 });

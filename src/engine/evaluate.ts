@@ -4,7 +4,7 @@ import { sidecarOf, type Sidecar, type UnknownNamespaces } from '../mesh/injecti
 import type { MeshProfile } from '../mesh/profile.js';
 import type { Registry } from './registry.js';
 import type { Scope } from '../config/scope.js';
-import type { Decision, EvaluateInput, Outcome, Policy, Subject } from './types.js';
+import type { Decision, EvaluateInput, Outcome, Policy, Stage, Subject } from './types.js';
 import { podFromTemplate, templatePath } from './workloads.js';
 
 export const SKIP_ANNOTATION = 'meshguard.io/skip';
@@ -69,11 +69,19 @@ export function evaluate(
         outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };
       }
     }
-    decisions.push({ policy: policy.id, mode, subject, outcome, ...(pod.assumed && { assumed: true }) });
+    decisions.push({
+      policy: policy.id,
+      action: policy.action,
+      mode,
+      subject,
+      outcome,
+      ...(pod.assumed && { assumed: true }),
+    });
   };
 
   for (const policy of registry.for(group, kind, request.operation)) {
-    if ((policy.action === 'mutate') === (stage === 'mutate')) run(policy, object, 'object');
+    const at: Stage = policy.action === 'mutate' || registry.isPodPolicy(policy) ? 'mutate' : 'validate';
+    if (at === stage) run(policy, object, 'object');
   }
   if (stage === 'validate' && (request.operation === 'CREATE' || request.operation === 'UPDATE')) {
     const path = templatePath(group, kind);

@@ -6,9 +6,12 @@ const none: readonly Policy[] = [];
 /** Policies indexed by API group, kind and operation: a request looks up only what applies. */
 export class Registry {
   private readonly index = new Map<string, Policy[]>();
-  /** Mutating pod policies, which also judge workload templates at /validate. */
+  /**
+   * Pod policies, mutating or validating: they judge a Pod at /mutate, as Istio's injector sees it
+   * (before it injects), and a workload's pod template at /validate. The engine decides Istio's
+   * injection of the pod once for them.
+   */
   readonly podPolicies: readonly Policy[];
-  /** Policies that judge Pods: the engine decides Istio's injection of the pod once for them. */
   private readonly onPods: ReadonlySet<Policy>;
 
   constructor(readonly policies: readonly Policy[]) {
@@ -20,8 +23,8 @@ export class Registry {
         }
       }
     }
-    this.podPolicies = this.for('', 'Pod', 'CREATE').filter((p) => p.action === 'mutate');
-    this.onPods = new Set(policies.filter((p) => p.targets.some((t) => t.group === '' && t.kind === 'Pod')));
+    this.podPolicies = this.for('', 'Pod', 'CREATE');
+    this.onPods = new Set(this.podPolicies);
   }
 
   isPodPolicy(policy: Policy): boolean {

@@ -65,6 +65,7 @@ export type Outcome = Result | { result: 'error'; error: Error };
 
 export interface Decision {
   policy: PolicyId;
+  action: Policy['action'];
   mode: Exclude<Mode, 'off'>;
   subject: Subject;
   outcome: Outcome;

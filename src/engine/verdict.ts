@@ -20,6 +20,14 @@ export function line(policy: string, message: string): string {
 }
 
 /**
+ * A failure that denies: in enforce mode, on the object itself, or on a workload's pod template
+ * when the policy validates (every pod the workload makes would be refused, e.g. by Istio's
+ * injector). A mutating policy's finding on a template is what its pods will get: a warning.
+ */
+export const blocks = ({ mode, subject, action }: Decision) =>
+  mode === 'enforce' && (subject === 'object' || action === 'validate');
+
+/**
  * Turns decisions into one answer, applying modes: in warn mode a denial becomes a warning and a
  * mutation a "would …" warning. A workload's template only ever gets warnings: its pods are
  * judged (and patched) when they are created, and the person applying it is told what they will get.
@@ -28,8 +36,9 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
   const denials: string[] = [];
   const warnings = new Set<string>();
   const patches: PatchOp[][] = [];
-  for (const { policy, mode, subject, outcome } of decisions) {
-    const blocking = mode === 'enforce' && subject === 'object';
+  for (const decision of decisions) {
+    const { policy, mode, outcome } = decision;
+    const blocking = blocks(decision);
     const warn = (messages: readonly string[] | undefined) => messages?.forEach((m) => warnings.add(line(policy, m)));
     switch (outcome.result) {
       case 'pass':

@@ -6,7 +6,7 @@ import { requestFor } from '../admission/request.js';
 import type { KubeObject } from '../admission/types.js';
 import { evaluate, type Engine } from '../engine/evaluate.js';
 import type { Decision } from '../engine/types.js';
-import { line, verdictOf } from '../engine/verdict.js';
+import { blocks, line, verdictOf } from '../engine/verdict.js';
 import { templatePath } from '../engine/workloads.js';
 import type { Finding, ObjectReport } from './model.js';
 
@@ -49,7 +49,7 @@ function findings(decisions: readonly Decision[], unverified: (d: Decision) => s
       out.push({ policy, action, mode, subject, message: line(policy, message), ...(why && { unverified: why }) });
     switch (outcome.result) {
       case 'fail':
-        add(mode === 'enforce' && subject === 'object' ? 'deny' : 'warn', outcome.message);
+        add(blocks(d) ? 'deny' : 'warn', outcome.message);
         break;
       case 'mutate':
         if (mode === 'warn') add('warn', `would ${outcome.summary}${subject === 'template' ? ' (in its pods)' : ''}`);
