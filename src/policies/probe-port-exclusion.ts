@@ -3,7 +3,8 @@ import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
 import { sidecarOf } from '../mesh/injection.js';
-import { atLeast, showVersion, type IstioVersion } from '../mesh/profile.js';
+import { atLeast, showVersion } from '../mesh/profile.js';
+import { probeRewriting, REWRITE, rewrittenOn } from '../mesh/probe-rewrite.js';
 import { skipReason } from '../mesh/reasons.js';
 import {
   annotation,
@@ -12,13 +13,11 @@ import {
   containers,
   probes as probesOf,
   type Container,
-  type ProbeHandler,
 } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
-const REWRITE = 'sidecar.istio.io/rewriteAppHTTPProbers';
 
 function selects(selector: Readonly<Record<string, string>>, labels: Record<string, string> | undefined): boolean {
   for (const k in selector) if (labels?.[k] !== selector[k]) return false;
@@ -101,25 +100,6 @@ function portNames(all: readonly Container[]): Map<number, string[]> {
 }
 
 /**
- * Go's strconv.ParseBool, which Istio's injector reads the annotation with
- * (pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers): anything else is no value.
- */
-function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
-}
-
-/** The probe handlers Istio's injector rewrites (app_probe.go): tcpSocket from 1.12, grpc from 1.13. */
-function rewrittenOn(version: IstioVersion): (handler: ProbeHandler) => boolean {
-  return (handler) =>
-    handler === 'httpGet' ||
-    (handler === 'tcpSocket' && atLeast(version, 12)) ||
-    (handler === 'grpc' && atLeast(version, 13));
-}
-
-/**
  * Istio's injector rewrites httpGet, tcpSocket and grpc probes through its agent (app_probe.go;
  * tcpSocket from 1.12, grpc from 1.13), which dials the app from 127.0.0.6, outside capture: then
  * there is no trap, and excluding a port would only open a plain-text path past mTLS. Where
@@ -137,12 +117,9 @@ const policy: Policy<'probe-port-exclusion'> = {
     const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
     if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
     const version = showVersion(revision.version);
-    // webhook.go applyRewrite: the annotation when ParseBool reads it, else the injector's values.
-    const own = parseBool(annotation(pod, REWRITE));
-    const rewritten = own ?? revision.rewriteProbes;
+    const { own, on: rewritten, rewrites } = probeRewriting(pod, revision);
     if (rewritten && atLeast(revision.version, 13))
       return { result: 'skip', reason: `Istio ${version} rewrites every probe` };
-    const rewrites = rewritten ? rewrittenOn(revision.version) : () => false;
     const all = containers(pod).map((c) => c.container);
     // The probes that reach the app through the proxy's inbound capture.
     const trapped = all.flatMap((container) =>
