@@ -36,6 +36,7 @@ t.test(
         'inject TestInjection [01] plain',
         'inject TestInjection [02] wrong',
         'inject TestInjection [03] rejected',
+        'inject TestInjection [04] own settings',
         'analyze TestAnalyzers [0] missing proxy',
         'analyze TestAnalyzers [1] wrong',
       ],
@@ -52,6 +53,12 @@ t.test(
     });
     t.same(byId.get('inject TestInjection [02] wrong')?.differences, [wrongHold]);
     t.match(byId.get('inject TestInjection [03] rejected'), { compared: false, note: /Istio rejects the pod/ });
+    // The pod's own annotations, read by the code the policies run: rewriteAppHTTPProbers "f" is false
+    // to Go's ParseBool, and hold_application_until_proxy_starts (the proto name) holds.
+    t.match(byId.get('inject TestInjection [04] own settings'), {
+      detail: /proxy classic, rewrite no, hold yes \| Istio proxy classic, rewrite no, hold yes/,
+      differences: [],
+    });
     t.match(byId.get('analyze TestAnalyzers [0] missing proxy'), {
       differences: [],
       note: /not compared \(no meshguard counterpart\): IST0102 Namespace quiet/,
@@ -64,7 +71,7 @@ t.test(
     ]);
     t.same(
       listed.verdicts.map((v) => v.status),
-      ['agree', 'agree', 'known', 'not compared', 'agree', 'disagree'],
+      ['agree', 'agree', 'known', 'not compared', 'agree', 'agree', 'disagree'],
     );
     t.same(listed.stale, ['inject TestInjection [01] plain: gone']);
   },
@@ -74,7 +81,7 @@ t.test('the command fails on an unlisted disagreement and passes when each is li
   const bare = run(mini, '--known', known([]));
   t.equal(bare.code, 1, bare.err);
   t.match(bare.out, /^DISAGREE inject TestInjection \[02\] wrong$/m);
-  t.match(bare.out, /injector cases: 4: 2 agree, 0 known differences, 1 disagree, 1 not compared/);
+  t.match(bare.out, /injector cases: 5: 3 agree, 0 known differences, 1 disagree, 1 not compared/);
   t.match(bare.out, /analyzer cases: 2: 1 agree, 0 known differences, 1 disagree, 0 not compared/);
 
   const both = known([

@@ -3,6 +3,27 @@ import yaml from 'js-yaml';
 /** The pod annotation Istio's injector reads ProxyConfig overrides from. */
 export const PROXY_CONFIG = 'proxy.istio.io/config';
 
+/** The ProxyConfig key that holds the app until the proxy is ready, as meshguard writes it. */
+export const HOLD = 'holdApplicationUntilProxyStarts';
+/**
+ * Istio reads the annotation as YAML into the ProxyConfig proto (pkg/config/mesh ApplyProxyConfig →
+ * protomarshal.ApplyYAML), and protojson takes the proto field name too: either spelling is the
+ * pod's own value.
+ */
+const HOLD_SNAKE = 'hold_application_until_proxy_starts';
+
+/**
+ * What a pod's own ProxyConfig (parsed) says about holdApplicationUntilProxyStarts: undefined when
+ * it names the key in neither spelling; otherwise whether it holds, which only a YAML true does
+ * (the field is a BoolValue). The hold policy leaves any value alone; the conformance runner
+ * predicts Istio's injection with it.
+ */
+export function ownHold(config: Readonly<Record<string, unknown>>): boolean | undefined {
+  if (Object.hasOwn(config, HOLD)) return config[HOLD] === true;
+  if (Object.hasOwn(config, HOLD_SNAKE)) return config[HOLD_SNAKE] === true;
+  return undefined;
+}
+
 export type ParsedProxyConfig = { ok: true; value: Record<string, unknown> } | { ok: false; problem: string };
 
 /** Parses the annotation as Istio does (YAML); an empty value is an empty mapping. */

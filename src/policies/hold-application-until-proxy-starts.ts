@@ -4,15 +4,8 @@ import { memoize } from '../memo.js';
 import { defaultSidecarKind, nativeByDefault } from '../mesh/injection.js';
 import { annotation, annotationsPatchable } from '../mesh/pod.js';
 import { skipReason } from '../mesh/reasons.js';
-import { PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
+import { HOLD as KEY, ownHold, PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
 
-const KEY = 'holdApplicationUntilProxyStarts';
-/**
- * Istio reads the annotation as YAML into the ProxyConfig proto (pkg/config/mesh ApplyProxyConfig →
- * protomarshal.ApplyYAML), and protojson takes the proto field name too: either spelling is the
- * user's explicit value.
- */
-const SNAKE_KEY = 'hold_application_until_proxy_starts';
 /**
  * A ProxyConfig is a few hundred bytes. Re-writing YAML that has aliases costs quadratic time in
  * its nodes (js-yaml's writer looks for repeated nodes in a list of all of them), so the annotation
@@ -32,8 +25,8 @@ function read(current: string): Reading {
       warning: `${PROXY_CONFIG} is not a YAML mapping of ProxyConfig (${parsed.problem}); left unchanged, ${KEY} not set`,
     };
   }
-  // Present, true or false: an explicit value is the user's choice.
-  if (Object.hasOwn(parsed.value, KEY) || Object.hasOwn(parsed.value, SNAKE_KEY)) return { kind: 'explicit' };
+  // Present in either spelling, true or false: an explicit value is the user's choice.
+  if (ownHold(parsed.value) !== undefined) return { kind: 'explicit' };
   return { kind: 'append', value: withProxyConfigKey(current, parsed.value, KEY, true) };
 }
 

@@ -2,8 +2,9 @@ import { setAnnotation } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
+import { probeRewriting, REWRITE, rewritesAll, rewrittenOn } from '../mesh/probe-rewrite.js';
 import type { Revision } from '../mesh/profile.js';
-import { showVersion, type InjectorFeatures } from '../mesh/releases.js';
+import { showVersion } from '../mesh/releases.js';
 import { skipReason } from '../mesh/reasons.js';
 import {
   annotation,
@@ -12,13 +13,11 @@ import {
   containers,
   probes as probesOf,
   type Container,
-  type ProbeHandler,
 } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
-const REWRITE = 'sidecar.istio.io/rewriteAppHTTPProbers';
 
 function selects(selector: Readonly<Record<string, string>>, labels: Record<string, string> | undefined): boolean {
   for (const k in selector) if (labels?.[k] !== selector[k]) return false;
@@ -101,28 +100,6 @@ function portNames(all: readonly Container[]): Map<number, string[]> {
 }
 
 /**
- * Go's strconv.ParseBool, which Istio's injector reads the annotation with
- * (pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers): anything else is no value.
- */
-function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
-}
-
-/** The probe handlers a revision's injector rewrites (app_probe.go): httpGet, and tcpSocket and grpc from their releases. */
-function rewrittenOn(features: InjectorFeatures): (handler: ProbeHandler) => boolean {
-  return (handler) =>
-    handler === 'httpGet' ||
-    (handler === 'tcpSocket' && features.tcpProbeRewrite) ||
-    (handler === 'grpc' && features.grpcProbeRewrite);
-}
-
-/** The revision rewrites every probe type that has a port: no probe reaches the app through capture. */
-const rewritesAll = (r: Revision) => r.rewriteProbes && r.features.tcpProbeRewrite && r.features.grpcProbeRewrite;
-
-/**
  * Istio's injector rewrites httpGet, tcpSocket and grpc probes through its agent (app_probe.go;
  * tcpSocket from 1.12, grpc from 1.13), which dials the app from 127.0.0.6, outside capture: then
  * there is no trap, and excluding a port would only open a plain-text path past mTLS. Where
@@ -150,12 +127,9 @@ const policy: Policy<'probe-port-exclusion'> = {
     const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
     if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
     const version = showVersion(revision.version);
-    // webhook.go applyRewrite: the annotation when ParseBool reads it, else the injector's values.
-    const own = parseBool(annotation(pod, REWRITE));
-    const rewritten = own ?? revision.rewriteProbes;
+    const { own, on: rewritten, rewrites } = probeRewriting(pod, revision);
     if (rewritten && revision.features.tcpProbeRewrite && revision.features.grpcProbeRewrite)
       return { result: 'skip', reason: `Istio ${version} rewrites every probe` };
-    const rewrites = rewritten ? rewrittenOn(revision.features) : () => false;
     const all = containers(pod).map((c) => c.container);
     // The probes that reach the app through the proxy's inbound capture.
     const trapped = all.flatMap((container) =>

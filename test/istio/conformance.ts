@@ -16,9 +16,11 @@ import { isRecord } from '../../src/guards.js';
 import { parseManifests } from '../../src/manifests.js';
 import { discoverMesh } from '../../src/mesh/discover.js';
 import { sidecarOf, type Sidecar } from '../../src/mesh/injection.js';
+import { annotation, containers, probes, type Probe, type ProbeHandler } from '../../src/mesh/pod.js';
+import { probeRewriting } from '../../src/mesh/probe-rewrite.js';
 import { nothingDiscovered, resolveProfile } from '../../src/mesh/profile.js';
+import { ownHold, parseProxyConfig, PROXY_CONFIG } from '../../src/mesh/proxy-config.js';
 import { parseVersion } from '../../src/mesh/releases.js';
-import { parseProxyConfig } from '../../src/mesh/proxy-config.js';
 import { policies } from '../../src/policies/index.js';
 import { judge } from '../../src/report/index.js';
 
@@ -121,31 +123,42 @@ function templates(docs: readonly unknown[]): Template[] {
 }
 
 const PROXY = 'istio-proxy';
-const probeKinds = ['livenessProbe', 'readinessProbe', 'startupProbe'] as const;
-const rewritable = ['httpGet', 'tcpSocket', 'grpc'] as const;
 
 const named = (containers: unknown, name: string) => list(containers).find((c) => isRecord(c) && c.name === name);
 
-/** The app containers' probes Istio's agent could take over (httpGet, tcpSocket, grpc). */
-function rewritableProbes(pod: KubeObject): { container: string; kind: string }[] {
-  const out: { container: string; kind: string }[] = [];
-  for (const c of list(at(pod, 'spec', 'containers'))) {
-    if (!isRecord(c) || typeof c.name !== 'string' || c.name === PROXY) continue;
-    for (const kind of probeKinds) {
-      if (rewritable.some((h) => isRecord(at(c, kind, h)))) out.push({ container: c.name, kind });
-    }
-  }
-  return out;
+interface AppProbe {
+  container: string;
+  kind: Probe['kind'];
+  handler: ProbeHandler;
+}
+
+/**
+ * The app containers' probes that reach the app over the network (every handler but exec): the
+ * ones Istio's agent can take over. Read with the policies' pod reader; which of them Istio does
+ * rewrite is left to its golden output (observe) and to meshguard's model (predict).
+ */
+function appProbes(pod: KubeObject): AppProbe[] {
+  return containers(pod).flatMap(({ container }) =>
+    container.name === PROXY
+      ? []
+      : probes(container)
+          .filter((p) => p.handler !== 'exec')
+          .map((p) => ({ container: container.name, kind: p.kind, handler: p.handler })),
+  );
 }
 
 type YesNo = 'yes' | 'no';
 const yn = (b: boolean): YesNo => (b ? 'yes' : 'no');
+type Share = YesNo | 'partial' | '-';
+/** `moved` of `all` probes sent to the agent: '-' when there are none. */
+const share = (moved: number, all: number): Share =>
+  all === 0 ? '-' : moved === all ? 'yes' : moved === 0 ? 'no' : 'partial';
 
 /** What Istio did to one pod template, read from its golden output. */
 interface Observed {
   proxy: 'none' | 'classic' | 'native';
   /** Probes now sent to the agent (`/app-health/...` on the status port); '-' when there were none to rewrite. */
-  rewrite: YesNo | 'partial' | '-';
+  rewrite: Share;
   /** istio-proxy carries the postStart `pilot-agent wait` hook that holds the app containers. */
   hold: YesNo | '-';
 }
@@ -164,15 +177,12 @@ function observe(input: KubeObject, { pod: golden, owner }: Template): Observed 
   const native = isRecord(init) && init.restartPolicy === 'Always';
   const proxy = !injected ? 'none' : native ? 'native' : isRecord(main) ? 'classic' : 'none';
   if (proxy === 'none') return { proxy, rewrite: '-', hold: '-' };
-  const probes = rewritableProbes(input);
-  let rewrite: Observed['rewrite'] = '-';
-  if (probes.length > 0) {
-    const moved = probes.filter(({ container, kind }) => {
-      const path = str(at(named(at(golden, 'spec', 'containers'), container), kind, 'httpGet', 'path'));
-      return path?.startsWith('/app-health/') === true;
-    }).length;
-    rewrite = moved === probes.length ? 'yes' : moved === 0 ? 'no' : 'partial';
-  }
+  const probes = appProbes(input);
+  const moved = probes.filter(({ container, kind }) => {
+    const path = str(at(named(at(golden, 'spec', 'containers'), container), kind, 'httpGet', 'path'));
+    return path?.startsWith('/app-health/') === true;
+  }).length;
+  const rewrite = share(moved, probes.length);
   const waits = (c: unknown) => {
     const command = list(at(c, 'lifecycle', 'postStart', 'exec', 'command')).join(' ');
     return command.includes('pilot-agent') && command.includes('wait');
@@ -180,46 +190,34 @@ function observe(input: KubeObject, { pod: golden, owner }: Template): Observed 
   return { proxy, rewrite, hold: yn(waits(main) || waits(init)) };
 }
 
-/** Go's strconv.ParseBool: how the injector reads sidecar.istio.io/rewriteAppHTTPProbers (app_probe.go). */
-function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
-}
-
-/** The pod's own holdApplicationUntilProxyStarts in proxy.istio.io/config, in either spelling. */
-function ownHold(pod: KubeObject): boolean | undefined {
-  const text = pod.metadata?.annotations?.['proxy.istio.io/config'];
-  if (typeof text !== 'string') return undefined;
-  const parsed = parseProxyConfig(text);
-  if (!parsed.ok) return undefined;
-  const v = parsed.value.holdApplicationUntilProxyStarts ?? parsed.value.hold_application_until_proxy_starts;
-  return typeof v === 'boolean' ? v : undefined;
+/** Whether the pod's own ProxyConfig holds the app, read as the hold policy reads it. */
+function ownHoldOf(pod: KubeObject): boolean {
+  const text = annotation(pod, PROXY_CONFIG);
+  const parsed = text === undefined ? undefined : parseProxyConfig(text);
+  return parsed?.ok === true && ownHold(parsed.value) === true;
 }
 
 interface Predicted {
   proxy: Sidecar['proxy'];
-  rewrite: YesNo | '-';
+  rewrite: Share;
   hold: YesNo | '-';
 }
 
 /**
- * meshguard's model for one pod: sidecarOf decides none / unknown / classic / native; the
- * revision it names says whether probes are rewritten and the app held. The pod's own annotations
- * are read as the policies read them (probe-port-exclusion: rewriteAppHTTPProbers as ParseBool;
- * hold-application-until-proxy-starts: the mesh holds, or the pod's ProxyConfig says so).
+ * meshguard's model for one pod, from the code the policies run: sidecarOf decides none / unknown /
+ * classic / native; probeRewriting (probe-port-exclusion's) which probes the revision rewrites,
+ * the pod's rewriteAppHTTPProbers annotation included; the app is held when the revision holds or
+ * the pod's own ProxyConfig does (ownHold, the hold policy's reading).
  */
 function predict(sidecar: Sidecar, pod: KubeObject): Predicted {
   if (sidecar.proxy !== 'classic' && sidecar.proxy !== 'native')
     return { proxy: sidecar.proxy, rewrite: '-', hold: '-' };
   const { revision } = sidecar;
-  const rewrite =
-    rewritableProbes(pod).length === 0
-      ? '-'
-      : yn(parseBool(pod.metadata?.annotations?.['sidecar.istio.io/rewriteAppHTTPProbers']) ?? revision.rewriteProbes);
+  const { rewrites } = probeRewriting(pod, revision);
+  const probes = appProbes(pod);
+  const rewrite = share(probes.filter((p) => rewrites(p.handler)).length, probes.length);
   // A native sidecar is never held: it starts, and is ready, before the app (injection-template.yaml).
-  const hold = yn(sidecar.proxy === 'classic' && (revision.holdApplicationUntilProxyStarts || ownHold(pod) === true));
+  const hold = yn(sidecar.proxy === 'classic' && (revision.holdApplicationUntilProxyStarts || ownHoldOf(pod)));
   return { proxy: sidecar.proxy, rewrite, hold };
 }
 
