@@ -8,8 +8,10 @@ import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
 import { summarize } from '../mesh/describe.js';
+import type { MeshProfile } from '../mesh/profile.js';
 import { discoverMesh } from '../mesh/discover.js';
 import { MeshStore } from '../mesh/store.js';
+import { explainAll } from '../engine/explain.js';
 import { Registry } from '../engine/registry.js';
 import { createLogger } from '../log.js';
 import { packageRoot } from '../paths.js';
@@ -157,8 +159,14 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   });
   // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
   const mesh = MeshStore.following(store);
-  logger.info({ mesh: summarize(mesh.current) }, 'mesh profile in force');
-  mesh.on('change', (profile) => logger.info({ mesh: summarize(profile) }, 'mesh profile in force'));
+  // Per guardrail, whether its trap exists on this mesh and why (each policy's explain), at debug.
+  const inForce = (profile: MeshProfile) => {
+    logger.info({ mesh: summarize(profile) }, 'mesh profile in force');
+    if (logger.isLevelEnabled('debug'))
+      logger.debug({ guardrails: explainAll(policies, profile) }, 'guardrails on this mesh');
+  };
+  inForce(mesh.current);
+  mesh.on('change', inForce);
   const stops: (() => void)[] = [];
   let draining = false;
   if (configFile) {
