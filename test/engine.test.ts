@@ -1,6 +1,7 @@
 // The engine: modes and overrides, exclusions, skip annotation, patch merging, templates, messages.
 import jsonpatch from 'fast-json-patch';
 import t from 'tap';
+import { policies } from '../src/policies/index.js';
 import { mergePatches, pointer, setAnnotation } from '../src/admission/patch.js';
 import type { KubeObject } from '../src/admission/types.js';
 import { evaluate } from '../src/engine/evaluate.js';
@@ -245,4 +246,24 @@ t.test('a denial lists every failing policy', async (t) => {
     'meshguard externalname-tcp-collision: two',
   ]);
   t.strictSame(evaluate({ request: requestFor(pod()), stage: 'validate' }, engine), [], 'and not again at /validate');
+});
+
+t.test('a pod whose injection cannot be told: one warning per answer says why, not one per policy', async (t) => {
+  const engine = engineOf({ policies, cluster: 'off', config: configOf({ mesh: { istioVersion: '1.11' } }) });
+  const job: KubeObject = {
+    ...pod(),
+    metadata: { name: 'p', namespace: 'shop', ownerReferences: [{ kind: 'Job', name: 'j' }] },
+    spec: { restartPolicy: 'Never', containers: [{ name: 'app', command: ['sh', '-c', 'true'] }] },
+  };
+  const decisions = evaluate({ request: requestFor(job), stage: 'mutate' }, engine);
+  t.ok(decisions.length >= 3, 'every pod policy ran');
+  t.strictSame(verdictOf(decisions, engine.scope.config).warnings, [
+    'meshguard hold-application-until-proxy-starts: cannot tell whether Istio injects this pod: the labels of namespace shop are unknown (cluster lookups are off)',
+  ]);
+  const hostNetwork = { ...job, spec: { ...(job.spec as object), hostNetwork: true } };
+  t.strictSame(
+    verdictOf(evaluate({ request: requestFor(hostNetwork), stage: 'mutate' }, engine), engine.scope.config).warnings,
+    [],
+    'a pod plainly out of scope (hostNetwork is never injected) says nothing',
+  );
 });

@@ -406,10 +406,15 @@ t.test('decision lines: one per decision that is not a pass, with the request an
   }
   const debug = lines('debug');
   await post(app({ logger: debug.logger }).app, '/mutate', pod);
-  const results = debug.out.map((l) => (JSON.parse(l) as { result: string }).result);
+  const parsed = debug.out.map((l) => JSON.parse(l) as { result: string; reason?: string });
+  const results = parsed.map((l) => l.result);
   t.ok(
     results.includes('skip') && results.filter((r) => r === 'mutate').length === 2,
     'passes and skips too, at debug',
+  );
+  t.ok(
+    parsed.filter((l) => l.result === 'skip').every((l) => typeof l.reason === 'string' && l.reason.length > 0),
+    'every skip says why',
   );
   const warn = lines('warn');
   await post(app({ logger: warn.logger }).app, '/mutate', pod);

@@ -1,6 +1,7 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import { sidecarOf, type Sidecar, type UnknownNamespaces } from '../mesh/injection.js';
+import { CANNOT_TELL } from '../mesh/reasons.js';
 import type { MeshProfile } from '../mesh/profile.js';
 import type { Registry } from './registry.js';
 import type { Scope } from '../config/scope.js';
@@ -24,6 +25,16 @@ const notAPod: Sidecar = Object.freeze({ proxy: 'none', why: 'not a pod' });
 function skips(object: KubeObject, id: string): boolean {
   const value = object.metadata?.annotations?.[SKIP_ANNOTATION];
   return typeof value === 'string' && value.split(',').some((s) => s.trim() === id);
+}
+
+/**
+ * Pod policies that cannot tell what Istio does to the pod skip it; the person applying it is told
+ * once per answer, not once per policy: the first such skip becomes that one warning.
+ */
+function sayWhyOnce(decisions: Decision[], lacking: string): void {
+  const i = decisions.findIndex((d) => d.outcome.result === 'skip' && d.outcome.reason.startsWith(CANNOT_TELL));
+  const d = decisions[i];
+  if (d) decisions[i] = { ...d, outcome: { result: 'warn', warnings: [lacking] } };
 }
 
 /**
@@ -88,5 +99,6 @@ export function evaluate(
     const pod = path && podFromTemplate(object, path, kind);
     if (pod) for (const policy of registry.podPolicies) run(policy, pod, 'template');
   }
+  if (sidecar?.proxy === 'unknown' && sidecar.lacking) sayWhyOnce(decisions, sidecar.lacking);
   return decisions;
 }

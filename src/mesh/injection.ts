@@ -17,8 +17,11 @@ const noLabels: Labels = Object.freeze({});
 /** What Istio will do to a pod, as far as meshguard can tell. */
 export type Sidecar = (
   | /** No proxy: `why` says which rule decided. */ { proxy: 'none'; why: string }
-    /** Cannot tell (unknown namespace labels, native mode unknown…): policies leave the pod alone. */
-  | { proxy: 'unknown'; why: string; revision?: Revision }
+    /**
+     * Cannot tell (unknown namespace labels, native mode unknown…): policies leave the pod alone.
+     * `lacking`: what meshguard lacks to tell, and how to provide it — said once per answer.
+     */
+  | { proxy: 'unknown'; why: string; revision?: Revision; lacking?: string }
   /** A classic sidecar (istio-proxy in `containers`) or a native one (a restartable init container). */
   | { proxy: 'classic' | 'native'; revision: Revision }
 ) & {
@@ -76,6 +79,9 @@ export function sidecarOf(
     why: cluster.enabled
       ? `namespace ${namespace || '(none)'} is not known, so neither is whether Istio injects it`
       : 'cluster lookups are off, so the namespace labels that decide injection are unknown',
+    lacking: cluster.enabled
+      ? `cannot tell whether Istio injects this pod: namespace ${namespace || '(none)'} is not known to meshguard yet`
+      : `cannot tell whether Istio injects this pod: the labels of namespace ${namespace || '(none)'} are unknown (cluster lookups are off)`,
   };
 }
 
@@ -90,7 +96,10 @@ function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace:
     if (!webhook.matchesNamespace(nsLabels) || !webhook.matchesObject(podLabels)) continue;
     called = true;
     const candidate = mesh.revisions.get(webhook.revision);
-    if (!candidate) return { proxy: 'unknown', why: `revision ${webhook.revision} is not known` };
+    if (!candidate) {
+      const why = `revision ${webhook.revision} is not known`;
+      return { proxy: 'unknown', why, lacking: `cannot tell what Istio injects into this pod: ${why}` };
+    }
     // Istio 1.11 reads the annotation only; from 1.12 the label replaces it, even when empty.
     const own = candidate.features.injectLabel ? (ownLabel ?? ownAnnotation) : ownAnnotation;
     let inject = explicitInject(own, candidate);
@@ -119,10 +128,12 @@ function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace:
 
   const native = nativeSidecar(pod, revision, mesh);
   if (native === undefined) {
+    const why = 'ENABLE_NATIVE_SIDECARS is auto and the kubelet versions are unknown; declare mesh.kubeletVersion';
     return {
       proxy: 'unknown',
       revision,
-      why: 'ENABLE_NATIVE_SIDECARS is auto and the kubelet versions are unknown; declare mesh.kubeletVersion',
+      why,
+      lacking: `cannot tell whether this pod gets a native or a classic sidecar: ${why}`,
     };
   }
   return { proxy: native ? 'native' : 'classic', revision };

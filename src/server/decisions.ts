@@ -57,9 +57,11 @@ export function decisionRecorder(
         );
       } else {
         requestText ??= requestJson(req);
+        // A skip says why (its reason quotes what the object holds, so it is JSON-escaped).
+        const why = d.outcome.result === 'skip' ? `,"reason":${jsonString(d.outcome.reason)}` : '';
         decisionLine(
           level,
-          `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"`,
+          `${requestText},"policy":"${d.policy}","result":"${result}","mode":"${d.mode}","subject":"${d.subject}"${why}`,
         );
       }
     }
