@@ -145,7 +145,10 @@ async function countOne(
       '--single-threaded-gc',
       '--no-short-builtin-calls',
       '--no-memory-reducer',
-      ...(opts.keep ? ['--perf-basic-prof'] : []),
+      // The perf map also turns on V8's log: into the kept directory, not the working one.
+      ...(opts.keep
+        ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(out, `${name}.v8.log`)}`]
+        : []),
     ],
     dir,
     valgrind,

@@ -1,4 +1,4 @@
-// npm run bench [-- load|micro|instructions|apiserver] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N]
+// npm run bench [-- load|micro|instructions|apiserver|check] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR]
 // Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
 // figures against the targets of the performance issue. `instructions` (not part of the default
 // run: it needs valgrind and takes minutes) counts instructions per request under callgrind.
@@ -9,6 +9,7 @@ import { benchConfig, benchObjects, fmt, table } from './common.js';
 import { ensureWrk, formatLoad, runLoad, type LoadReport } from './load.js';
 import { startStack, type Stack } from './stack.js';
 import { formatApiserver, runApiserver, type ApiserverReport } from './apiserver.js';
+import { formatCheckScale, runCheckScale, type CheckScaleReport } from './check-scale.js';
 import { LABELS, LIVE_TARGETS, type TargetName } from './targets.js';
 import { formatMicro, runMicro, type MicroReport } from './micro.js';
 import { ensureValgrind, formatInstructions, runInstructions, type InstructionReport } from './instructions.js';
@@ -40,19 +41,24 @@ const { values, positionals } = parseArgs({
     pods: { type: 'string', default: '300' },
     clients: { type: 'string', default: '10,50' },
     applies: { type: 'string', default: '10' },
+    // check: MB of YAML per generated tree, report formats.
+    megabytes: { type: 'string', default: '10,50' },
+    formats: { type: 'string', default: 'text,json' },
+    // check: another build (a checkout with dist/ built) measured beside this one.
+    baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- load|micro|instructions|apiserver] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N]\n',
+    'usage: npm run bench [-- load|micro|instructions|apiserver|check] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR]\n',
   );
   process.exit(0);
 }
 const what = positionals[0] ?? 'all';
-if (!['all', 'load', 'micro', 'instructions', 'apiserver'].includes(what)) {
+if (!['all', 'load', 'micro', 'instructions', 'apiserver', 'check'].includes(what)) {
   process.stderr.write(
-    `unknown part ${JSON.stringify(what)}: load, micro, instructions, apiserver, or nothing for load and micro\n`,
+    `unknown part ${JSON.stringify(what)}: load, micro, instructions, apiserver, check, or nothing for load and micro\n`,
   );
   process.exit(2);
 }
@@ -149,6 +155,17 @@ if (what === 'apiserver') {
   });
   process.stdout.write(formatApiserver(apiserver) + '\n\n');
 }
+let checkScale: CheckScaleReport | undefined;
+if (what === 'check') {
+  process.stderr.write('meshguard check on large trees\n');
+  checkScale = await runCheckScale({
+    megabytes: values.megabytes.split(',').map((m) => num(m, 'megabytes')),
+    ...(values.baseline && { baseline: values.baseline }),
+    formats: values.formats.split(','),
+    log,
+  });
+  process.stdout.write(formatCheckScale(checkScale) + '\n\n');
+}
 if (what === 'all' || what === 'micro') {
   process.stderr.write('micro-benchmarks\n');
   micro = await runMicro({
@@ -202,7 +219,7 @@ if (values.json)
   writeFileSync(
     values.json,
     JSON.stringify(
-      { started, machine, load, micro, instructions, apiserver },
+      { started, machine, load, micro, instructions, apiserver, checkScale },
       (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v),
       2,
     ),

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { KubeObject } from '../admission/types.js';
 import { MemoryClusterView } from '../cluster/memory.js';
 import { loadConfig } from '../config/load.js';
@@ -5,13 +6,16 @@ import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
 import { KindScopes } from '../kinds.js';
-import { readManifests } from '../manifests.js';
+import { manifestSources, sourceInputs, type Inputs, type Source } from '../manifests.js';
 import { policies } from '../policies/index.js';
-import { exitCode, formats, judge, render, type Judged, type ObjectReport } from '../report/index.js';
+import { formats, judge, type Judged, type Totals } from '../report/index.js';
+import { reportStream } from '../report/stream.js';
 import { UNKNOWN_NAMESPACE } from '../report/judge.js';
 import { listCluster, viewKinds } from './cluster-objects.js';
+import { mayHoldClusterObject } from './check-view.js';
 import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
 import { discoverMesh } from '../mesh/discover.js';
+import type { DiscoveredMesh } from '../mesh/profile.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
 import { resolveProfile } from '../mesh/profile.js';
@@ -79,18 +83,52 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     throw new UsageError(`--namespace: expected a namespace name, got ${JSON.stringify(namespace)}`);
   if (positionals.length === 0) throw new UsageError('check needs at least one PATH (or - for stdin)');
   const { config } = await loadConfig(str(values, 'config'));
-  const inputs = await readManifests(positionals, stdin);
-  const objects = inputs.manifests.map((m) => m.object);
-  const scopes = new KindScopes().addObjects(objects);
-  const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
+  const sources = await manifestSources(positionals, stdin);
+  // The inputs are read twice, so that memory does not grow with the tree: first only what every
+  // object is judged against, then file by file to judge and report.
+  const { scopes, view, found } = await judgedAgainst(sources, values, env, namespace);
+  const engine: Engine = {
+    registry: new Registry(policies),
+    scope: compileScope(config),
+    cluster: view,
+    mesh: resolveProfile(config.mesh, found),
+  };
+  const report = reportStream(output);
+  const problems: Pick<Inputs, 'skipped' | 'errors'> = { skipped: [], errors: [] };
+  for (const source of sources) {
+    const inputs = await sourceInputs(source);
+    problems.skipped.push(...inputs.skipped);
+    problems.errors.push(...inputs.errors);
+    const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
+    let text = '';
+    for (const r of judge(items, engine, { diff: values['no-diff'] !== true })) text += report.add(r);
+    await write(text);
+  }
+  await write(await report.end());
+  return finish(report.totals, problems, values.verbose === true);
+}
 
+/**
+ * What every object is judged against, from the documents that may hold it (check-view.ts): the
+ * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile's
+ * discovery. The objects read for it are dropped once it is built.
+ */
+async function judgedAgainst(
+  sources: readonly Source[],
+  values: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv,
+  namespace: string | undefined,
+): Promise<{ scopes: KindScopes; view: MemoryClusterView; found: DiscoveredMesh }> {
+  const objects: KubeObject[] = [];
+  for (const source of sources)
+    for (const m of (await sourceInputs(source, mayHoldClusterObject)).manifests) objects.push(m.object);
+  const scopes = new KindScopes().addObjects(objects);
   const kubeconfig = str(values, 'kubeconfig');
   // A live cluster lists every Service; manifests hold them all only when the user says so.
   const view = new MemoryClusterView(true, kubeconfig !== undefined || values['services-complete'] === true);
   // The cluster first: the inputs are what will be applied over it.
   if (kubeconfig !== undefined) for (const o of await listCluster(kubeconfig, env, viewKinds)) view.addObject(o);
-  for (const { object, namespace: ns } of items) view.addObject(inNamespace(object, ns));
-
+  for (const object of objects) view.addObject(inNamespace(object, scopes.namespaceOf(object, namespace)));
   // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
   // generate), else the cluster's, under the configuration's mesh: section.
   let found = discoverMesh(objects);
@@ -98,15 +136,13 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     const connection = await kubeConfigFor(kubeconfig, env);
     if (connection) found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
   }
-  const engine: Engine = {
-    registry: new Registry(policies),
-    scope: compileScope(config),
-    cluster: view,
-    mesh: resolveProfile(config.mesh, found),
-  };
-  const reports = judge(items, engine, { diff: values['no-diff'] !== true });
-  process.stdout.write(await render(reports, output));
-  return finish(reports, inputs, values.verbose === true);
+  return { scopes, view, found };
+}
+
+/** Writes to stdout, waiting while a slow reader (a pipe) catches up: the report never piles up in memory. */
+function write(text: string): Promise<void> {
+  if (text === '' || process.stdout.write(text)) return Promise.resolve();
+  return once(process.stdout, 'drain').then(() => undefined);
 }
 
 /** The object as stored in its namespace (the cluster view indexes Services by it). */
@@ -117,11 +153,7 @@ function inNamespace(object: KubeObject, ns: string | null): KubeObject {
 }
 
 /** Skipped files and input errors on stderr; the exit code: 2 on any input error or no objects. */
-function finish(
-  reports: readonly ObjectReport[],
-  inputs: Awaited<ReturnType<typeof readManifests>>,
-  verbose: boolean,
-): number {
+function finish(totals: Totals, inputs: Pick<Inputs, 'skipped' | 'errors'>, verbose: boolean): number {
   const err = (line: string) => process.stderr.write(`meshguard: ${line}\n`);
   if (inputs.skipped.length > 0) {
     if (verbose) for (const s of inputs.skipped) err(`skipped ${s.source}: ${s.reason}`);
@@ -134,9 +166,9 @@ function finish(
     err(`${inputs.errors.length} input error${inputs.errors.length === 1 ? '' : 's'}: exit 2`);
     return 2;
   }
-  if (reports.length === 0) {
+  if (totals.objects === 0) {
     err('no Kubernetes objects in the input');
     return 2;
   }
-  return exitCode(reports);
+  return totals.denied > 0 ? 1 : 0;
 }

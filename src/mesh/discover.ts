@@ -17,6 +17,12 @@ const nameOf = (o: Obj) => (isRecord(o.metadata) ? (str(o.metadata.name) ?? '') 
 /** Injector webhooks are named `*.sidecar-injector.istio.io` (rev.namespace., namespace., object., auto.). */
 const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
 
+/**
+ * Text every object of these kinds that isIstioObject accepts holds (its name): `check` parses
+ * documents of these kinds for the mesh profile only when they contain it.
+ */
+export const ISTIO_NAME_HINTS: Readonly<Record<string, string>> = { ConfigMap: 'istio', Deployment: 'istiod' };
+
 export function isIstioObject(o: unknown): boolean {
   if (!isRecord(o)) return false;
   const kind = o.kind;
