@@ -157,8 +157,13 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   });
   // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
   const mesh = MeshStore.following(store);
-  logger.info({ mesh: summarize(mesh.current) }, 'mesh profile in force');
-  mesh.on('change', (profile) => logger.info({ mesh: summarize(profile) }, 'mesh profile in force'));
+  const meshInForce = (profile: typeof mesh.current) => {
+    const summary = summarize(profile);
+    metrics.setMeshProfile(summary);
+    logger.info({ mesh: summary }, 'mesh profile in force');
+  };
+  meshInForce(mesh.current);
+  mesh.on('change', meshInForce);
   const stops: (() => void)[] = [];
   let draining = false;
   if (configFile) {

@@ -140,6 +140,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
       // Kinds come from the caller: only the ones meshguard handles become label values.
       metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
+      if (verdict.warnings.length > 0) metrics.countWarnings(stage, verdict.warnings.length);
       metrics.observeDuration(stage, (performance.now() - started) / 1000);
       const answer = answerJson({
         apiVersion: review.apiVersion,
