@@ -31,6 +31,32 @@ t.test('the schema refuses what it should', async (t) => {
   t.ok(bad({ tls: { caBundle: 'not base64!' } }), 'caBundle');
 });
 
+t.test('monitoring is off by default, and its values are checked', async (t) => {
+  t.match(values, { serviceMonitor: { enabled: false }, grafanaDashboard: { enabled: false } });
+  const on = {
+    ...values,
+    serviceMonitor: {
+      enabled: true,
+      namespace: 'monitoring',
+      additionalLabels: { release: 'kube-prometheus-stack' },
+      interval: '15s',
+      scrapeTimeout: '1m30s',
+      relabelings: [{ action: 'keep' }],
+      metricRelabelings: [],
+    },
+    grafanaDashboard: { enabled: true, namespace: '', labels: { grafana_dashboard: '1' }, annotations: {} },
+  };
+  t.ok(validate(on), JSON.stringify(validate.errors));
+  const bad = (patch: object) => !validate({ ...on, ...patch });
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, interval: '30' } }), 'an interval without its unit');
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, namespace: 'Monitoring' } }), 'not a namespace name');
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, labels: {} } }), 'unknown key (additionalLabels is the one)');
+  t.ok(
+    bad({ grafanaDashboard: { ...on.grafanaDashboard, labels: { grafana_dashboard: 1 } } }),
+    'a label that is no string',
+  );
+});
+
 t.test('the ConfigMap default is policies/meshguard.yaml, and valid', async (t) => {
   t.strictSame(values.config, yaml.load(readFileSync(defaultConfigPath, 'utf8')));
   const parsed = parseConfig(yaml.dump(values.config));

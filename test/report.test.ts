@@ -59,6 +59,29 @@ t.test('no namespace is assumed: unknown means nothing is denied, and the findin
   t.match(check(dr('reviews')), [{ denied: false, findings: [] }]);
 });
 
+t.test('a malformed name is named by what is wrong in the report and its message, never left blank', async (t) => {
+  const text =
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: 7, generateName: [x]}\nspec: {host: 5}\n';
+  const [report] = check(text, { namespace: 'ns1' });
+  t.equal(report?.name, '<metadata.name is a number>');
+  t.match(report?.findings, [
+    {
+      policy: 'destinationrule-placement',
+      action: 'deny',
+      message: /ns1\/<metadata.name is a number>: spec.host is a number, not a string/,
+    },
+  ]);
+  const [generated] = check(text.replace('name: 7, ', ''), { namespace: 'ns1' });
+  t.equal(generated?.name, '<no metadata.name>', 'a generateName that is not a string is not a name either');
+  const [noMeta] = check(
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: [r]\nspec: {host: r}\n',
+    {
+      namespace: 'ns1',
+    },
+  );
+  t.equal(noMeta?.name, '<metadata is an array>');
+});
+
 t.test('cluster-scoped objects have no namespace; custom kinds learn theirs from their CRD', async (t) => {
   const crd =
     'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n' +

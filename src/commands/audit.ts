@@ -33,7 +33,8 @@ export const auditHelp = helpText(
   'meshguard audit [flags]',
   'Runs the policies on what a cluster already holds: DestinationRules, Services, workloads and\n' +
     'Pods not owned by a controller (the controller is audited instead). --output policyreport writes\n' +
-    'PolicyReports (one per namespace) and a ClusterPolicyReport, for kubectl apply.\n' +
+    'OpenReports Reports (one per namespace) and a ClusterReport for cluster-scoped objects, or with\n' +
+    '--report-api wgpolicyk8s.io/v1alpha2 PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, cluster or configuration errors.',
   flags,
 );

@@ -58,8 +58,10 @@ export const checkHelp = helpText(
   'Runs the policies on manifests (files, directories, - for stdin) as the webhook would on admission.\n' +
     'Namespaces, Services and ServiceEntries among the inputs (and the cluster, with --kubeconfig) are the\n' +
     'cluster view; only with --services-complete (or --kubeconfig) are they every Service of their namespaces.\n' +
-    "Istio's own objects among the inputs (or in the cluster) give the mesh profile. Files that hold no Kubernetes objects (values, Chart.yaml, CI workflows, Helm\n" +
-    'templates) are skipped; render charts first: helm template ... | meshguard check -\n' +
+    "Istio's own objects among the inputs (or in the cluster) give the mesh profile. Files that hold no\n" +
+    'Kubernetes objects (values, Chart.yaml, CI workflows, Helm templates) are skipped; render charts\n' +
+    'first: helm template ... | meshguard check -\n' +
+    "PolicyReports are audit's (meshguard audit --output policyreport): they describe a cluster's objects.\n" +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, input, cluster or configuration\n' +
     'errors (after every readable object is reported and every error listed), or no objects at all.',
   flags,
@@ -73,6 +75,11 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     process.stdout.write(checkHelp);
     return 0;
   }
+  // Said, not just refused: audit takes it, and nothing else tells the user the two differ.
+  if (str(values, 'output') === 'policyreport')
+    throw new UsageError(
+      "--output policyreport is meshguard audit's: PolicyReports describe objects in a cluster; for files use json, sarif or junit",
+    );
   const output = oneOf(values, 'output', formats);
   const namespace = str(values, 'namespace');
   if (namespace !== undefined && !DNS_LABEL.test(namespace))

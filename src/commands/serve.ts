@@ -159,9 +159,11 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   });
   // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
   const mesh = MeshStore.following(store);
-  // Per guardrail, whether its trap exists on this mesh and why (each policy's explain), at debug.
   const inForce = (profile: MeshProfile) => {
-    logger.info({ mesh: summarize(profile) }, 'mesh profile in force');
+    const summary = summarize(profile);
+    metrics.setMeshProfile(summary);
+    logger.info({ mesh: summary }, 'mesh profile in force');
+    // Per guardrail, whether its trap exists on this mesh and why (each policy's explain), at debug.
     if (logger.isLevelEnabled('debug'))
       logger.debug({ guardrails: explainAll(policies, profile) }, 'guardrails on this mesh');
   };

@@ -1,6 +1,6 @@
 import type { Policy } from '../engine/types.js';
 import { resolveHost } from '../mesh/hosts.js';
-import { isRecord } from '../guards.js';
+import { isRecord, jsonTypeOf, nameForMessage } from '../guards.js';
 
 // Istio's lookup, in istio/istio pilot/pkg/model/push_context.go `destinationRule` (the same order
 // from 1.11 on): for a client in namespace C and a host of namespace H, the first of
@@ -27,12 +27,16 @@ const policy: Policy<'destinationrule-placement'> = {
     why: `acts: Istio reads a DestinationRule from the client's, the host's or the root namespace (${mesh.rootNamespace})`,
   }),
   evaluate({ object, namespace, config, cluster, mesh }) {
-    // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
-    const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
-    const name = `${namespace}/${own}`;
+    const name = `${namespace}/${nameForMessage(object)}`;
     const spec = isRecord(object.spec) ? object.spec : {};
     const host = spec.host;
-    if (typeof host !== 'string' || host === '') {
+    if (host !== undefined && typeof host !== 'string') {
+      return {
+        result: 'fail',
+        message: `DestinationRule ${name}: spec.host is ${jsonTypeOf(host)}, not a string; set it to the service's host name`,
+      };
+    }
+    if (host === undefined || host === '') {
       return { result: 'fail', message: `DestinationRule ${name} has no spec.host; set the service it applies to` };
     }
     const resolved = resolveHost(host, config.clusterDomain, (ns) => cluster.namespaceLabels(ns) !== undefined);

@@ -8,6 +8,7 @@ import { evaluate, type Engine } from '../engine/evaluate.js';
 import type { Decision } from '../engine/types.js';
 import { blocks, line, verdictOf } from '../engine/verdict.js';
 import { templatePath } from '../engine/workloads.js';
+import { nameForMessage } from '../guards.js';
 import type { Finding, ObjectReport } from './model.js';
 
 /** An object to judge: where it came from, and its namespace ("" cluster-scoped, null unknown). */
@@ -142,7 +143,7 @@ export function judge(items: readonly Judged[], engine: Engine, options: JudgeOp
       apiVersion,
       kind: request.kind.kind,
       namespace,
-      name: request.name ?? object.metadata?.generateName ?? '',
+      name: nameForMessage(object),
       policies: [...new Set(decisions.map((d) => d.policy))],
       denied: !verdictOf(verified, engine.scope.config).allowed,
       findings: findings(decisions, unverified),
