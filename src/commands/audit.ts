@@ -31,8 +31,9 @@ const flags: Flag[] = [
 
 export const auditHelp = helpText(
   'meshguard audit [flags]',
-  'Runs the policies on what a cluster already holds: DestinationRules, Services, workloads and\n' +
-    'Pods not owned by a controller (the controller is audited instead). --output policyreport writes\n' +
+  'Runs the policies on what a cluster already holds: Namespaces, DestinationRules, Services, workloads\n' +
+    'and Pods not owned by a controller (the controller is audited instead); injected Pods are counted\n' +
+    'per namespace. --output policyreport writes\n' +
     'PolicyReports (one per namespace) and a ClusterPolicyReport, for kubectl apply.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, cluster or configuration errors.',
   flags,
@@ -67,8 +68,8 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
-    // A live cluster's listing holds every Service of every namespace.
-    cluster: MemoryClusterView.fromObjects(objects, true),
+    // A live cluster's listing holds every Service and Pod (namespace-injection counts the injected ones).
+    cluster: MemoryClusterView.fromObjects(objects, true, true),
     mesh: resolveProfile(config.mesh, found ?? nothingDiscovered),
   };
   const reports = judge(items, engine, { diff: values['no-diff'] !== true });
