@@ -1,6 +1,7 @@
 import type { KubeObject } from '../admission/types.js';
 import type { PolicyContext, Policy, Result } from '../engine/types.js';
 import { templatePath, workloadKinds } from '../engine/workloads.js';
+import { isRecord } from '../guards.js';
 import { explicitInject, INJECT, injectingRevision, sidecarWith, type Sidecar } from '../mesh/injection.js';
 import { annotation, label } from '../mesh/pod.js';
 import type { MeshProfile, Revision } from '../mesh/profile.js';
@@ -183,9 +184,11 @@ function judgeOwnMetadata({ object, sidecar }: PolicyContext<'sidecar-inject-lab
   }
   // A controller copies its owner's metadata (a Deployment's into its ReplicaSets): the person
   // applying the owner was told.
-  if (object.metadata?.ownerReferences?.some((o) => o.controller === true))
+  const owners: unknown = object.metadata?.ownerReferences;
+  if (Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller === true))
     return { result: 'skip', reason: 'its controller copied it from its owner' };
-  const group = object.apiVersion?.includes('/') ? (object.apiVersion.split('/')[0] ?? '') : '';
+  const apiVersion = typeof object.apiVersion === 'string' ? object.apiVersion : '';
+  const group = apiVersion.includes('/') ? (apiVersion.split('/')[0] ?? '') : '';
   const path = templatePath(group, kind);
   if (!path) return { result: 'skip', reason: 'not a workload' };
   let template: unknown = object;
