@@ -89,7 +89,7 @@ export function sidecarOf(
 }
 
 /** injectRequired's first two rules, which hold for every revision whatever the labels: why Istio never injects this pod. */
-function neverInjectedWhy(pod: KubeObject, namespace: string): string | undefined {
+export function neverInjectedWhy(pod: KubeObject, namespace: string): string | undefined {
   if (podSpec(pod).hostNetwork === true) return 'hostNetwork pods are never injected';
   if (neverInjected.has(namespace)) return `Istio never injects namespace ${namespace}`;
   return undefined;

@@ -1,7 +1,15 @@
 import { namespaceRecord } from '../cluster/records.js';
 import type { InjectedPodRecord } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
-import { INJECT, injectingRevision, neverInjectsNamespace, sidecarWith, webhooksCalled } from '../mesh/injection.js';
+import {
+  explicitInject,
+  INJECT,
+  injectingRevision,
+  neverInjectsNamespace,
+  ownInject,
+  sidecarWith,
+  webhooksCalled,
+} from '../mesh/injection.js';
 import type { MeshProfile } from '../mesh/profile.js';
 import { INJECTION, REV, revisionNames, showRevisionNames } from '../mesh/revisions.js';
 import { withoutLabel, type Labels } from '../mesh/selector.js';
@@ -38,9 +46,9 @@ function stalePods(pods: Iterable<InjectedPodRecord>, labels: Labels, namespace:
   const lost = new Map<string, number>();
   const moved = new Map<string, number>();
   for (const p of pods) {
-    // A pod that opts itself out changed, not its namespace.
-    const own = p.pod.metadata?.labels?.[INJECT] ?? p.pod.metadata?.annotations?.[INJECT];
-    if (own !== undefined && own.toLowerCase() === 'false') continue;
+    // A pod that now opts itself out (its labels changed since) changed, not its namespace.
+    const injector = mesh.revisions.get(p.revision);
+    if (injector && explicitInject(ownInject(p.pod, injector)?.value ?? '', injector) === false) continue;
     const now = sidecarWith(p.pod, { namespace: labels }, namespace, mesh);
     if (now.proxy === 'unknown' && now.revision === undefined) continue; // cannot tell: claim nothing
     const revision = injectingRevision(now)?.name;

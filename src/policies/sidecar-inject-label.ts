@@ -2,7 +2,14 @@ import type { KubeObject } from '../admission/types.js';
 import type { PolicyContext, Policy, Result } from '../engine/types.js';
 import { templatePath, workloadKinds } from '../engine/workloads.js';
 import { isRecord } from '../guards.js';
-import { explicitInject, INJECT, injectingRevision, sidecarWith, type Sidecar } from '../mesh/injection.js';
+import {
+  explicitInject,
+  INJECT,
+  injectingRevision,
+  neverInjectedWhy,
+  sidecarWith,
+  type Sidecar,
+} from '../mesh/injection.js';
 import { annotation, label } from '../mesh/pod.js';
 import type { MeshProfile, Revision } from '../mesh/profile.js';
 import { showVersion } from '../mesh/releases.js';
@@ -38,13 +45,14 @@ const NO_WEBHOOK = /^no Istio injector webhook selects/;
 
 /**
  * What Istio gives the pod, short (warnings are cut at 256 characters): the reason for no sidecar
- * only when the message has not said it already. Undefined when it cannot be told.
+ * only when the message does not say it already (no webhook selects the pod, or its own value
+ * opts it out). Undefined when it cannot be told.
  */
-function gets(s: Sidecar, said = false): string | undefined {
+function gets(s: Sidecar): string | undefined {
   const revision = injectingRevision(s);
   if (revision) return `a sidecar from revision ${revision.name}`;
   if (s.proxy !== 'none') return undefined;
-  return said || NO_WEBHOOK.test(s.why) || s.why.startsWith("Istio's injector is called, but its ")
+  return NO_WEBHOOK.test(s.why) || s.why.startsWith("Istio's injector is called, but its ")
     ? 'no sidecar'
     : `no sidecar (${s.why})`;
 }
@@ -86,9 +94,11 @@ function injectsWith({ pod, namespace, nsLabels, mesh }: Pod, podLabels: Labels,
  * revision). Undefined when nothing would (hostNetwork, kube-system).
  */
 function optIn(p: Pod): string | undefined {
+  if (neverInjectedWhy(p.pod, p.namespace)) return undefined;
   const own = p.pod.metadata?.labels ?? {};
   const labelled = { ...own, [INJECT]: 'true' };
-  if (p.nsLabels === undefined || (own[INJECT] !== 'true' && injectsWith(p, labelled))) return 'make it a pod label';
+  if (own[INJECT] !== 'true' && (p.nsLabels === undefined || injectsWith(p, labelled))) return 'make it a pod label';
+  if (p.nsLabels === undefined) return undefined;
   const names = revisionNames(p.mesh);
   for (const { name } of names) if (injectsWith(p, { ...own, [REV]: name })) return `label the pod ${REV}=${name}`;
   const kubectl = `kubectl label ns ${p.namespace}`;
@@ -129,7 +139,7 @@ function judgePod(p: Pod): Result {
     const revision = injectingRevision(sidecar);
     const here =
       revision === undefined
-        ? gets(sidecar, true)
+        ? gets(sidecar)
         : `${gets(sidecar)}, ${revision.policy === 'disabled' ? 'whose injector (policy disabled) still reads it' : 'thanks to its namespace'}`;
     const message = `the annotation ${INJECT}="${ann}" opts nothing in (webhooks select pods by label)`;
     return warn(withFix(here ? `${message}. Here: ${here}` : message, optIn(p)));
@@ -161,7 +171,7 @@ function judgePod(p: Pod): Result {
           p.namespace,
           mesh,
         );
-        if (injected(alt) !== injected(sidecar)) message += `; with "${canon}": ${gets(alt, true)}`;
+        if (injected(alt) !== injected(sidecar)) message += `; with "${canon}": ${gets(alt)}`;
       }
       return warn(`${message}. Fix: write ${canon ? `"${canon}"` : '"true" or "false"'}`);
     }
