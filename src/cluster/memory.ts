@@ -1,5 +1,5 @@
-import type { ClusterView, ServiceEntryRecord, ServiceRecord } from './view.js';
-import { namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
+import type { ClusterView, InjectedPodRecord, ServiceEntryRecord, ServiceRecord } from './view.js';
+import { injectedPodRecord, namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
 
 const key = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
 const none: readonly never[] = [];
@@ -28,19 +28,26 @@ export class MemoryClusterView implements ClusterView {
   private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
   private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
   private readonly entriesByHost = new Map<number | string, Map<string, ServiceEntryRecord>>();
+  private readonly pods = new Map<number | string, Map<string, InjectedPodRecord>>();
 
-  /** Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every Service. */
+  /**
+   * Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every
+   * Service. `podsListed`: it is given every Pod of the cluster (`meshguard audit`'s listing) and
+   * keeps the injected ones.
+   */
   constructor(
     readonly enabled = true,
     readonly servicesComplete = enabled,
+    readonly podsListed = false,
   ) {}
 
   /**
    * A view of the Namespaces, Services and ServiceEntries among arbitrary objects (manifests):
-   * they hold every Service of their namespaces only when whoever gave them says so.
+   * they hold every Service of their namespaces only when whoever gave them says so, and every
+   * Pod only when `podsListed`.
    */
-  static fromObjects(objects: Iterable<unknown>, servicesComplete = false): MemoryClusterView {
-    const view = new MemoryClusterView(true, servicesComplete);
+  static fromObjects(objects: Iterable<unknown>, servicesComplete = false, podsListed = false): MemoryClusterView {
+    const view = new MemoryClusterView(true, servicesComplete, podsListed);
     for (const obj of objects) view.addObject(obj);
     return view;
   }
@@ -62,6 +69,9 @@ export class MemoryClusterView implements ClusterView {
     ) {
       const se = serviceEntryRecord(obj);
       if (se) this.setServiceEntry(se);
+    } else if (kind === 'Pod' && apiVersion === 'v1' && this.podsListed) {
+      const pod = injectedPodRecord(obj);
+      if (pod) put(this.pods, pod.namespace, pod.name, pod);
     }
   }
 
@@ -140,6 +150,11 @@ export class MemoryClusterView implements ClusterView {
 
   serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord> {
     return this.entriesByHost.get(host.toLowerCase())?.values() ?? none;
+  }
+
+  injectedPods(namespace: string): Iterable<InjectedPodRecord> | undefined {
+    if (!this.podsListed) return undefined;
+    return this.pods.get(namespace)?.values() ?? none;
   }
 
   get size(): { namespaces: number; services: number; serviceEntries: number } {

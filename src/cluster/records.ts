@@ -1,6 +1,6 @@
 import { isRecord } from '../guards.js';
 import { memoize } from '../memo.js';
-import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
+import type { InjectedPodRecord, ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
 
 // Slim records from raw API objects: only what policies read, so a cache of 50 000 Services
 // stays small. Input is unknown (API, manifests), so every field is checked.
@@ -120,4 +120,50 @@ export function serviceEntryRecord(obj: unknown, namespace?: string): ServiceEnt
   if (isRecord(obj.status) && Array.isArray(obj.status.addresses) && obj.status.addresses.length > 0)
     record.allocated = true;
   return record;
+}
+
+/**
+ * The revision that injected a pod, from the `sidecar.istio.io/status` annotation Istio's injector
+ * writes (pkg/kube/inject/inject.go SidecarInjectionStatus, `"revision":"<rev>"`, 1.11 to today).
+ * Undefined for a pod Istio did not inject, or whose status does not say.
+ */
+export function injectedRevision(annotations: Readonly<Record<string, string>>): string | undefined {
+  const status = annotations['sidecar.istio.io/status'];
+  if (status === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(status);
+    const revision = isRecord(parsed) ? parsed.revision : undefined;
+    return typeof revision === 'string' && revision !== '' ? revision : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The annotations that decide a pod's injection (pkg/kube/inject: inject.go, webhook.go, the template). */
+const injectionAnnotations = ['sidecar.istio.io/inject', 'inject.istio.io/templates', 'sidecar.istio.io/nativeSidecar'];
+
+/**
+ * A pod Istio injected and that will run again (not Succeeded or Failed), slimmed to what decides
+ * its injection when its controller creates it again; undefined for any other pod.
+ */
+export function injectedPodRecord(obj: unknown): InjectedPodRecord | undefined {
+  if (!isRecord(obj) || !isRecord(obj.metadata)) return undefined;
+  const id = meta(obj, undefined);
+  const all = stringMap(obj.metadata.annotations) ?? {};
+  const revision = injectedRevision(all);
+  if (!id || revision === undefined) return undefined;
+  const phase = isRecord(obj.status) ? obj.status.phase : undefined;
+  if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+  const annotations: Record<string, string> = {};
+  for (const k of injectionAnnotations) if (all[k] !== undefined) annotations[k] = all[k];
+  const hostNetwork = isRecord(obj.spec) && obj.spec.hostNetwork === true;
+  return {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    revision,
+    pod: {
+      metadata: { labels: stringMap(obj.metadata.labels) ?? {}, annotations },
+      spec: hostNetwork ? { hostNetwork } : {},
+    },
+  };
 }

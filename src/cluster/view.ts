@@ -1,3 +1,5 @@
+import type { KubeObject } from '../admission/types.js';
+
 // What policies may know about the cluster. Policies never do I/O: the server feeds this view
 // from watches, `meshguard check` from its input manifests, tests from plain data.
 
@@ -43,6 +45,16 @@ export interface ServiceEntryRecord {
   allocated?: true;
 }
 
+/** A pod Istio injected, as `meshguard audit` lists it: what decides its injection when it is created again. */
+export interface InjectedPodRecord {
+  namespace: string;
+  name: string;
+  /** The revision whose injector added its sidecar (its `sidecar.istio.io/status`). */
+  revision: string;
+  /** The pod as it would be created again: its labels, the annotations that decide injection, hostNetwork. */
+  pod: KubeObject;
+}
+
 export interface ClusterView {
   /** false when lookups are off: the answers below are then empty, not authoritative. */
   readonly enabled: boolean;
@@ -62,4 +74,9 @@ export interface ClusterView {
   serviceEntriesOnPort(port: number): Iterable<ServiceEntryRecord>;
   /** ServiceEntries that list this host (compared case-insensitively; wildcards only as written). */
   serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord>;
+  /**
+   * Running pods Istio injected in a namespace; undefined when pods are not known: only
+   * `meshguard audit` lists them (the webhook watches no pods).
+   */
+  injectedPods(namespace: string): Iterable<InjectedPodRecord> | undefined;
 }

@@ -31,10 +31,11 @@ const flags: Flag[] = [
 
 export const auditHelp = helpText(
   'meshguard audit [flags]',
-  'Runs the policies on what a cluster already holds: DestinationRules, Services, workloads and\n' +
-    'Pods not owned by a controller (the controller is audited instead). --output policyreport writes\n' +
-    'OpenReports Reports (one per namespace) and a ClusterReport for cluster-scoped objects, or with\n' +
-    '--report-api wgpolicyk8s.io/v1alpha2 PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
+  'Runs the policies on what a cluster already holds: Namespaces, DestinationRules, Services, workloads\n' +
+    'and Pods not owned by a controller (the controller is audited instead); injected Pods are counted\n' +
+    'per namespace. --output policyreport writes OpenReports Reports (one per namespace) and a\n' +
+    'ClusterReport for cluster-scoped objects, or with --report-api wgpolicyk8s.io/v1alpha2\n' +
+    'PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, cluster or configuration errors.',
   flags,
 );
@@ -68,8 +69,8 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
-    // A live cluster's listing holds every Service of every namespace.
-    cluster: MemoryClusterView.fromObjects(objects, true),
+    // A live cluster's listing holds every Service and Pod (namespace-injection counts the injected ones).
+    cluster: MemoryClusterView.fromObjects(objects, true, true),
     mesh: resolveProfile(config.mesh, found ?? nothingDiscovered),
   };
   const reports = judge(items, engine, { diff: values['no-diff'] !== true });

@@ -397,7 +397,15 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         failurePolicy: validatingFailurePolicy,
         clientConfig: { service: { path: '/validate' } },
       },
+      // Namespaces always fail open, whatever the value says.
+      {
+        name: 'namespaces.meshguard.io',
+        failurePolicy: 'Ignore',
+        clientConfig: { service: { path: '/validate' } },
+        rules: [{ apiGroups: [''], resources: ['namespaces'], operations: ['CREATE', 'UPDATE'], scope: 'Cluster' }],
+      },
     ]);
+    t.equal(validating.webhooks.length, 2);
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }

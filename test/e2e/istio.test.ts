@@ -25,7 +25,7 @@ import { defaultConfigPath } from '../../src/paths.js';
 import { startCluster } from './cluster.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
 import { installRelease } from './release.js';
-import { ISTIO_VERSION } from './tools.js';
+import { ISTIO_VERSION, kubectl } from './tools.js';
 
 const cluster = await startCluster({ istioCrds: false });
 t.teardown(() => cluster.stop());
@@ -208,6 +208,55 @@ t.test("Istio's injector decides: namespace labels, revisions, pod labels, hostN
   }
   // meshguard's prediction (src/mesh/injection.ts sidecarOf on the discovered profile) against Istio's own answers.
   t.strictSame(disagreements, [], 'meshguard predicts exactly the pods Istio injects, and by which revision');
+});
+
+// --- injection labels: meshguard's warnings at kubectl apply, Istio's answer ----------------------
+
+t.test('namespace-injection: a Namespace labelled for a revision that is not installed', async (t) => {
+  const name = 'ns-rev-missing';
+  const labels = { 'istio.io/rev': 'stable' };
+  const applied = await kubectl(
+    cluster.kubeconfigPath,
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
+  );
+  t.equal(applied.status, 0, `created, not denied: ${applied.stderr}`);
+  // The installed names come from the injector webhooks meshguard discovered (Istio's chart, via Helm).
+  t.match(
+    applied.stderr,
+    /^Warning: meshguard namespace-injection: istio\.io\/rev=stable names no installed revision or tag \(canary, default\), so its pods get no sidecar/m,
+  );
+  NAMESPACES[name] = labels;
+  const pod = await createPod(name, {});
+  t.equal(injectedBy(pod), 'none', 'the real API server calls no injector: the pod is stored without a sidecar');
+  t.equal(await predicted(pod, name), 'none', "meshguard's model agrees");
+});
+
+t.test('sidecar-inject-label: an annotation that means to opt in, at kubectl apply and in its pods', async (t) => {
+  const labels = { app: 'annotated' };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'annotated', namespace: 'ns-plain' },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations: { 'sidecar.istio.io/inject': 'true' } },
+        spec: { serviceAccountName: 'default', containers: [container()] },
+      },
+    },
+  };
+  const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(deployment));
+  t.equal(applied.status, 0, applied.stderr);
+  t.match(
+    applied.stderr,
+    /^Warning: meshguard sidecar-inject-label: the annotation sidecar\.istio\.io\/inject="true" opts nothing in \(webhooks select pods by label\)\. Here: no sidecar\. Fix: make it a pod label$/m,
+  );
+  const pod = await eventually(
+    'the Deployment pod',
+    async () => (await core.listNamespacedPod({ namespace: 'ns-plain', labelSelector: 'app=annotated' })).items[0],
+  );
+  t.equal(injectedBy(pod), 'none', "Istio's injector was never called for it");
 });
 
 // --- meshguard before Istio ---------------------------------------------------------------------

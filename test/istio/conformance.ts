@@ -23,6 +23,7 @@ import { ownHold, parseProxyConfig, PROXY_CONFIG } from '../../src/mesh/proxy-co
 import { parseVersion } from '../../src/mesh/releases.js';
 import { policies } from '../../src/policies/index.js';
 import { judge } from '../../src/report/index.js';
+import { injectionLabels } from './injection-labels.js';
 
 /** The folder is missing or not laid out like shared/istio/: one line, exit 2. */
 export class LayoutError extends Error {}
@@ -409,7 +410,7 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
 
 // ── Analyzer cases ──────────────────────────────────────────────────────────────────────────────
 
-interface AnalyzerInput {
+export interface AnalyzerInput {
   objects: readonly KubeObject[];
   reports: ReturnType<typeof judge>;
   cluster: MemoryClusterView;
@@ -509,7 +510,7 @@ export const HOST_MATCHES_NOTHING = /\bmatch(es)? (no|nothing)\b|\bunknown host\
 
 async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   const analyzers = list(c.analyzers).map(String);
-  const entries = analyzers.flatMap((a) => (domain[a] ? [domain[a]] : []));
+  const entries = analyzers.flatMap((a) => [...(domain[a] ? [domain[a]] : []), ...(injectionLabels[a] ?? [])]);
   if (entries.length === 0) return undefined;
   const id = `analyze ${str(c.test) ?? '?'} [${String(c.index)}] ${str(c.name) ?? '?'}`;
   const base = join(dir, 'analyzers');
@@ -548,13 +549,22 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   const istio = new Set(expected.filter((m) => codes.has(str(m.code) ?? '')).map((m) => str(m.resource) ?? '?'));
   const other = expected.filter((m) => !codes.has(str(m.code) ?? '')).map((m) => `${str(m.code)} ${str(m.resource)}`);
   const ours = new Map<string, string[]>();
-  for (const e of entries) for (const [k, v] of e.findings(input)) ours.set(k, [...(ours.get(k) ?? []), ...v]);
+  // The codes a resource is compared on: those Istio gave it, else those of the entries that flagged it.
+  const codesOf = new Map<string, Set<string>>();
+  const tag = (r: string, c: string) => codesOf.set(r, (codesOf.get(r) ?? new Set()).add(c));
+  for (const m of expected) if (codes.has(str(m.code) ?? '')) tag(str(m.resource) ?? '?', str(m.code) ?? '');
+  for (const e of entries)
+    for (const [k, v] of e.findings(input)) {
+      ours.set(k, [...(ours.get(k) ?? []), ...v]);
+      if (!istio.has(k)) e.codes.forEach((c) => tag(k, c));
+    }
   const code = [...codes].join('/');
   const differences: string[] = [];
   for (const r of [...new Set([...istio, ...ours.keys()])].sort()) {
-    if (istio.has(r) && !ours.has(r)) differences.push(`${code} ${r}: Istio reports it, meshguard does not`);
+    const its = [...(codesOf.get(r) ?? [])].sort().join('/');
+    if (istio.has(r) && !ours.has(r)) differences.push(`${its} ${r}: Istio reports it, meshguard does not`);
     if (!istio.has(r) && ours.has(r)) {
-      differences.push(`${code} ${r}: meshguard reports it, Istio does not (${(ours.get(r) ?? []).join(' / ')})`);
+      differences.push(`${its} ${r}: meshguard reports it, Istio does not (${(ours.get(r) ?? []).join(' / ')})`);
     }
   }
   differences.push(...input.errors);
