@@ -2,8 +2,10 @@ import type { Policy } from '../engine/types.js';
 import destinationrulePlacement from './destinationrule-placement.js';
 import externalnameTcpCollision from './externalname-tcp-collision.js';
 import holdApplicationUntilProxyStarts from './hold-application-until-proxy-starts.js';
+import initContainersNetwork from './init-containers-network.js';
 import jobSidecarQuit from './job-sidecar-quit.js';
 import probePortExclusion from './probe-port-exclusion.js';
+import terminationDrain from './termination-drain.js';
 
 /** Every guardrail, in the order their findings are reported. */
 export const policies: readonly Policy[] = [
@@ -12,4 +14,6 @@ export const policies: readonly Policy[] = [
   holdApplicationUntilProxyStarts,
   probePortExclusion,
   jobSidecarQuit,
+  initContainersNetwork,
+  terminationDrain,
 ];
