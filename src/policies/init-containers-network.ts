@@ -5,6 +5,7 @@ import { defaultSidecarKind, nativeByDefault } from '../mesh/injection.js';
 import { annotation, podSpec } from '../mesh/pod.js';
 import { portList } from '../mesh/ports.js';
 import type { MeshProfile, Revision } from '../mesh/profile.js';
+import { parseBool } from '../mesh/parse-bool.js';
 import { parseProxyConfig, proxyMetadataKey, PROXY_CONFIG } from '../mesh/proxy-config.js';
 import { skipReason } from '../mesh/reasons.js';
 
@@ -59,10 +60,6 @@ function escapes(container: unknown, pod: KubeObject, proxy: { uid: number; gid:
   return uid === proxy.uid || gid === proxy.gid;
 }
 
-/** Go's strconv.ParseBool, true side: how the CNI plugin reads ISTIO_META_DNS_CAPTURE (sidecar_redirect.go). */
-const parseBoolTrue = (v: unknown) => typeof v === 'string' && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v);
-const parseBoolFalse = (v: unknown) => typeof v === 'string' && ['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v);
-
 /**
  * DNS capture for this pod: its ProxyConfig's proxyMetadata ISTIO_META_DNS_CAPTURE over the mesh's
  * (pkg/config/mesh MergeProxyConfig merges the map entry by entry). The CNI plugin then redirects
@@ -74,9 +71,9 @@ function dnsCapture(pod: KubeObject, mesh: MeshProfile): boolean {
   if (parsed?.ok) {
     const key = proxyMetadataKey(parsed.value);
     const metadata = key === undefined ? undefined : parsed.value[key];
-    const own = isRecord(metadata) ? metadata.ISTIO_META_DNS_CAPTURE : undefined;
-    if (parseBoolTrue(own)) return true;
-    if (parseBoolFalse(own)) return false;
+    // The CNI plugin reads it from istio-proxy's env with ParseBool (sidecar_redirect.go).
+    const own = parseBool(isRecord(metadata) ? metadata.ISTIO_META_DNS_CAPTURE : undefined);
+    if (own !== undefined) return own;
   }
   return mesh.dnsCapture;
 }

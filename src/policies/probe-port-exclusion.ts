@@ -15,6 +15,7 @@ import {
   type ProbeHandler,
 } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
+import { parseBool } from '../mesh/parse-bool.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
@@ -98,17 +99,6 @@ function portNames(all: readonly Container[]): Map<number, string[]> {
     }
   }
   return names;
-}
-
-/**
- * Go's strconv.ParseBool, which Istio's injector reads the annotation with
- * (pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers): anything else is no value.
- */
-function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  return undefined;
 }
 
 /** The probe handlers a revision's injector rewrites (app_probe.go): httpGet, and tcpSocket and grpc from their releases. */
