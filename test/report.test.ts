@@ -129,8 +129,8 @@ t.test('unknown namespace labels with only a canary revision: judged as canary i
   const [canary] = check(job('istio.io/rev: canary'), { mesh });
   t.same(
     canary?.findings.map((f) => f.policy),
-    ['hold-application-until-proxy-starts', 'job-sidecar-quit'],
-    "canary's injection brings the hold and the Job wrapper",
+    ['hold-application-until-proxy-starts', 'job-sidecar-quit', 'termination-drain'],
+    "canary's injection brings the hold, the Job wrapper and the drain (grace period unset: 30 s)",
   );
   for (const f of canary?.findings ?? []) t.match(f.unverified, /assumes Istio injects namespace shop/);
   const [optedOut] = check(job('istio.io/rev: canary, sidecar.istio.io/inject: "false"'), { mesh });

@@ -2,7 +2,7 @@ import { loadConfig } from '../config/load.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { discoverMesh } from '../mesh/discover.js';
 import { explainAll } from '../engine/explain.js';
-import { summarize } from '../mesh/describe.js';
+import { summarize, type ProfileSummary } from '../mesh/describe.js';
 import { policies } from '../policies/index.js';
 import { nothingDiscovered, resolveProfile, type DiscoveredMesh, type MeshProfile } from '../mesh/profile.js';
 import { readManifests } from '../manifests.js';
@@ -84,6 +84,15 @@ function guardrailNotes(profile: MeshProfile): Record<string, string> {
   return Object.fromEntries(Object.entries(explainAll(policies, profile)).map(([id, e]) => [id, e.why]));
 }
 
+/** How the revision's classic proxies drain on termination, with where that came from. */
+function drainOf(r: ProfileSummary['revisions'][number], o: (key: string) => string): string {
+  if (r.terminationDrainDuration !== undefined)
+    return `terminationDrainDuration ${r.terminationDrainDuration}${o('terminationDrainDuration')}`;
+  if (r.exitOnZeroActiveConnections !== undefined)
+    return `EXIT_ON_ZERO_ACTIVE_CONNECTIONS ${r.exitOnZeroActiveConnections}${o('exitOnZeroActiveConnections')}`;
+  return "drain Istio's default 5s (default)";
+}
+
 function text(profile: MeshProfile, from: string): string {
   const s = summarize(profile);
   const o = (key: string) => (s.origins[key] ? ` (${s.origins[key]})` : '');
@@ -92,10 +101,10 @@ function text(profile: MeshProfile, from: string): string {
     `  Istio ${s.istioVersion}${o('istioVersion')}, root namespace ${s.rootNamespace}${o('rootNamespace')}, DNS capture ${s.dnsCapture ? 'on' : 'off'}${o('dnsCapture')}`,
     `  kubelets all >= 1.33 (native sidecars under auto): ${s.kubeletsSupportNative}${o('kubeletVersion')}`,
     `  revisions${o('webhooks')}:`,
-    ...s.revisions.map(
-      (r) =>
-        `    ${r.name}: Istio ${r.version}, nativeSidecars ${r.nativeSidecars}, rewriteProbes ${r.rewriteProbes}, holdApplicationUntilProxyStarts ${r.holdApplicationUntilProxyStarts}, injection policy ${r.policy}`,
-    ),
+    ...s.revisions.flatMap((r) => [
+      `    ${r.name}: Istio ${r.version}, nativeSidecars ${r.nativeSidecars}, rewriteProbes ${r.rewriteProbes}, holdApplicationUntilProxyStarts ${r.holdApplicationUntilProxyStarts}, injection policy ${r.policy}`,
+      `      cni ${r.cni}${o('cni')}, ${drainOf(r, o)}, proxyPreStop ${r.proxyPreStop}${o('proxyPreStop')}`,
+    ]),
     '  injector webhooks, in the order the API server calls them:',
     ...s.webhooks.map((w) => `    ${w}`),
     ...(s.problems.length > 0 ? ['  could not read:', ...s.problems.map((p) => `    ${p}`)] : []),

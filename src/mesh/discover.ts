@@ -45,8 +45,11 @@ function parseText(text: unknown, json: boolean): Obj | undefined {
   }
 }
 
-const at = (o: Obj | undefined, ...path: string[]): unknown =>
+const at = (o: unknown, ...path: string[]): unknown =>
   path.reduce<unknown>((v, k) => (isRecord(v) ? v[k] : undefined), o);
+/** A YAML scalar as its text (`30s`, `true`): how the setting is shown; set at all is what counts. */
+const scalar = (v: unknown) =>
+  typeof v === 'string' ? v : typeof v === 'boolean' || typeof v === 'number' ? String(v) : undefined;
 const bool = (v: unknown) => (typeof v === 'boolean' ? v : v === 'true' ? true : v === 'false' ? false : undefined);
 
 function selectors(v: unknown, problems: string[], where: string): LabelSelector[] {
@@ -114,6 +117,12 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
           s.rewriteProbes ??= bool(at(values, 'sidecarInjectorWebhook', 'rewriteAppHTTPProbe'));
           const hold = bool(at(values, 'global', 'proxy', 'holdApplicationUntilProxyStarts'));
           if (hold) s.holdApplicationUntilProxyStarts = true;
+          // Both CNI keys as rendered; the profile reads the one the revision's template reads.
+          s.istioCniEnabled ??= bool(at(values, 'istio_cni', 'enabled'));
+          s.pilotCniEnabled ??= bool(at(values, 'pilot', 'cni', 'enabled'));
+          // The template writes a non-empty global.proxy.lifecycle in place of its own (injection-template.yaml).
+          const lifecycle = at(values, 'global', 'proxy', 'lifecycle');
+          if (isRecord(lifecycle) && Object.keys(lifecycle).length > 0) s.proxyPreStop = isRecord(lifecycle.preStop);
         } else if (/^istio(-.+)?$/.test(name) && data.mesh !== undefined) {
           // istio[-<rev>] holds the mesh config (istio-ca-root-cert and the like have no `mesh` key).
           const s = settings(revisionOf(o, 'istio'));
@@ -125,6 +134,13 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
             s.holdApplicationUntilProxyStarts = true;
           const capture = bool(at(mesh, 'defaultConfig', 'proxyMetadata', 'ISTIO_META_DNS_CAPTURE'));
           if (capture !== undefined) s.dnsCapture = capture;
+          // Istio reads the mesh config with protojson (pkg/config/mesh ApplyMeshConfig): either spelling.
+          const proxy = at(mesh, 'defaultConfig');
+          const drain = scalar(at(proxy, 'terminationDrainDuration') ?? at(proxy, 'termination_drain_duration'));
+          if (drain !== undefined) s.terminationDrainDuration = drain;
+          const metadata = at(proxy, 'proxyMetadata') ?? at(proxy, 'proxy_metadata');
+          const exit = scalar(at(metadata, 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS'));
+          if (exit !== undefined) s.exitOnZeroActiveConnections = exit;
         }
         break;
       }

@@ -49,6 +49,24 @@ const injectorChanges = {
    * (istio-discovery files/injection-template.yaml `$nativeSidecar`).
    */
   nativeSidecarAuto: { since: 27, source: 'pilot/pkg/features/pilot.go, webhook.go DetectNativeSidecar (1.27)' },
+  /**
+   * The injection template reads `values.pilot.cni.enabled` as well as `values.istio_cni.enabled`
+   * (istio-discovery files/injection-template.yaml `or .Values.pilot.cni.enabled .Values.istio_cni.enabled`).
+   */
+  cniPilotValue: { since: 22, source: 'istio-discovery files/injection-template.yaml (1.22: pilot.cni.enabled)' },
+  /** The template reads only `values.pilot.cni.enabled`: `values.istio_cni` is no longer read (nor rendered). */
+  cniIstioCniValueDropped: {
+    since: 24,
+    source: 'istio-discovery files/injection-template.yaml, templates/istiod-injector-configmap.yaml (1.24)',
+  },
+  /**
+   * The agent (the revision's proxy image) reads EXIT_ON_ZERO_ACTIVE_CONNECTIONS: on SIGTERM it waits
+   * MINIMUM_DRAIN_DURATION, then until Envoy has no active connections, instead of terminationDrainDuration.
+   */
+  exitOnZeroActiveConnections: {
+    since: 12,
+    source: 'pilot/cmd/pilot-agent/options/options.go, pkg/envoy/agent.go terminate (1.12)',
+  },
 } as const satisfies Record<string, Change>;
 
 /**

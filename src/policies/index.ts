@@ -2,10 +2,12 @@ import type { Policy } from '../engine/types.js';
 import destinationrulePlacement from './destinationrule-placement.js';
 import externalnameTcpCollision from './externalname-tcp-collision.js';
 import holdApplicationUntilProxyStarts from './hold-application-until-proxy-starts.js';
+import initContainersNetwork from './init-containers-network.js';
 import jobSidecarQuit from './job-sidecar-quit.js';
 import namespaceInjection from './namespace-injection.js';
 import probePortExclusion from './probe-port-exclusion.js';
 import sidecarInjectLabel from './sidecar-inject-label.js';
+import terminationDrain from './termination-drain.js';
 
 /** Every guardrail, in the order their findings are reported. */
 export const policies: readonly Policy[] = [
@@ -16,4 +18,6 @@ export const policies: readonly Policy[] = [
   jobSidecarQuit,
   sidecarInjectLabel,
   namespaceInjection,
+  initContainersNetwork,
+  terminationDrain,
 ];

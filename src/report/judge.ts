@@ -2,6 +2,7 @@ import { createTwoFilesPatch } from 'diff';
 import jsonpatch from 'fast-json-patch';
 import yaml from 'js-yaml';
 import { mergePatches, type PatchOp } from '../admission/patch.js';
+import { combineProxyConfig } from '../mesh/proxy-config.js';
 import { requestFor } from '../admission/request.js';
 import type { KubeObject } from '../admission/types.js';
 import { evaluate, type Engine } from '../engine/evaluate.js';
@@ -149,7 +150,7 @@ export function judge(items: readonly Judged[], engine: Engine, options: JudgeOp
       findings: findings(decisions, unverified),
     };
     if (patches.length > 0) {
-      const patch = mergePatches(patches);
+      const patch = mergePatches(patches, combineProxyConfig);
       report.patch = patch;
       if (options.diff)
         report.diff = diffOf(object, patch, `${report.kind} ${namespace ? `${namespace}/` : ''}${report.name}`);

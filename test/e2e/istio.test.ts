@@ -372,6 +372,45 @@ t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", asyn
   );
 });
 
+t.test(
+  "drain: meshguard's EXIT_ON_ZERO_ACTIVE_CONNECTIONS reaches istio-proxy's environment, beside hold",
+  async (t) => {
+    const pod = await createPod(
+      'ns-enabled',
+      { annotations: { 'proxy.istio.io/config': "# the team's own\nconcurrency: 2\n" } },
+      { terminationGracePeriodSeconds: 120 },
+    );
+    const text = pod.metadata?.annotations?.['proxy.istio.io/config'] ?? '';
+    // hold and termination-drain edited the one annotation in one review: both keys, the user's kept.
+    t.match(text, /^# the team's own\nconcurrency: 2\n/, "the user's text kept");
+    t.match(text, /holdApplicationUntilProxyStarts: true/, 'hold');
+    t.match(text, /EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"/, 'drain');
+    const env = proxyOf(pod)?.env ?? [];
+    t.equal(
+      env.find((e) => e.name === 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS')?.value,
+      'true',
+      "Istio's template put proxyMetadata into istio-proxy's environment, where the agent reads it",
+    );
+    t.match(pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command, ['pilot-agent', 'wait'], 'hold read too');
+    t.equal(
+      JSON.parse(env.find((e) => e.name === 'PROXY_CONFIG')?.value ?? '{}').concurrency,
+      2,
+      "the user's key reached the proxy's ProxyConfig",
+    );
+
+    // Istio's own chart sets neither drain key, and no CNI: meshguard's profile says so.
+    const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+    for (const name of ['default', 'canary']) {
+      const r = mesh.revisions.get(name);
+      t.equal(r?.cni, false, `${name}: values.pilot.cni.enabled false`);
+      t.equal(r?.terminationDrainDuration, undefined, `${name}: Istio's default drain`);
+      t.equal(r?.exitOnZeroActiveConnections, undefined);
+      t.equal(r?.proxyPreStop, false);
+    }
+    t.ok(istioInit(pod), 'no CNI: Istio injected istio-init, not istio-validation');
+  },
+);
+
 // --- native sidecars ----------------------------------------------------------------------------
 
 t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container', async (t) => {

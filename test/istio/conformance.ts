@@ -24,6 +24,7 @@ import { parseVersion } from '../../src/mesh/releases.js';
 import { policies } from '../../src/policies/index.js';
 import { judge } from '../../src/report/index.js';
 import { injectionLabels } from './injection-labels.js';
+import { cniDifference, componentValue } from './cni.js';
 
 /** The folder is missing or not laid out like shared/istio/: one line, exit 2. */
 export class LayoutError extends Error {}
@@ -271,6 +272,8 @@ async function installation(dir: string, index: Obj, c: Obj): Promise<{ objects:
   for (const flag of list(c.setFlags)) {
     const m = typeof flag === 'string' ? /^(values|meshConfig)\.([^=]+)=(.*)$/.exec(flag) : null;
     if (m) setPath(m[1] === 'values' ? values : mesh, m[2] ?? '', scalar(m[3] ?? ''));
+    const component = componentValue(flag);
+    if (component) setPath(values, component.path, component.value);
   }
   for (const change of list(c.mesh_changes)) {
     if (isRecord(change) && typeof change.path === 'string')
@@ -392,6 +395,8 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
     }
     if (p.rewrite !== o.rewrite) differences.push(`${t.label}: rewrite: meshguard ${p.rewrite}, Istio ${o.rewrite}`);
     if (p.hold !== o.hold) differences.push(`${t.label}: hold: meshguard ${p.hold}, Istio ${o.hold}`);
+    const cni = cniDifference(t.label, sidecarOf(t.pod, namespaceOf(t), cluster, mesh), (golden[i] as Template).pod);
+    if (cni) differences.push(cni);
   });
   const notes = [
     c.skipInjection === true ? 'kube-inject not run by Istio for this case: golden is the webhook result' : '',
