@@ -62,6 +62,17 @@ export function parseFlags(
   return { values, positionals: parsed.positionals, help: parsed.values.help === true };
 }
 
+/** The flag of every command that reads Istio's objects in a cluster. */
+export const istioNamespaceFlag: Flag = {
+  name: 'istio-namespace',
+  type: 'string',
+  arg: 'NS',
+  help: 'where istiod and its ConfigMaps live, read for the mesh profile',
+  default: 'istio-system',
+};
+
+export const istioNamespaceOf = (values: Parsed['values']): string => str(values, 'istio-namespace') ?? 'istio-system';
+
 export function str(values: Parsed['values'], name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;

@@ -9,6 +9,7 @@ import {
   type RevisionSettings,
 } from './profile.js';
 import { parseSelector, type LabelSelector } from './selector.js';
+import { istioSourceOf } from './sources.js';
 
 // The mesh profile from Istio's own objects, as the istio-discovery chart installs them
 // (manifests/charts/istio-control/istio-discovery/templates: mutatingwebhook.yaml,
@@ -22,16 +23,6 @@ const nameOf = (o: Obj) => (isRecord(o.metadata) ? (str(o.metadata.name) ?? '') 
 
 /** Injector webhooks are named `*.sidecar-injector.istio.io` (rev.namespace., namespace., object., auto.). */
 const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
-
-export function isIstioObject(o: unknown): boolean {
-  if (!isRecord(o)) return false;
-  const kind = o.kind;
-  const name = nameOf(o);
-  if (kind === 'MutatingWebhookConfiguration') return true;
-  if (kind === 'ConfigMap') return /^istio(-sidecar-injector)?(-.+)?$/.test(name);
-  if (kind === 'Deployment') return /^istiod(-.+)?$/.test(name);
-  return kind === 'Node';
-}
 
 /** The revision an object belongs to: its `istio.io/rev` label, else its name's suffix, else `default`. */
 function revisionOf(o: Obj, base: string): string {
@@ -78,7 +69,8 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
   };
 
   for (const o of objects) {
-    if (!isRecord(o)) continue;
+    // What is read, of which objects, is sources.ts's list: the watches keep just that.
+    if (!isRecord(o) || !istioSourceOf(o)) continue;
     const name = nameOf(o);
     switch (o.kind) {
       case 'MutatingWebhookConfiguration': {
@@ -135,7 +127,6 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         break;
       }
       case 'Deployment': {
-        if (!/^istiod(-.+)?$/.test(name)) break;
         const s = settings(revisionOf(o, 'istiod'));
         const containers = at(o, 'spec', 'template', 'spec', 'containers');
         const discovery = Array.isArray(containers)

@@ -18,9 +18,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { discoverFromCluster } from '../../src/commands/istio-objects.js';
+import { buildProfile } from '../../src/mesh/build.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
-import { resolveProfile } from '../../src/mesh/profile.js';
 import { defaultConfigPath } from '../../src/paths.js';
 import { startCluster } from './cluster.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
@@ -123,7 +122,8 @@ async function predicted(pod: V1Pod, namespace: string): Promise<string> {
       metadata: { name, labels },
     })),
   );
-  const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+  const connection = { kc, from: 'the e2e cluster', inCluster: false };
+  const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
   const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
   return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
 }
