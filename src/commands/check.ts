@@ -43,6 +43,7 @@ const flags: Flag[] = [
     type: 'string',
     arg: 'NS',
     help: 'namespace of objects that name none (as kubectl apply -n); without it theirs is unknown',
+    env: 'MESHGUARD_CHECK_NAMESPACE',
   },
   {
     name: 'kubeconfig',
