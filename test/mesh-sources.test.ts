@@ -188,7 +188,7 @@ t.test('meshguard mesh and audit against a cluster: its kubeconfig read once', a
   t.equal(liveFrom, `mesh profile, discovered from the cluster (${join(dir, 'mesh-kubeconfig')})`);
   t.equal(filesFrom, `mesh profile, discovered from Istio's objects in ${FIXTURE}`);
   t.strictSame(liveRest, filesRest, 'the same profile from the cluster as from its objects');
-  t.match(live.out, /canary: Istio [\d.]+, nativeSidecars disabled, rewriteProbes false/);
+  t.match(live.out, /canary: Istio 1\.30, nativeSidecars disabled, rewriteProbes false/);
 
   // audit lists the cluster, then Istio's objects: one kubeconfig for both.
   readOnce(join(dir, 'audit-kubeconfig'), kubeconfig);

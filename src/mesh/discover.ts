@@ -132,18 +132,20 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         const discovery = Array.isArray(containers)
           ? containers.find((c) => isRecord(c) && c.name === 'discovery')
           : undefined;
-        const image = str(at(discovery as Obj | undefined, 'image'));
+        const image = str(at(discovery as Obj | undefined, 'image'))?.split('@')[0];
         // The chart's app.kubernetes.io/version, else the image tag. A chart built from Istio's
         // source says 1.0.0 and a dev image "latest": such a version is no release meshguard
-        // knows (the oldest is 1.11), so it is said, not believed.
-        const version =
-          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])) ??
-          parseVersion(image?.slice(image.lastIndexOf(':') + 1));
-        if (version && !atLeast(version, 11))
+        // knows (the oldest is 1.11), so it is said, not believed, unless the other one is one.
+        const candidates = [
+          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])),
+          parseVersion(image?.slice(image.lastIndexOf(':') + 1)),
+        ].filter((v) => v !== undefined);
+        const version = candidates.find((v) => atLeast(v, 11));
+        if (version) s.version ??= version;
+        else if (candidates[0])
           problems.push(
-            `Deployment ${name}: version ${showVersion(version)} is no Istio release; set mesh.istioVersion`,
+            `Deployment ${name}: version ${showVersion(candidates[0])} is no Istio release; set mesh.istioVersion`,
           );
-        else s.version ??= version;
         const env = at(discovery as Obj | undefined, 'env');
         for (const e of Array.isArray(env) ? env : []) {
           if (!isRecord(e) || e.name !== 'ENABLE_NATIVE_SIDECARS' || typeof e.value !== 'string') continue;
