@@ -86,13 +86,19 @@ t.test('the slim copies keep exactly the fields discovery reads', async (t) => {
   t.strictSame(notRead, [], 'every field kept is read by discovery');
 });
 
-t.test('listed once, as audit, check --kubeconfig and meshguard mesh read them', async (t) => {
+/** The fake API server serving the fixture, and a connection to it. */
+async function cluster(teardown: (stop: () => void) => void) {
   const api = await fakeApiServer(objects);
-  t.teardown(() => api.close());
+  teardown(() => api.close());
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-sources-'));
   api.kubeconfig(join(dir, 'kubeconfig'));
   const connection = await connect(join(dir, 'kubeconfig'), {});
   if (!connection) throw new Error('no connection');
+  return { api, dir, connection };
+}
+
+t.test('listed once, as audit, check --kubeconfig and meshguard mesh read them', async (t) => {
+  const { api, dir, connection } = await cluster((stop) => t.teardown(stop));
   const listed = await listIstioObjects(connection, 'istio-system');
   t.strictSame(listed.problems, []);
   t.equal(listed.unread, undefined);
@@ -107,12 +113,7 @@ t.test('listed once, as audit, check --kubeconfig and meshguard mesh read them',
 });
 
 t.test('watched, as serve reads them', async (t) => {
-  const api = await fakeApiServer(objects);
-  t.teardown(() => api.close());
-  const dir = mkdtempSync(join(tmpdir(), 'meshguard-sources-'));
-  api.kubeconfig(join(dir, 'kubeconfig'));
-  const connection = await connect(join(dir, 'kubeconfig'), {});
-  if (!connection) throw new Error('no connection');
+  const { api, connection } = await cluster((stop) => t.teardown(stop));
   const watch = pino({ level: 'silent' });
   const built = await buildProfile({}, { cluster: { connection, istioNamespace: 'istio-system', watch } });
   t.teardown(() => built.stop());
@@ -172,10 +173,7 @@ function readOnce(file: string, text: string): void {
 }
 
 t.test('meshguard mesh and audit against a cluster: its kubeconfig read once', async (t) => {
-  const api = await fakeApiServer(objects);
-  t.teardown(() => api.close());
-  const dir = mkdtempSync(join(tmpdir(), 'meshguard-sources-'));
-  api.kubeconfig(join(dir, 'kubeconfig'));
+  const { api, dir } = await cluster((stop) => t.teardown(stop));
   const kubeconfig = readFileSync(join(dir, 'kubeconfig'), 'utf8');
 
   readOnce(join(dir, 'mesh-kubeconfig'), kubeconfig);

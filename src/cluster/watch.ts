@@ -17,7 +17,8 @@ export interface WatchOptions {
   retryMissingMs?: number;
 }
 
-const idOf = (obj: unknown) => {
+/** An object's namespace and name ('' when it has none). */
+export const idOf = (obj: unknown) => {
   const m = isRecord(obj) && isRecord(obj.metadata) ? obj.metadata : {};
   return {
     namespace: typeof m.namespace === 'string' ? m.namespace : '',

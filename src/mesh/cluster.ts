@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Connection } from '../cluster/connect.js';
 import { ClusterError, listKind } from '../cluster/list.js';
 import { Reflector, type Sink } from '../cluster/reflector.js';
-import { isRecord } from '../guards.js';
+import { idOf } from '../cluster/watch.js';
 import { istioSourceOf, istioSources, trimIstioObject, type IstioSource } from './sources.js';
 
 // Istio's objects in a cluster, as sources.ts lists them: listed once (audit, check, meshguard
@@ -41,11 +41,6 @@ export async function listIstioObjects(connection: Connection, istioNamespace: s
   return { objects, problems, ...(failures.length === istioSources.length && { unread: failures[0] }) };
 }
 
-const idOf = (o: unknown) => {
-  const m = isRecord(o) && isRecord(o.metadata) ? o.metadata : {};
-  return `${typeof m.namespace === 'string' ? m.namespace : ''}/${typeof m.name === 'string' ? m.name : ''}`;
-};
-
 /**
  * Istio's objects watched, each kept slim by kind/namespace/name, handed over whole after every
  * burst of changes (a list of many Nodes is one). A change that leaves the slim copy as it was (a
@@ -68,7 +63,7 @@ export function watchIstioObjects(
     timer.unref?.();
   };
   const sink = (source: IstioSource): Sink => {
-    const key = (o: unknown) => `${source.kind}/${idOf(o)}`;
+    const key = (o: unknown) => `${source.kind}/${idOf(o).namespace}/${idOf(o).name}`;
     /** Whether what is kept changed. */
     const put = (o: unknown) => {
       if (!istioSourceOf(o)) return kept.delete(key(o));
