@@ -18,7 +18,10 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
+import { listKinds } from '../../src/cluster/list.js';
 import { buildProfile } from '../../src/mesh/build.js';
+import { discoverMesh } from '../../src/mesh/discover.js';
+import { istioSources } from '../../src/mesh/sources.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
 import { defaultConfigPath } from '../../src/paths.js';
 import { startCluster } from './cluster.js';
@@ -32,6 +35,8 @@ const kc = cluster.kubeConfig;
 const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
+/** The cluster as meshguard's one-off commands connect to it. */
+const connection = { kc, from: 'the e2e cluster', inCluster: false };
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -122,11 +127,24 @@ async function predicted(pod: V1Pod, namespace: string): Promise<string> {
       metadata: { name, labels },
     })),
   );
-  const connection = { kc, from: 'the e2e cluster', inCluster: false };
   const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
   const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
   return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
 }
+
+t.test("what meshguard keeps of Istio's objects is what discovery reads of them (a real install)", async (t) => {
+  const whole = await listKinds(
+    connection,
+    istioSources.map((s) => ({
+      kind: s.kind,
+      apiVersions: [s.apiVersion],
+      ...(s.inIstioNamespace && { namespace: ISTIO_NS }),
+    })),
+  );
+  const { mesh } = await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } });
+  t.ok(mesh.discovered.webhooks.length > 0, "Istio's webhooks were read");
+  t.strictSame(mesh.discovered, discoverMesh(whole), 'the same mesh from the whole objects');
+});
 
 // --- injection: which pods Istio injects, and which revision -------------------------------------
 
