@@ -2,7 +2,6 @@
 // listings keep are exactly what discovery reads, and serve, audit, check and meshguard mesh read
 // them from a cluster the same way — over an install's objects as an API server returns them.
 import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -117,15 +116,18 @@ t.test('watched, as serve reads them', async (t) => {
   const watch = pino({ level: 'silent' });
   const built = await buildProfile({}, { cluster: { connection, istioNamespace: 'istio-system', watch } });
   t.teardown(() => built.stop());
+  const until = async (done: () => boolean) => {
+    for (const deadline = Date.now() + 10_000; !done() && Date.now() < deadline;) await sleep(20);
+  };
   // Each kind is handed over as it is listed: wait for the last.
   const expected = discoverMesh(objects);
   const text = (d: DiscoveredMesh) => JSON.stringify({ ...d, revisions: [...d.revisions] });
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-    if (text(built.mesh.discovered) === text(expected)) break;
-    await Promise.race([once(built.mesh, 'change'), sleep(deadline - Date.now())]);
-  }
+  await until(() => text(built.mesh.discovered) === text(expected));
   t.strictSame(built.mesh.discovered, expected);
-  t.ok(api.requests.some((r) => r.startsWith('/api/v1/namespaces/istio-system/configmaps?') && r.includes('watch=')));
+  // Then watched from the list's version on.
+  const watched = () => api.requests.some((r) => r.startsWith('/api/v1/namespaces/istio-system/configmaps?watch='));
+  await until(watched);
+  t.ok(watched(), api.requests.join('\n'));
 });
 
 t.test('a cluster that does not answer: nothing read, said as such', async (t) => {
