@@ -76,6 +76,7 @@ export async function listKind(connection: Connection, spec: KindSpec): Promise<
 /** Every object of these kinds, in order; the first that cannot be listed is a ClusterError. */
 export async function listKinds(connection: Connection, kinds: readonly KindSpec[]): Promise<KubeObject[]> {
   const out: KubeObject[] = [];
-  for (const spec of kinds) out.push(...(await listKind(connection, spec)));
+  // One by one: spreading a large cluster's Pods into push() would overflow the call stack.
+  for (const spec of kinds) for (const o of await listKind(connection, spec)) out.push(o);
   return out;
 }
