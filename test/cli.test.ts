@@ -7,12 +7,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { packageRoot } from '../src/paths.js';
 
-const cli = (args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) => {
+const cli = (args: string[], input?: string) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(packageRoot, 'src/cli.ts'), ...args], {
     input,
     encoding: 'utf8',
     cwd: packageRoot,
-    env,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
@@ -116,25 +115,8 @@ t.test('--help on every command; environment variables for flags', async (t) => 
     t.match(r.out, new RegExp(`^Usage: meshguard ${cmd}`));
   }
   t.match(cli(['serve', '--help']).out, /--metrics-port N .*env MESHGUARD_METRICS_PORT, default 9090/);
-  // The chart sets MESHGUARD_NAMESPACE in the pod, for serve: check and certs have their own.
-  t.match(cli(['serve', '--help']).out, /--namespace NS .*env MESHGUARD_NAMESPACE\)/);
-  t.match(cli(['check', '--help']).out, /--namespace NS .*env MESHGUARD_CHECK_NAMESPACE\)/);
-  t.match(cli(['certs', '--help']).out, /--namespace NS .*env MESHGUARD_CERTS_NAMESPACE\)/);
   t.match(cli(['--help']), { code: 0, out: /Commands:/ });
   t.match(cli(['frobnicate']), { code: 2, err: /unknown command "frobnicate"/ });
-});
-
-t.test("MESHGUARD_NAMESPACE, the chart's for serve, is not check's namespace", async (t) => {
-  const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: app, image: nginx}]}\n';
-  const json = (env: NodeJS.ProcessEnv) => {
-    const r = cli(['check', '--output', 'json', '-'], pod, { ...process.env, ...env });
-    t.not(r.code, 2, r.err);
-    return (JSON.parse(r.out) as { reports: { namespace: unknown }[] }).reports[0]?.namespace;
-  };
-  const unknown = json({});
-  t.not(unknown, 'meshguard');
-  t.equal(json({ MESHGUARD_NAMESPACE: 'meshguard' }), unknown, 'still unknown');
-  t.equal(json({ MESHGUARD_CHECK_NAMESPACE: 'shop' }), 'shop');
 });
 
 t.test('certs writes a CA and a serving certificate for the Service, and prints the caBundle', async (t) => {
