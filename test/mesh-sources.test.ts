@@ -147,6 +147,15 @@ t.test('a cluster that does not answer: nothing read, said as such', async (t) =
   );
   t.equal(listed.problems.length, istioSources.length);
   t.match(listed.problems[1], /^ConfigMaps in istio-system could not be read \(.*ECONNREFUSED/);
+  // meshguard mesh on it: exit 2 with one line, as check; no profile "discovered from the cluster".
+  const mesh = await cli(['mesh', '--kubeconfig', join(dir, 'kubeconfig')]);
+  t.equal(mesh.code, 2);
+  t.match(
+    mesh.err,
+    /^meshguard: cluster https:\/\/127\.0\.0\.1:1: listing MutatingWebhookConfiguration: .*ECONNREFUSED/,
+  );
+  t.equal(mesh.err.trimEnd().split('\n').length, 1, mesh.err);
+  t.equal(mesh.out, '');
 });
 
 /** The CLI as a child process, without blocking this one (it serves the fake API server). */
