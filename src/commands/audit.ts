@@ -3,16 +3,23 @@ import { loadConfig } from '../config/load.js';
 import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
-import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
-import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
+import { buildProfile } from '../mesh/build.js';
 import { KindScopes } from '../kinds.js';
 import { policies } from '../policies/index.js';
 import { exitCode, formats, judge, render, type Judged } from '../report/index.js';
 import { reportApis } from '../report/policyreport.js';
 import { reportFlags } from './check.js';
-import { judgedKinds, listCluster, viewKinds } from './cluster-objects.js';
-import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
+import { connect, judgedKinds, listKinds, viewKinds } from '../cluster/list.js';
+import {
+  helpText,
+  istioNamespaceFlag,
+  istioNamespaceOf,
+  oneOf,
+  parseFlags,
+  str,
+  UsageError,
+  type Flag,
+} from './flags.js';
 
 const outputs = [...formats, 'policyreport'] as const;
 const flags: Flag[] = [
@@ -52,7 +59,10 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const output = oneOf(values, 'output', outputs);
   const reportApi = oneOf(values, 'report-api', reportApis);
   const { config } = await loadConfig(str(values, 'config'));
-  const objects = await listCluster(str(values, 'kubeconfig'), env, [...viewKinds, ...judgedKinds]);
+  const connection = await connect(str(values, 'kubeconfig'), env);
+  if (!connection)
+    throw new UsageError('no cluster credentials: in-cluster, --kubeconfig, KUBECONFIG or ~/.kube/config');
+  const objects = await listKinds(connection, [...viewKinds, ...judgedKinds]);
   const scopes = new KindScopes();
   const items: Judged[] = objects
     .filter((o) => !controlled(o))
@@ -64,14 +74,15 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       namespace: scopes.namespaceOf(object, undefined),
     }));
   // The Istio in the cluster, under what the configuration declares.
-  const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
-  const found = connection ? await discoverFromCluster(connection.kc, istioNamespaceOf(values)) : undefined;
+  const { mesh } = await buildProfile(config.mesh, {
+    cluster: { connection, istioNamespace: istioNamespaceOf(values) },
+  });
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
     // A live cluster's listing holds every Service and Pod (namespace-injection counts the injected ones).
     cluster: MemoryClusterView.fromObjects(objects, true, true),
-    mesh: resolveProfile(config.mesh, found ?? nothingDiscovered),
+    mesh: mesh.current,
   };
   const reports = judge(items, engine, { diff: values['no-diff'] !== true });
   process.stdout.write(await render(reports, output, { reportApi }));

@@ -9,12 +9,18 @@ import { readManifests } from '../manifests.js';
 import { policies } from '../policies/index.js';
 import { exitCode, formats, judge, render, type Judged, type ObjectReport } from '../report/index.js';
 import { UNKNOWN_NAMESPACE } from '../report/judge.js';
-import { listCluster, viewKinds } from './cluster-objects.js';
-import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
-import { discoverMesh } from '../mesh/discover.js';
-import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
-import { resolveProfile } from '../mesh/profile.js';
+import { connect, listKinds, viewKinds } from '../cluster/list.js';
+import { buildProfile } from '../mesh/build.js';
+import {
+  helpText,
+  istioNamespaceFlag,
+  istioNamespaceOf,
+  oneOf,
+  parseFlags,
+  str,
+  UsageError,
+  type Flag,
+} from './flags.js';
 
 /** The flags of the commands that report findings (check, audit). */
 export const reportFlags: Flag[] = [
@@ -37,6 +43,7 @@ const flags: Flag[] = [
     type: 'string',
     arg: 'NS',
     help: 'namespace of objects that name none (as kubectl apply -n); without it theirs is unknown',
+    env: 'MESHGUARD_CHECK_NAMESPACE',
   },
   {
     name: 'kubeconfig',
@@ -92,24 +99,25 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
   const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
 
   const kubeconfig = str(values, 'kubeconfig');
+  // Explicit, so never undefined: a kubeconfig that cannot be loaded is an error.
+  const connection = kubeconfig === undefined ? undefined : await connect(kubeconfig, env);
   // A live cluster lists every Service; manifests hold them all only when the user says so.
-  const view = new MemoryClusterView(true, kubeconfig !== undefined || values['services-complete'] === true);
+  const view = new MemoryClusterView(true, connection !== undefined || values['services-complete'] === true);
   // The cluster first: the inputs are what will be applied over it.
-  if (kubeconfig !== undefined) for (const o of await listCluster(kubeconfig, env, viewKinds)) view.addObject(o);
+  if (connection) for (const o of await listKinds(connection, viewKinds)) view.addObject(o);
   for (const { object, namespace: ns } of items) view.addObject(inNamespace(object, ns));
 
   // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
   // generate), else the cluster's, under the configuration's mesh: section.
-  let found = discoverMesh(objects);
-  if (kubeconfig !== undefined && found.webhooks.length === 0 && found.revisions.size === 0) {
-    const connection = await kubeConfigFor(kubeconfig, env);
-    if (connection) found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
-  }
+  const { mesh } = await buildProfile(config.mesh, {
+    manifests: { objects, paths: positionals },
+    ...(connection && { cluster: { connection, istioNamespace: istioNamespaceOf(values) } }),
+  });
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
     cluster: view,
-    mesh: resolveProfile(config.mesh, found),
+    mesh: mesh.current,
   };
   const reports = judge(items, engine, { diff: values['no-diff'] !== true });
   process.stdout.write(await render(reports, output));

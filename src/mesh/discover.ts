@@ -3,6 +3,7 @@ import { isRecord } from '../guards.js';
 import type { DiscoveredMesh, InjectorWebhook, RevisionSettings } from './profile.js';
 import { isRelease, parseVersion, showVersion } from './releases.js';
 import { parseSelector, type LabelSelector } from './selector.js';
+import { istioSourceOf } from './sources.js';
 
 // The mesh profile from Istio's own objects, as the istio-discovery chart installs them
 // (manifests/charts/istio-control/istio-discovery/templates: mutatingwebhook.yaml,
@@ -16,16 +17,6 @@ const nameOf = (o: Obj) => (isRecord(o.metadata) ? (str(o.metadata.name) ?? '') 
 
 /** Injector webhooks are named `*.sidecar-injector.istio.io` (rev.namespace., namespace., object., auto.). */
 const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
-
-export function isIstioObject(o: unknown): boolean {
-  if (!isRecord(o)) return false;
-  const kind = o.kind;
-  const name = nameOf(o);
-  if (kind === 'MutatingWebhookConfiguration') return true;
-  if (kind === 'ConfigMap') return /^istio(-sidecar-injector)?(-.+)?$/.test(name);
-  if (kind === 'Deployment') return /^istiod(-.+)?$/.test(name);
-  return kind === 'Node';
-}
 
 /** The revision an object belongs to: its `istio.io/rev` label, else its name's suffix, else `default`. */
 function revisionOf(o: Obj, base: string): string {
@@ -75,7 +66,8 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
   };
 
   for (const o of objects) {
-    if (!isRecord(o)) continue;
+    // What is read, of which objects, is sources.ts's list: the watches keep just that.
+    if (!isRecord(o) || !istioSourceOf(o)) continue;
     const name = nameOf(o);
     switch (o.kind) {
       case 'MutatingWebhookConfiguration': {
@@ -145,24 +137,25 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         break;
       }
       case 'Deployment': {
-        if (!/^istiod(-.+)?$/.test(name)) break;
         const s = settings(revisionOf(o, 'istiod'));
         const containers = at(o, 'spec', 'template', 'spec', 'containers');
         const discovery = Array.isArray(containers)
           ? containers.find((c) => isRecord(c) && c.name === 'discovery')
           : undefined;
-        const image = str(at(discovery as Obj | undefined, 'image'));
+        const image = str(at(discovery as Obj | undefined, 'image'))?.split('@')[0];
         // The chart's app.kubernetes.io/version, else the image tag. A chart built from Istio's
         // source says 1.0.0 and a dev image "latest": such a version is no release meshguard
-        // knows (the oldest is 1.11), so it is said, not believed.
-        const version =
-          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])) ??
-          parseVersion(image?.slice(image.lastIndexOf(':') + 1));
-        if (version && !isRelease(version))
+        // knows (the oldest is 1.11), so it is said, not believed, unless the other one is one.
+        const candidates = [
+          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])),
+          parseVersion(image?.slice(image.lastIndexOf(':') + 1)),
+        ].filter((v) => v !== undefined);
+        const version = candidates.find((v) => isRelease(v));
+        if (version) s.version ??= version;
+        else if (candidates[0])
           problems.push(
-            `Deployment ${name}: version ${showVersion(version)} is no Istio release; set mesh.istioVersion`,
+            `Deployment ${name}: version ${showVersion(candidates[0])} is no Istio release; set mesh.istioVersion`,
           );
-        else s.version ??= version;
         const env = at(discovery as Obj | undefined, 'env');
         for (const e of Array.isArray(env) ? env : []) {
           if (!isRecord(e) || e.name !== 'ENABLE_NATIVE_SIDECARS' || typeof e.value !== 'string') continue;

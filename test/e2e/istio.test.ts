@@ -18,9 +18,11 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { discoverFromCluster } from '../../src/commands/istio-objects.js';
+import { listKinds } from '../../src/cluster/list.js';
+import { buildProfile } from '../../src/mesh/build.js';
+import { discoverMesh } from '../../src/mesh/discover.js';
+import { istioSources } from '../../src/mesh/sources.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
-import { resolveProfile } from '../../src/mesh/profile.js';
 import { defaultConfigPath } from '../../src/paths.js';
 import { startCluster } from './cluster.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
@@ -33,6 +35,8 @@ const kc = cluster.kubeConfig;
 const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
+/** The cluster as meshguard's one-off commands connect to it. */
+const connection = { kc, from: 'the e2e cluster', inCluster: false };
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -123,10 +127,24 @@ async function predicted(pod: V1Pod, namespace: string): Promise<string> {
       metadata: { name, labels },
     })),
   );
-  const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+  const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
   const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
   return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
 }
+
+t.test("what meshguard keeps of Istio's objects is what discovery reads of them (a real install)", async (t) => {
+  const whole = await listKinds(
+    connection,
+    istioSources.map((s) => ({
+      kind: s.kind,
+      apiVersions: [s.apiVersion],
+      ...(s.inIstioNamespace && { namespace: ISTIO_NS }),
+    })),
+  );
+  const { mesh } = await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } });
+  t.ok(mesh.discovered.webhooks.length > 0, "Istio's webhooks were read");
+  t.strictSame(mesh.discovered, discoverMesh(whole), 'the same mesh from the whole objects');
+});
 
 // --- injection: which pods Istio injects, and which revision -------------------------------------
 
@@ -399,7 +417,7 @@ t.test(
     );
 
     // Istio's own chart sets neither drain key, and no CNI: meshguard's profile says so.
-    const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+    const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
     for (const name of ['default', 'canary']) {
       const r = mesh.revisions.get(name);
       t.equal(r?.cni, false, `${name}: values.pilot.cni.enabled false`);
