@@ -4,6 +4,7 @@ import type {
   PeerAuthenticationRecord,
   ServiceEntryRecord,
   ServiceRecord,
+  WorkloadRecord,
 } from './view.js';
 import {
   destinationRuleRecord,
@@ -12,6 +13,7 @@ import {
   serviceEntryRecord,
   serviceRecord,
   tlsModesOf,
+  workloadRecord,
 } from './records.js';
 
 const key = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
@@ -56,6 +58,7 @@ export class MemoryClusterView implements ClusterView {
   private readonly rulesByHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
   private readonly rulesByShortHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
   private readonly rulesByTlsMode = new Map<number | string, Map<string, DestinationRuleRecord>>();
+  private readonly workloads = new Map<number | string, Map<string, WorkloadRecord>>();
 
   /** Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every Service. */
   constructor(
@@ -104,6 +107,9 @@ export class MemoryClusterView implements ClusterView {
     ) {
       const dr = destinationRuleRecord(obj);
       if (dr) this.setDestinationRule(dr);
+    } else {
+      const workload = workloadRecord(obj);
+      if (workload) put(this.workloads, workload.namespace, `${workload.kind}/${workload.name}`, workload);
     }
   }
 
@@ -238,6 +244,10 @@ export class MemoryClusterView implements ClusterView {
 
   destinationRulesWithTlsMode(mode: string): Iterable<DestinationRuleRecord> {
     return this.rulesByTlsMode.get(mode)?.values() ?? none;
+  }
+
+  workloadsIn(namespace: string): Iterable<WorkloadRecord> {
+    return this.workloads.get(namespace)?.values() ?? none;
   }
 
   serviceNamespaces(): Iterable<string> {

@@ -8,6 +8,7 @@ import type {
   ServicePort,
   ServiceRecord,
   TrafficTls,
+  WorkloadRecord,
 } from './view.js';
 
 // Slim records from raw API objects: only what policies read, so a cache of 50 000 Services
@@ -199,8 +200,12 @@ export function destinationRuleRecord(obj: unknown, namespace?: string): Destina
     host: spec.host,
     subsets: (Array.isArray(spec.subsets) ? spec.subsets : []).flatMap((s) => {
       if (!isRecord(s) || typeof s.name !== 'string') return [];
+      const subset: DestinationRuleRecord['subsets'][number] = { name: s.name };
+      const labels = stringMap(s.labels);
+      if (labels && Object.keys(labels).length > 0) subset.labels = labels;
       const policy = trafficTls(s.trafficPolicy);
-      return [policy ? { name: s.name, trafficPolicy: policy } : { name: s.name }];
+      if (policy) subset.trafficPolicy = policy;
+      return [subset];
     }),
   };
   const when = created(obj);
@@ -223,4 +228,47 @@ export function tlsModesOf(dr: DestinationRuleRecord): Set<string> {
   add(dr.trafficPolicy);
   for (const s of dr.subsets) add(s.trafficPolicy);
   return modes;
+}
+
+/** Where each workload kind keeps its pod template (a Pod is its own). */
+const templates: Readonly<Record<string, readonly string[]>> = {
+  'v1/Pod': [],
+  'apps/Deployment': ['spec', 'template'],
+  'apps/StatefulSet': ['spec', 'template'],
+  'apps/DaemonSet': ['spec', 'template'],
+  'apps/ReplicaSet': ['spec', 'template'],
+  'batch/Job': ['spec', 'template'],
+  'batch/CronJob': ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+/**
+ * A workload's pods as far as the mesh cares (labels, annotations, hostNetwork, container ports);
+ * undefined for other kinds, and for objects a controller owns: their owner stands for them.
+ */
+export function workloadRecord(obj: unknown): WorkloadRecord | undefined {
+  if (!isRecord(obj) || typeof obj.kind !== 'string' || typeof obj.apiVersion !== 'string') return undefined;
+  const group = obj.apiVersion.includes('/') ? obj.apiVersion.split('/')[0] : 'v1';
+  const path = templates[`${group}/${obj.kind}`];
+  if (!path) return undefined;
+  const id = meta(obj, undefined);
+  if (!id || !isRecord(obj.metadata)) return undefined;
+  const owners = obj.metadata.ownerReferences;
+  if (Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller === true)) return undefined;
+  let template: unknown = obj;
+  for (const k of path) template = isRecord(template) ? template[k] : undefined;
+  if (!isRecord(template)) return undefined;
+  const m = isRecord(template.metadata) ? template.metadata : {};
+  const spec = isRecord(template.spec) ? template.spec : {};
+  const containers = (Array.isArray(spec.containers) ? spec.containers : []).flatMap((c) =>
+    isRecord(c) && typeof c.name === 'string' ? [{ name: c.name, ports: Array.isArray(c.ports) ? c.ports : [] }] : [],
+  );
+  return {
+    namespace: sharedNamespace(id.namespace),
+    kind: obj.kind,
+    name: id.name,
+    pod: {
+      metadata: { labels: stringMap(m.labels) ?? {}, annotations: stringMap(m.annotations) ?? {} },
+      spec: { hostNetwork: spec.hostNetwork === true, containers },
+    },
+  };
 }

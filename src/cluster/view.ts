@@ -1,3 +1,5 @@
+import type { KubeObject } from '../admission/types.js';
+
 // What policies may know about the cluster. Policies never do I/O: the server feeds this view
 // from watches, `meshguard check` from its input manifests, tests from plain data.
 
@@ -81,7 +83,17 @@ export interface DestinationRuleRecord {
   workloadSelector?: Readonly<Record<string, string>>;
   /** spec.trafficPolicy's TLS settings; undefined when the rule has no trafficPolicy. */
   trafficPolicy?: TrafficTls;
-  subsets: readonly { name: string; trafficPolicy?: TrafficTls }[];
+  /** Subsets: their labels narrow the Service's pods; their traffic policy is merged over the rule's. */
+  subsets: readonly { name: string; labels?: Readonly<Record<string, string>>; trafficPolicy?: TrafficTls }[];
+}
+
+/** A workload (or a Pod no controller owns) as the pods it makes, for `meshguard check` and `audit`. */
+export interface WorkloadRecord {
+  namespace: string;
+  kind: string;
+  name: string;
+  /** Its pod template as a Pod: labels, annotations, hostNetwork and containers' ports only. */
+  pod: KubeObject;
 }
 
 export interface ClusterView {
@@ -116,4 +128,9 @@ export interface ClusterView {
   destinationRulesWithTlsMode(mode: string): Iterable<DestinationRuleRecord>;
   /** Namespaces that hold Services. */
   serviceNamespaces(): Iterable<string>;
+  /**
+   * Workloads of a namespace (Deployments, StatefulSets, …, Pods no controller owns): only in
+   * `meshguard check` and `audit`, from the objects they read; the webhook's view holds none.
+   */
+  workloadsIn(namespace: string): Iterable<WorkloadRecord>;
 }

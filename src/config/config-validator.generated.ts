@@ -5,11 +5,11 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","mtls-conflict","service-port-protocol"]}}};
 const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
 const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
 const schema15 = {"enum":["enforce","warn","off"]};
-const schema21 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]};
+const schema23 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","mtls-conflict","service-port-protocol"]};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
@@ -393,11 +393,17 @@ data15["hold-application-until-proxy-starts"] = {};
 if(data15["probe-port-exclusion"] === undefined){
 data15["probe-port-exclusion"] = {};
 }
+if(data15["mtls-conflict"] === undefined){
+data15["mtls-conflict"] = {};
+}
+if(data15["service-port-protocol"] === undefined){
+data15["service-port-protocol"] = {};
+}
 if(data15["job-sidecar-quit"] === undefined){
 data15["job-sidecar-quit"] = {};
 }
 for(const key2 in data15){
-if(!(((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "job-sidecar-quit"))){
+if(!(((((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "mtls-conflict")) || (key2 === "service-port-protocol")) || (key2 === "job-sidecar-quit"))){
 const err27 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
@@ -564,20 +570,14 @@ vErrors.push(err39);
 }
 errors++;
 }
-let data24 = data15["job-sidecar-quit"];
+let data24 = data15["mtls-conflict"];
 if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
 if(data24.mode === undefined){
 data24.mode = "enforce";
 }
-if(data24.readyTimeoutSeconds === undefined){
-data24.readyTimeoutSeconds = 60;
-}
-if(data24.requireShellCommand === undefined){
-data24.requireShellCommand = true;
-}
 for(const key7 in data24){
-if(!(((key7 === "mode") || (key7 === "readyTimeoutSeconds")) || (key7 === "requireShellCommand"))){
-const err40 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(!(key7 === "mode")){
+const err40 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -589,7 +589,7 @@ errors++;
 }
 let data25 = data24.mode;
 if(!(((data25 === "enforce") || (data25 === "warn")) || (data25 === "off"))){
-const err41 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+const err41 = {instancePath:instancePath+"/policies/mtls-conflict/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -598,9 +598,9 @@ vErrors.push(err41);
 }
 errors++;
 }
-let data26 = data24.readyTimeoutSeconds;
-if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err42 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err42 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -609,9 +609,14 @@ vErrors.push(err42);
 }
 errors++;
 }
-if((typeof data26 == "number") && (isFinite(data26))){
-if(data26 > 3600 || isNaN(data26)){
-const err43 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+let data26 = data15["service-port-protocol"];
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+if(data26.mode === undefined){
+data26.mode = "warn";
+}
+for(const key8 in data26){
+if(!(key8 === "mode")){
+const err43 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -620,8 +625,10 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(data26 < 0 || isNaN(data26)){
-const err44 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data27 = data26.mode;
+if(!(((data27 === "enforce") || (data27 === "warn")) || (data27 === "off"))){
+const err44 = {instancePath:instancePath+"/policies/service-port-protocol/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -631,8 +638,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(typeof data24.requireShellCommand !== "boolean"){
-const err45 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err45 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -641,9 +648,20 @@ vErrors.push(err45);
 }
 errors++;
 }
+let data28 = data15["job-sidecar-quit"];
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+if(data28.mode === undefined){
+data28.mode = "enforce";
 }
-else {
-const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data28.readyTimeoutSeconds === undefined){
+data28.readyTimeoutSeconds = 60;
+}
+if(data28.requireShellCommand === undefined){
+data28.requireShellCommand = true;
+}
+for(const key9 in data28){
+if(!(((key9 === "mode") || (key9 === "readyTimeoutSeconds")) || (key9 === "requireShellCommand"))){
+const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -653,8 +671,9 @@ vErrors.push(err46);
 errors++;
 }
 }
-else {
-const err47 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data29 = data28.mode;
+if(!(((data29 === "enforce") || (data29 === "warn")) || (data29 === "off"))){
+const err47 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -663,14 +682,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-let data28 = data.overrides;
-if(Array.isArray(data28)){
-const len2 = data28.length;
-for(let i3=0; i3<len2; i3++){
-let data29 = data28[i3];
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-if(data29.namespaces === undefined){
-const err48 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+let data30 = data28.readyTimeoutSeconds;
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err48 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -679,9 +693,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-for(const key8 in data29){
-if(!(((key8 === "namespaces") || (key8 === "mode")) || (key8 === "policies"))){
-const err49 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 > 3600 || isNaN(data30)){
+const err49 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -690,12 +704,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-if(data29.namespaces !== undefined){
-let data30 = data29.namespaces;
-if(Array.isArray(data30)){
-if(data30.length < 1){
-const err50 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(data30 < 0 || isNaN(data30)){
+const err50 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -704,12 +714,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-const len3 = data30.length;
-for(let i4=0; i4<len3; i4++){
-let data31 = data30[i4];
-if(typeof data31 === "string"){
-if(func2(data31) > 253){
-const err51 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+if(typeof data28.requireShellCommand !== "boolean"){
+const err51 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -718,8 +725,9 @@ vErrors.push(err51);
 }
 errors++;
 }
-if(!pattern1.test(data31)){
-const err52 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+}
+else {
+const err52 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -730,7 +738,7 @@ errors++;
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err53 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -739,10 +747,14 @@ vErrors.push(err53);
 }
 errors++;
 }
-}
-}
-else {
-const err54 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data32 = data.overrides;
+if(Array.isArray(data32)){
+const len2 = data32.length;
+for(let i3=0; i3<len2; i3++){
+let data33 = data32[i3];
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+if(data33.namespaces === undefined){
+const err54 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -751,11 +763,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-}
-if(data29.mode !== undefined){
-let data32 = data29.mode;
-if(!((data32 === "enforce") || (data32 === "warn"))){
-const err55 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key10 in data33){
+if(!(((key10 === "namespaces") || (key10 === "mode")) || (key10 === "policies"))){
+const err55 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -765,13 +775,11 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data29.policies !== undefined){
-let data33 = data29.policies;
-if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
-for(const key9 in data33){
-const _errs78 = errors;
-if(!(((((key9 === "destinationrule-placement") || (key9 === "externalname-tcp-collision")) || (key9 === "hold-application-until-proxy-starts")) || (key9 === "probe-port-exclusion")) || (key9 === "job-sidecar-quit"))){
-const err56 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema21.enum},message:"must be equal to one of the allowed values",propertyName:key9};
+if(data33.namespaces !== undefined){
+let data34 = data33.namespaces;
+if(Array.isArray(data34)){
+if(data34.length < 1){
+const err56 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -780,9 +788,12 @@ vErrors.push(err56);
 }
 errors++;
 }
-var valid27 = _errs78 === errors;
-if(!valid27){
-const err57 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key9},message:"property name must be valid"};
+const len3 = data34.length;
+for(let i4=0; i4<len3; i4++){
+let data35 = data34[i4];
+if(typeof data35 === "string"){
+if(func2(data35) > 253){
+const err57 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -791,12 +802,8 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-for(const key10 in data33){
-let data34 = data33[key10];
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-if(data34.mode === undefined){
-const err58 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(!pattern1.test(data35)){
+const err58 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -805,9 +812,9 @@ vErrors.push(err58);
 }
 errors++;
 }
-for(const key11 in data34){
-if(!(key11 === "mode")){
-const err59 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+else {
+const err59 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -817,10 +824,9 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data34.mode !== undefined){
-let data35 = data34.mode;
-if(!(((data35 === "enforce") || (data35 === "warn")) || (data35 === "off"))){
-const err60 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err60 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -830,9 +836,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-}
-else {
-const err61 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data33.mode !== undefined){
+let data36 = data33.mode;
+if(!((data36 === "enforce") || (data36 === "warn"))){
+const err61 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -842,9 +849,13 @@ vErrors.push(err61);
 errors++;
 }
 }
-}
-else {
-const err62 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data33.policies !== undefined){
+let data37 = data33.policies;
+if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
+for(const key11 in data37){
+const _errs88 = errors;
+if(!(((((((key11 === "destinationrule-placement") || (key11 === "externalname-tcp-collision")) || (key11 === "hold-application-until-proxy-starts")) || (key11 === "probe-port-exclusion")) || (key11 === "job-sidecar-quit")) || (key11 === "mtls-conflict")) || (key11 === "service-port-protocol"))){
+const err62 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema23.enum},message:"must be equal to one of the allowed values",propertyName:key11};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -853,10 +864,9 @@ vErrors.push(err62);
 }
 errors++;
 }
-}
-}
-else {
-const err63 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid31 = _errs88 === errors;
+if(!valid31){
+const err63 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key11},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -866,9 +876,11 @@ vErrors.push(err63);
 errors++;
 }
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key12 in data37){
+let data38 = data37[key12];
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+if(data38.mode === undefined){
+const err64 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -877,14 +889,86 @@ vErrors.push(err64);
 }
 errors++;
 }
-}
-else {
-const err65 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key13 in data38){
+if(!(key13 === "mode")){
+const err65 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err65];
 }
 else {
 vErrors.push(err65);
+}
+errors++;
+}
+}
+if(data38.mode !== undefined){
+let data39 = data38.mode;
+if(!(((data39 === "enforce") || (data39 === "warn")) || (data39 === "off"))){
+const err66 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key12.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+}
+}
+else {
+const err67 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key12.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+}
+}
+else {
+const err68 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+}
+else {
+const err69 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+}
+else {
+const err70 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+else {
+const err71 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
 }
 errors++;
 }

@@ -34,6 +34,8 @@ export interface WorkloadMtls {
   readonly mode: Mtls;
   /** By container (target) port. */
   readonly ports: ReadonlyMap<number, Mtls>;
+  /** The workload-level policy that applies, if any. */
+  readonly workload?: PeerAuthenticationRecord;
 }
 
 const PERMISSIVE: Mtls = Object.freeze({ mode: 'PERMISSIVE' });
@@ -80,14 +82,15 @@ function compose({ mesh, namespace }: Scopes, workload: PeerAuthenticationRecord
   for (const pa of [mesh, namespace, workload]) {
     if (pa && pa.mode !== 'UNSET') mode = { mode: pa.mode, by: pa };
   }
-  if (!workload?.ports) return { mode, ports: noPorts };
+  if (!workload) return { mode, ports: noPorts };
+  if (!workload.ports) return { mode, ports: noPorts, workload };
   const ports = new Map<number, Mtls>();
   for (const p of workload.ports) ports.set(p.port, p.mode === 'UNSET' ? mode : { mode: p.mode, by: workload });
-  return { mode, ports };
+  return { mode, ports, workload };
 }
 
-/** Whether a PeerAuthentication's selector takes a workload with these labels (labels.Instance.SubsetOf). */
-const selects = (selector: Labels, labels: Labels) =>
+/** Every label of the selector, with the same value (labels.Instance.SubsetOf): a PeerAuthentication's selector, a Service's, a subset's. */
+export const selects = (selector: Labels, labels: Labels) =>
   Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
 
 /** The mTLS Istio applies to a workload (a pod) with these labels in this namespace. */
