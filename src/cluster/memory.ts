@@ -55,6 +55,7 @@ export class MemoryClusterView implements ClusterView {
   private readonly entriesByHost = new Map<number | string, Map<string, ServiceEntryRecord>>();
   private readonly peerAuthentications = new Map<string, Map<string, PeerAuthenticationRecord>>();
   private readonly destinationRules = new Map<string, DestinationRuleRecord>();
+  private readonly rulesByNamespace = new Map<number | string, Map<string, DestinationRuleRecord>>();
   private readonly rulesByHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
   private readonly rulesByShortHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
   private readonly rulesByTlsMode = new Map<number | string, Map<string, DestinationRuleRecord>>();
@@ -162,6 +163,7 @@ export class MemoryClusterView implements ClusterView {
     this.deleteDestinationRule(dr.namespace, dr.name);
     const id = key(dr);
     this.destinationRules.set(id, dr);
+    put(this.rulesByNamespace, dr.namespace, dr.name, dr);
     const at = drHostKey(dr);
     if (at.short !== undefined) put(this.rulesByShortHost, at.short, id, dr);
     else put(this.rulesByHost, at.host, id, dr);
@@ -173,6 +175,7 @@ export class MemoryClusterView implements ClusterView {
     const old = this.destinationRules.get(id);
     if (!old) return;
     this.destinationRules.delete(id);
+    drop(this.rulesByNamespace, namespace, name);
     const at = drHostKey(old);
     if (at.short !== undefined) drop(this.rulesByShortHost, at.short, id);
     else drop(this.rulesByHost, at.host, id);
@@ -201,6 +204,7 @@ export class MemoryClusterView implements ClusterView {
 
   clearDestinationRules(): void {
     this.destinationRules.clear();
+    this.rulesByNamespace.clear();
     this.rulesByHost.clear();
     this.rulesByShortHost.clear();
     this.rulesByTlsMode.clear();
@@ -240,6 +244,10 @@ export class MemoryClusterView implements ClusterView {
 
   destinationRulesWithShortHost(namespace: string, name: string): Iterable<DestinationRuleRecord> {
     return this.rulesByShortHost.get(`${namespace}/${name.toLowerCase()}`)?.values() ?? none;
+  }
+
+  destinationRulesIn(namespace: string): Iterable<DestinationRuleRecord> {
+    return this.rulesByNamespace.get(namespace)?.values() ?? none;
   }
 
   destinationRulesWithTlsMode(mode: string): Iterable<DestinationRuleRecord> {

@@ -124,6 +124,8 @@ export interface ClusterView {
   destinationRulesWithHost(host: string): Iterable<DestinationRuleRecord>;
   /** DestinationRules of a namespace whose host is a short name (no dot), which Istio expands with the rule's namespace. */
   destinationRulesWithShortHost(namespace: string, name: string): Iterable<DestinationRuleRecord>;
+  /** DestinationRules of a namespace. */
+  destinationRulesIn(namespace: string): Iterable<DestinationRuleRecord>;
   /** DestinationRules that set this tls mode anywhere: the rule, a port, a subset. */
   destinationRulesWithTlsMode(mode: string): Iterable<DestinationRuleRecord>;
   /** Namespaces that hold Services. */

@@ -1,4 +1,5 @@
 import type { ClusterView, DestinationRuleRecord, ServiceRecord, TrafficTls } from '../cluster/view.js';
+import { visibility } from './hosts.js';
 import type { MeshFeatures } from './releases.js';
 
 // Which DestinationRule a sidecar reads for a Kubernetes Service's host, and the TLS it then
@@ -205,4 +206,40 @@ export function tlsFor(rulePolicy: TrafficTls | undefined, port: number, subsetP
   if (!sub) return fromRule;
   if (sub.portLevel) return sub.tls ? { tls: sub.tls, level: 'subset port' } : { level: 'none' };
   return sub.tls ? { tls: sub.tls, level: 'subset' } : fromRule;
+}
+
+/** host.Name.Matches: whether two hosts, either of them a wildcard, have a host in common. */
+export function overlap(a: string, b: string): boolean {
+  if (wildcard(a) && wildcard(b))
+    return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
+  if (wildcard(a)) return b.endsWith(a.slice(1));
+  if (wildcard(b)) return a.endsWith(b.slice(1));
+  return a === b;
+}
+
+/**
+ * The rules a wildcard rule in a client namespace keeps that namespace's clients from reading:
+ * those of the root namespace and, for `*.ns.svc.<domain>`, of ns, that share a host with it, are
+ * exported to the client namespace and select no workloads (push_context.go destinationRule: the
+ * client's namespace is read first). Found by namespace, never by a scan of every rule.
+ */
+export function shadowedBy(
+  rule: DestinationRuleRecord,
+  cluster: ClusterView,
+  clusterDomain: string,
+  rootNamespace: string,
+): DestinationRuleRecord[] {
+  const host = resolvedHost(rule, clusterDomain);
+  const scope = serviceScope(rule, clusterDomain);
+  const namespaces = new Set([rootNamespace, ...(scope.kind === 'namespace' ? [scope.namespace] : [])]);
+  namespaces.delete(rule.namespace);
+  const out: DestinationRuleRecord[] = [];
+  for (const ns of namespaces) {
+    for (const other of cluster.destinationRulesIn(ns)) {
+      if (other.workloadSelector || !overlap(host, resolvedHost(other, clusterDomain))) continue;
+      const seen = visibility(other.exportTo, other.namespace);
+      if (seen === 'all' || seen.has(rule.namespace)) out.push(other);
+    }
+  }
+  return out.sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
 }
