@@ -146,7 +146,7 @@ function judgeRule(
   config: Config,
 ): Result {
   const rule = destinationRuleRecord(object, namespace);
-  if (!rule) return { result: 'skip', reason: 'no spec.host' };
+  if (!rule) return { result: 'skip', reason: 'no spec.host or metadata.name to read' };
   if (![...tlsModesOf(rule)].some((m) => BYPASS.has(m))) return { result: 'pass' };
   const found = conflicts(rule, cluster, cluster, mesh, config, MAX_NAMED);
   const sure = found.filter((c) => c.server.strict === 'yes');
