@@ -4,6 +4,7 @@
 import t from 'tap';
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { destinationRuleRecord, peerAuthenticationRecord } from '../src/cluster/records.js';
+import { covers, moreSpecific, overlap, serviceScope, tlsFor } from '../src/mesh/destination-rules.js';
 import { effectiveMtls, possibleWorkloadMtls, portMtls, showMtls, workloadMtls } from '../src/mesh/mtls.js';
 
 const ROOT = 'istio-system';
@@ -172,4 +173,45 @@ t.test('view: DestinationRules by host, short host and tls mode, updated in plac
   t.equal([...v.peerAuthenticationsIn('shop')].length, 1);
   v.deletePeerAuthentication('shop', 'p');
   t.equal([...v.peerAuthenticationsIn('shop')].length, 0);
+});
+
+t.test('destination rules: host scope, coverage, specificity, tls per port and subset', async (t) => {
+  const rule = (host: string, namespace = 'shop') =>
+    destinationRuleRecord({ metadata: { name: 'r', namespace }, spec: { host } })!;
+  const D = 'cluster.local';
+  t.strictSame(serviceScope(rule('reviews'), D), { kind: 'service', namespace: 'shop', name: 'reviews' });
+  t.strictSame(serviceScope(rule('reviews.bookinfo.svc.cluster.local'), D), {
+    kind: 'service',
+    namespace: 'bookinfo',
+    name: 'reviews',
+  });
+  t.strictSame(serviceScope(rule('*.bookinfo.svc.cluster.local'), D), { kind: 'namespace', namespace: 'bookinfo' });
+  for (const h of ['*', '*.local', '*.cluster.local', '*.svc.cluster.local'])
+    t.strictSame(serviceScope(rule(h), D), { kind: 'all' }, h);
+  for (const h of ['reviews.bookinfo', '*.example.com', 'example.com', '*.a.b.svc.cluster.local'])
+    t.strictSame(serviceScope(rule(h), D), { kind: 'none' }, h);
+  t.strictSame(serviceScope(rule('*.svc.corp.example'), 'corp.example'), { kind: 'all' }, 'the cluster domain');
+
+  t.ok(covers('*.local', 'reviews.shop.svc.cluster.local'));
+  t.notOk(covers('*.shop.svc.cluster.local', 'reviews.other.svc.cluster.local'));
+  t.ok(moreSpecific('reviews.shop.svc.cluster.local', '*.shop.svc.cluster.local'), 'a name before a wildcard');
+  t.ok(moreSpecific('*.shop.svc.cluster.local', '*.local'), 'the longer wildcard');
+  t.ok(overlap('*.local', '*.shop.svc.cluster.local'));
+  t.ok(overlap('reviews.shop.svc.cluster.local', '*.svc.cluster.local'));
+  t.notOk(overlap('*.example.com', '*.local'));
+
+  const policy = {
+    tls: 'DISABLE',
+    ports: [{ port: 80 }, { port: 443, tls: 'SIMPLE' }, { port: 443, tls: 'ISTIO_MUTUAL' }],
+  };
+  t.strictSame(tlsFor(policy, 8080), { tls: 'DISABLE', level: 'rule' });
+  t.strictSame(tlsFor(policy, 80), { level: 'none' }, 'a port-level entry without tls: none');
+  t.strictSame(tlsFor(policy, 443), { tls: 'SIMPLE', level: 'port' }, 'the first entry for the port');
+  t.strictSame(tlsFor(policy, 8080, { tls: 'ISTIO_MUTUAL' }), { tls: 'ISTIO_MUTUAL', level: 'subset' });
+  t.strictSame(tlsFor(policy, 8080, {}), { tls: 'DISABLE', level: 'rule' }, 'a subset policy without tls inherits');
+  t.strictSame(tlsFor(undefined, 8080, { ports: [{ port: 8080, tls: 'DISABLE' }] }), {
+    tls: 'DISABLE',
+    level: 'subset port',
+  });
+  t.strictSame(tlsFor(policy, 8080, { tls: 'SIMPLE', ports: [{ port: 8080 }] }), { level: 'none' });
 });
