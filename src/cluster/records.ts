@@ -1,3 +1,5 @@
+import type { KubeObject } from '../admission/types.js';
+import { podFromTemplate, templatePath } from '../engine/workloads.js';
 import { isRecord } from '../guards.js';
 import { memoize } from '../memo.js';
 import type {
@@ -230,35 +232,24 @@ export function tlsModesOf(dr: DestinationRuleRecord): Set<string> {
   return modes;
 }
 
-/** Where each workload kind keeps its pod template (a Pod is its own). */
-const templates: Readonly<Record<string, readonly string[]>> = {
-  'v1/Pod': [],
-  'apps/Deployment': ['spec', 'template'],
-  'apps/StatefulSet': ['spec', 'template'],
-  'apps/DaemonSet': ['spec', 'template'],
-  'apps/ReplicaSet': ['spec', 'template'],
-  'batch/Job': ['spec', 'template'],
-  'batch/CronJob': ['spec', 'jobTemplate', 'spec', 'template'],
-};
-
 /**
  * A workload's pods as far as the mesh cares (labels, annotations, hostNetwork, container ports);
  * undefined for other kinds, and for objects a controller owns: their owner stands for them.
  */
 export function workloadRecord(obj: unknown): WorkloadRecord | undefined {
   if (!isRecord(obj) || typeof obj.kind !== 'string' || typeof obj.apiVersion !== 'string') return undefined;
-  const group = obj.apiVersion.includes('/') ? obj.apiVersion.split('/')[0] : 'v1';
-  const path = templates[`${group}/${obj.kind}`];
+  const group = obj.apiVersion.includes('/') ? obj.apiVersion.slice(0, obj.apiVersion.lastIndexOf('/')) : '';
+  const isPod = group === '' && obj.kind === 'Pod';
+  const path = isPod ? [] : templatePath(group, obj.kind);
   if (!path) return undefined;
   const id = meta(obj, undefined);
   if (!id || !isRecord(obj.metadata)) return undefined;
   const owners = obj.metadata.ownerReferences;
   if (Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller === true)) return undefined;
-  let template: unknown = obj;
-  for (const k of path) template = isRecord(template) ? template[k] : undefined;
-  if (!isRecord(template)) return undefined;
-  const m = isRecord(template.metadata) ? template.metadata : {};
-  const spec = isRecord(template.spec) ? template.spec : {};
+  const pod = isPod ? (obj as KubeObject) : podFromTemplate(obj as KubeObject, path, obj.kind);
+  if (!pod) return undefined;
+  const m = isRecord(pod.metadata) ? pod.metadata : {};
+  const spec = isRecord(pod.spec) ? pod.spec : {};
   const containers = (Array.isArray(spec.containers) ? spec.containers : []).flatMap((c) =>
     isRecord(c) && typeof c.name === 'string' ? [{ name: c.name, ports: Array.isArray(c.ports) ? c.ports : [] }] : [],
   );

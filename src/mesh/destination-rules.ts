@@ -1,4 +1,5 @@
 import type { ClusterView, DestinationRuleRecord, ServiceRecord, TrafficTls } from '../cluster/view.js';
+import { oldestFirst } from './config-order.js';
 import { visibility } from './hosts.js';
 import type { MeshFeatures } from './releases.js';
 
@@ -95,15 +96,6 @@ const exportedToAll = (dr: DestinationRuleRecord) =>
 const sameSet = (a: readonly string[] = [], b: readonly string[] = []) =>
   a.length === b.length && a.every((x) => b.includes(x)) && b.every((x) => a.includes(x));
 
-/** Istio's order of rules: creation time (unset = oldest), name, namespace. */
-function olderRule(a: DestinationRuleRecord, b: DestinationRuleRecord): boolean {
-  const at = a.created ?? '';
-  const bt = b.created ?? '';
-  if (at !== bt) return at < bt;
-  if (a.name !== b.name) return a.name < b.name;
-  return a.namespace < b.namespace;
-}
-
 /** How a rule stands for one Service host. */
 export type Use =
   /** No client reads it for this host: `by` is the rule read instead. */
@@ -166,7 +158,7 @@ export function use(
     }
   }
   // mergeDestinationRule keeps the first top-level policy in creation order, and the first subset of a name.
-  merged.sort((a, b) => (olderRule(a, b) ? -1 : olderRule(b, a) ? 1 : 0));
+  merged.sort(oldestFirst);
   const from = merged.find((r) => r.trafficPolicy);
   const droppedSubsets = new Set<string>();
   for (const r of merged) {

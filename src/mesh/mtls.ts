@@ -1,4 +1,5 @@
 import type { MtlsSetting, PeerAuthenticationRecord } from '../cluster/view.js';
+import { older, oldestFirst } from './config-order.js';
 import type { Labels } from './selector.js';
 
 // The mTLS mode Istio's sidecar (or ztunnel) applies to a workload's inbound port, from the
@@ -41,15 +42,6 @@ export interface WorkloadMtls {
 const PERMISSIVE: Mtls = Object.freeze({ mode: 'PERMISSIVE' });
 const noPorts: ReadonlyMap<number, Mtls> = new Map();
 
-/** Istio's order: creation time (an unset one is Go's zero time, the oldest), then name, then namespace. */
-function older(a: PeerAuthenticationRecord, b: PeerAuthenticationRecord): boolean {
-  const at = a.created ?? '';
-  const bt = b.created ?? '';
-  if (at !== bt) return at < bt;
-  if (a.name !== b.name) return a.name < b.name;
-  return a.namespace < b.namespace;
-}
-
 interface Scopes {
   mesh?: PeerAuthenticationRecord;
   namespace?: PeerAuthenticationRecord;
@@ -72,7 +64,7 @@ function scopes(pas: PeerAuthentications, rootNamespace: string, namespace: stri
   };
   visit(namespace);
   if (namespace !== rootNamespace) visit(rootNamespace);
-  out.workload.sort((a, b) => (older(a, b) ? -1 : older(b, a) ? 1 : 0));
+  out.workload.sort(oldestFirst);
   return out;
 }
 

@@ -1,4 +1,3 @@
-import type { KubeObject } from '../admission/types.js';
 import type {
   ClusterView,
   DestinationRuleRecord,
@@ -10,7 +9,7 @@ import type {
 import { destinationRuleRecord, peerAuthenticationRecord, serviceRecord, tlsModesOf } from '../cluster/records.js';
 import type { Config } from '../config/types.js';
 import { isRecord } from '../guards.js';
-import type { Policy, Result } from '../engine/types.js';
+import type { Policy, PolicyContext, Result } from '../engine/types.js';
 import { rulesCovering, serviceScope, tlsFor, use, type TlsAt } from '../mesh/destination-rules.js';
 import type { PeerAuthentications } from '../mesh/mtls.js';
 import type { MeshProfile } from '../mesh/profile.js';
@@ -22,6 +21,8 @@ import { inMesh, selectedWorkloads, strictness, type Strictness } from '../mesh/
 // A server whose PeerAuthentication mode is STRICT accepts only Istio mTLS (authn
 // policy_applier.go, authn/utils BuildInboundTLS): every such request fails. Ambient clients are
 // not affected: ztunnel and waypoints reach mesh workloads over HBONE whatever the rule's tls.
+
+type Ctx = PolicyContext<'mtls-conflict'>;
 
 /** The tls modes that bypass Istio mTLS. (SIMPLE with a credentialName on a sidecar is plain text: cluster_tls.go.) */
 const BYPASS: ReadonlySet<string> = new Set(['DISABLE', 'SIMPLE']);
@@ -138,13 +139,7 @@ function describe(found: readonly Conflict[]): string {
   return `${unverified(first.server)}${sends(first)} to ${target(first)}, where ${strictBy(first.server)} is STRICT: ${FAILS}; use ISTIO_MUTUAL${more(found.length)}`;
 }
 
-function judgeRule(
-  object: KubeObject,
-  namespace: string,
-  cluster: ClusterView,
-  mesh: MeshProfile,
-  config: Config,
-): Result {
+function judgeRule({ object, namespace, cluster, mesh, config }: Ctx): Result {
   const rule = destinationRuleRecord(object, namespace);
   if (!rule) return { result: 'skip', reason: 'no spec.host or metadata.name to read' };
   if (![...tlsModesOf(rule)].some((m) => BYPASS.has(m))) return { result: 'pass' };
@@ -175,14 +170,7 @@ const key = (c: Conflict) => `${ruleLabel(c.rule)} ${c.svc.namespace}/${c.svc.na
  * A PeerAuthentication that makes pods STRICT where DestinationRules already send plain text or
  * one-way TLS: what fails once it is applied (compared with the policy it replaces, or none).
  */
-function judgePeerAuthentication(
-  object: KubeObject,
-  oldObject: KubeObject | null,
-  namespace: string,
-  cluster: ClusterView,
-  mesh: MeshProfile,
-  config: Config,
-): Result {
+function judgePeerAuthentication({ object, oldObject, namespace, cluster, mesh, config }: Ctx): Result {
   const pa = peerAuthenticationRecord(object, namespace);
   if (!pa) return { result: 'skip', reason: 'not a PeerAuthentication' };
   // Only STRICT, or UNSET inheriting it, can make a pod STRICT.
@@ -215,7 +203,7 @@ function judgePeerAuthentication(
  * on the first, and any explicit tls mode fails on one of the two. Seen only where the workloads
  * are among the objects (check, audit).
  */
-function judgeService(object: KubeObject, namespace: string, cluster: ClusterView, mesh: MeshProfile): Result {
+function judgeService({ object, namespace, cluster, mesh }: Ctx): Result {
   const svc = serviceRecord(object, namespace);
   if (!svc?.selector || svc.type === 'ExternalName') return { result: 'skip', reason: 'no selector' };
   const workloads = selectedWorkloads(cluster, svc);
@@ -258,12 +246,12 @@ const policy: Policy<'mtls-conflict'> = {
     exists: true,
     why: 'acts: a DestinationRule tls mode DISABLE or SIMPLE replaces auto mTLS (every release), and STRICT pods refuse it from sidecars and gateways',
   }),
-  evaluate({ object, oldObject, namespace, cluster, mesh, config }) {
-    if (!cluster.enabled) return { result: 'skip', reason: 'cluster lookups are off: PeerAuthentications are unknown' };
-    if (object.kind === 'PeerAuthentication')
-      return judgePeerAuthentication(object, oldObject, namespace, cluster, mesh, config);
-    if (object.kind === 'Service') return judgeService(object, namespace, cluster, mesh);
-    return judgeRule(object, namespace, cluster, mesh, config);
+  evaluate(ctx) {
+    if (!ctx.cluster.enabled)
+      return { result: 'skip', reason: 'cluster lookups are off: PeerAuthentications are unknown' };
+    if (ctx.object.kind === 'PeerAuthentication') return judgePeerAuthentication(ctx);
+    if (ctx.object.kind === 'Service') return judgeService(ctx);
+    return judgeRule(ctx);
   },
 };
 
