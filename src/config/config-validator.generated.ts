@@ -5,11 +5,11 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true},"cni":{"description":"Istio CNI sets up the pods' traffic redirect (values.pilot.cni.enabled; values.istio_cni.enabled before 1.24)","type":"boolean"},"terminationDrainDuration":{"description":"mesh-wide meshConfig.defaultConfig.terminationDrainDuration, as protobuf JSON writes a duration, e.g. \"30s\"","type":"string","pattern":"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},"exitOnZeroActiveConnections":{"description":"mesh-wide meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS","type":"boolean"},"proxyPreStop":{"description":"values.global.proxy.lifecycle gives istio-proxy a preStop hook of its own (replacing the injection template's lifecycle)","type":"boolean"}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-inject-label":{"description":"warns where sidecar.istio.io/inject will not do what it says (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"namespace-injection":{"description":"warns on Namespaces whose injection labels select no injector or another one (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"init-containers-network":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"termination-drain":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain"]}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true},"cni":{"description":"Istio CNI sets up the pods' traffic redirect (values.pilot.cni.enabled; values.istio_cni.enabled before 1.24)","type":"boolean"},"terminationDrainDuration":{"description":"mesh-wide meshConfig.defaultConfig.terminationDrainDuration, as protobuf JSON writes a duration, e.g. \"30s\"","type":"string","pattern":"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},"exitOnZeroActiveConnections":{"description":"mesh-wide meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS","type":"boolean"},"proxyPreStop":{"description":"values.global.proxy.lifecycle gives istio-proxy a preStop hook of its own (replacing the injection template's lifecycle)","type":"boolean"}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-inject-label":{"description":"warns where sidecar.istio.io/inject will not do what it says (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"namespace-injection":{"description":"warns on Namespaces whose injection labels select no injector or another one (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"init-containers-network":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"termination-drain":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol"]}}};
 const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
 const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
 const schema15 = {"enum":["enforce","warn","off"]};
-const schema25 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain"]};
+const schema27 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol"]};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
@@ -471,6 +471,12 @@ data19["init-containers-network"] = {};
 if(data19["termination-drain"] === undefined){
 data19["termination-drain"] = {};
 }
+if(data19["mtls-conflict"] === undefined){
+data19["mtls-conflict"] = {};
+}
+if(data19["service-port-protocol"] === undefined){
+data19["service-port-protocol"] = {};
+}
 for(const key2 in data19){
 if(!(func3.call(schema11.properties.policies.properties, key2))){
 const err32 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
@@ -883,9 +889,14 @@ vErrors.push(err63);
 }
 errors++;
 }
+let data40 = data19["mtls-conflict"];
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+if(data40.mode === undefined){
+data40.mode = "enforce";
 }
-else {
-const err64 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key12 in data40){
+if(!(key12 === "mode")){
+const err64 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -894,14 +905,10 @@ vErrors.push(err64);
 }
 errors++;
 }
-let data40 = data.overrides;
-if(Array.isArray(data40)){
-const len2 = data40.length;
-for(let i3=0; i3<len2; i3++){
-let data41 = data40[i3];
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-if(data41.namespaces === undefined){
-const err65 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+}
+let data41 = data40.mode;
+if(!(((data41 === "enforce") || (data41 === "warn")) || (data41 === "off"))){
+const err65 = {instancePath:instancePath+"/policies/mtls-conflict/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -910,9 +917,9 @@ vErrors.push(err65);
 }
 errors++;
 }
-for(const key12 in data41){
-if(!(((key12 === "namespaces") || (key12 === "mode")) || (key12 === "policies"))){
-const err66 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+else {
+const err66 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -921,12 +928,14 @@ vErrors.push(err66);
 }
 errors++;
 }
+let data42 = data19["service-port-protocol"];
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.mode === undefined){
+data42.mode = "warn";
 }
-if(data41.namespaces !== undefined){
-let data42 = data41.namespaces;
-if(Array.isArray(data42)){
-if(data42.length < 1){
-const err67 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+for(const key13 in data42){
+if(!(key13 === "mode")){
+const err67 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -935,12 +944,10 @@ vErrors.push(err67);
 }
 errors++;
 }
-const len3 = data42.length;
-for(let i4=0; i4<len3; i4++){
-let data43 = data42[i4];
-if(typeof data43 === "string"){
-if(func2(data43) > 253){
-const err68 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+let data43 = data42.mode;
+if(!(((data43 === "enforce") || (data43 === "warn")) || (data43 === "off"))){
+const err68 = {instancePath:instancePath+"/policies/service-port-protocol/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -949,8 +956,9 @@ vErrors.push(err68);
 }
 errors++;
 }
-if(!pattern1.test(data43)){
-const err69 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+}
+else {
+const err69 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -961,7 +969,7 @@ errors++;
 }
 }
 else {
-const err70 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err70 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -970,10 +978,14 @@ vErrors.push(err70);
 }
 errors++;
 }
-}
-}
-else {
-const err71 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data44 = data.overrides;
+if(Array.isArray(data44)){
+const len2 = data44.length;
+for(let i3=0; i3<len2; i3++){
+let data45 = data44[i3];
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.namespaces === undefined){
+const err71 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -982,11 +994,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-if(data41.mode !== undefined){
-let data44 = data41.mode;
-if(!((data44 === "enforce") || (data44 === "warn"))){
-const err72 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key14 in data45){
+if(!(((key14 === "namespaces") || (key14 === "mode")) || (key14 === "policies"))){
+const err72 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -996,13 +1006,11 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data41.policies !== undefined){
-let data45 = data41.policies;
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-for(const key13 in data45){
-const _errs106 = errors;
-if(!(((((((((key13 === "destinationrule-placement") || (key13 === "externalname-tcp-collision")) || (key13 === "hold-application-until-proxy-starts")) || (key13 === "probe-port-exclusion")) || (key13 === "job-sidecar-quit")) || (key13 === "sidecar-inject-label")) || (key13 === "namespace-injection")) || (key13 === "init-containers-network")) || (key13 === "termination-drain"))){
-const err73 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema25.enum},message:"must be equal to one of the allowed values",propertyName:key13};
+if(data45.namespaces !== undefined){
+let data46 = data45.namespaces;
+if(Array.isArray(data46)){
+if(data46.length < 1){
+const err73 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1011,9 +1019,12 @@ vErrors.push(err73);
 }
 errors++;
 }
-var valid35 = _errs106 === errors;
-if(!valid35){
-const err74 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key13},message:"property name must be valid"};
+const len3 = data46.length;
+for(let i4=0; i4<len3; i4++){
+let data47 = data46[i4];
+if(typeof data47 === "string"){
+if(func2(data47) > 253){
+const err74 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1022,12 +1033,8 @@ vErrors.push(err74);
 }
 errors++;
 }
-}
-for(const key14 in data45){
-let data46 = data45[key14];
-if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
-if(data46.mode === undefined){
-const err75 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(!pattern1.test(data47)){
+const err75 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1036,9 +1043,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-for(const key15 in data46){
-if(!(key15 === "mode")){
-const err76 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+}
+else {
+const err76 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1048,10 +1055,9 @@ vErrors.push(err76);
 errors++;
 }
 }
-if(data46.mode !== undefined){
-let data47 = data46.mode;
-if(!(((data47 === "enforce") || (data47 === "warn")) || (data47 === "off"))){
-const err77 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key14.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err77 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1061,9 +1067,10 @@ vErrors.push(err77);
 errors++;
 }
 }
-}
-else {
-const err78 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key14.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data45.mode !== undefined){
+let data48 = data45.mode;
+if(!((data48 === "enforce") || (data48 === "warn"))){
+const err78 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1073,9 +1080,13 @@ vErrors.push(err78);
 errors++;
 }
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data45.policies !== undefined){
+let data49 = data45.policies;
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+for(const key15 in data49){
+const _errs116 = errors;
+if(!(((((((((((key15 === "destinationrule-placement") || (key15 === "externalname-tcp-collision")) || (key15 === "hold-application-until-proxy-starts")) || (key15 === "probe-port-exclusion")) || (key15 === "job-sidecar-quit")) || (key15 === "sidecar-inject-label")) || (key15 === "namespace-injection")) || (key15 === "init-containers-network")) || (key15 === "termination-drain")) || (key15 === "mtls-conflict")) || (key15 === "service-port-protocol"))){
+const err79 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema27.enum},message:"must be equal to one of the allowed values",propertyName:key15};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1084,10 +1095,9 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-}
-else {
-const err80 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid39 = _errs116 === errors;
+if(!valid39){
+const err80 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1097,9 +1107,11 @@ vErrors.push(err80);
 errors++;
 }
 }
-}
-else {
-const err81 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key16 in data49){
+let data50 = data49[key16];
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+if(data50.mode === undefined){
+const err81 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1108,14 +1120,86 @@ vErrors.push(err81);
 }
 errors++;
 }
-}
-else {
-const err82 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key17 in data50){
+if(!(key17 === "mode")){
+const err82 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err82];
 }
 else {
 vErrors.push(err82);
+}
+errors++;
+}
+}
+if(data50.mode !== undefined){
+let data51 = data50.mode;
+if(!(((data51 === "enforce") || (data51 === "warn")) || (data51 === "off"))){
+const err83 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+}
+}
+else {
+const err84 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+}
+}
+else {
+const err85 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+}
+}
+else {
+const err86 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+}
+}
+}
+else {
+const err87 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+else {
+const err88 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
 }
 errors++;
 }

@@ -13,6 +13,8 @@ export interface PolicySettings {
   'namespace-injection': { mode: Mode };
   'init-containers-network': { mode: Mode };
   'termination-drain': { mode: Mode };
+  'mtls-conflict': { mode: Mode };
+  'service-port-protocol': { mode: Mode };
 }
 
 export type PolicyId = keyof PolicySettings;

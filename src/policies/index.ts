@@ -5,9 +5,11 @@ import holdApplicationUntilProxyStarts from './hold-application-until-proxy-star
 import initContainersNetwork from './init-containers-network.js';
 import jobSidecarQuit from './job-sidecar-quit.js';
 import namespaceInjection from './namespace-injection.js';
-import probePortExclusion from './probe-port-exclusion.js';
 import sidecarInjectLabel from './sidecar-inject-label.js';
 import terminationDrain from './termination-drain.js';
+import mtlsConflict from './mtls-conflict.js';
+import probePortExclusion from './probe-port-exclusion.js';
+import servicePortProtocol from './service-port-protocol.js';
 
 /** Every guardrail, in the order their findings are reported. */
 export const policies: readonly Policy[] = [
@@ -20,4 +22,6 @@ export const policies: readonly Policy[] = [
   namespaceInjection,
   initContainersNetwork,
   terminationDrain,
+  mtlsConflict,
+  servicePortProtocol,
 ];

@@ -404,8 +404,22 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         clientConfig: { service: { path: '/validate' } },
         rules: [{ apiGroups: [''], resources: ['namespaces'], operations: ['CREATE', 'UPDATE'], scope: 'Cluster' }],
       },
+      // Security settings (PeerAuthentications) fail open whatever the values say.
+      {
+        name: 'security.validate.meshguard.io',
+        failurePolicy: 'Ignore',
+        clientConfig: { service: { path: '/validate' } },
+        rules: [
+          {
+            apiGroups: ['security.istio.io'],
+            resources: ['peerauthentications'],
+            operations: ['CREATE', 'UPDATE'],
+            scope: 'Namespaced',
+          },
+        ],
+      },
     ]);
-    t.equal(validating.webhooks.length, 2);
+    t.equal(validating.webhooks.length, 3);
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }

@@ -501,6 +501,13 @@ const domain: Record<
       return out;
     },
   },
+  // IST0118 PortNameIsNotUnderNamingConvention (service/portname.go): ConvertProtocol gives
+  // Unsupported, Istio sniffs. (IST0150, ExternalName port names, is not this trap.)
+  'service.PortNameAnalyzer': {
+    codes: ['IST0118'],
+    counterpart: 'service-port-protocol findings on the Service',
+    findings: (input) => flagged(input, 'service-port-protocol', 'Service'),
+  },
   // IST0174 UnknownDestinationRuleHost (destinationrule/subset.go). IST0173 (subsets selecting no
   // pods) is not meshguard's concern.
   'destinationrule.SubsetSelectPodAnalyzer': {
