@@ -9,6 +9,7 @@ export interface PolicySettings {
   'hold-application-until-proxy-starts': { mode: Mode };
   'probe-port-exclusion': { mode: Mode };
   'job-sidecar-quit': { mode: Mode; readyTimeoutSeconds: number; requireShellCommand: boolean };
+  'sidecar-annotations': { mode: Mode };
 }
 
 export type PolicyId = keyof PolicySettings;

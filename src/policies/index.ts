@@ -4,6 +4,7 @@ import externalnameTcpCollision from './externalname-tcp-collision.js';
 import holdApplicationUntilProxyStarts from './hold-application-until-proxy-starts.js';
 import jobSidecarQuit from './job-sidecar-quit.js';
 import probePortExclusion from './probe-port-exclusion.js';
+import sidecarAnnotations from './sidecar-annotations.js';
 
 /** Every guardrail, in the order their findings are reported. */
 export const policies: readonly Policy[] = [
@@ -12,4 +13,5 @@ export const policies: readonly Policy[] = [
   holdApplicationUntilProxyStarts,
   probePortExclusion,
   jobSidecarQuit,
+  sidecarAnnotations,
 ];
