@@ -139,9 +139,12 @@ export function quantityOf(value: string, features: InjectorFeatures): Quantity 
 const quantity: Check = (value, features) => {
   if (features.proxyResourceValidation) {
     if (hasControl(value)) return refused(`${quote(value)} has control characters`);
-    return parseQuantity(value)
-      ? undefined
-      : refused(`${quote(value)} is not a Kubernetes quantity (e.g. 100m, 128Mi)`);
+    if (parseQuantity(value)) return undefined;
+    return refused(
+      parseQuantity(goTrimSpace(value))
+        ? `${quote(value)} has spaces around it (Istio reads quantities as written)`
+        : `${quote(value)} is not a Kubernetes quantity (e.g. 100m, 128Mi)`,
+    );
   }
   if (hasControl(value) || /["\\]/.test(value)) {
     return uncertain(

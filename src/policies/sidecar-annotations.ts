@@ -5,7 +5,7 @@ import { skipReason } from '../mesh/reasons.js';
 import { showVersion } from '../mesh/releases.js';
 import { judgeSidecarAnnotations } from '../mesh/sidecar-annotations.js';
 
-const where = (r: Revision) => `Istio ${showVersion(r.version)}, revision ${r.name}`;
+const where = (r: Revision) => `revision ${r.name}, Istio ${showVersion(r.version)}`;
 
 /** What a revision's injector checks beyond the values every release checks. */
 function checked(r: Revision): string {
@@ -52,7 +52,7 @@ const policy: Policy<'sidecar-annotations'> = {
     const denials = [
       ...(refused.length > 0 ? [`Istio's injector (${where(revision)}) refuses the pod: ${refused.join('; ')}`] : []),
       ...(invalid.length > 0
-        ? [`the API server refuses the istio-proxy that Istio ${where(revision)} injects: ${invalid.join('; ')}`]
+        ? [`the API server refuses the istio-proxy Istio injects (${where(revision)}): ${invalid.join('; ')}`]
         : []),
     ];
     if (denials.length > 0)
