@@ -44,3 +44,20 @@ t.test("the mutating configuration sorts before Istio's injector", async (t) => 
     t.ok(name < istio, `${name} < ${istio}`);
   }
 });
+
+t.test('security settings never wait on meshguard: their webhook fails open whatever the values say', async (t) => {
+  const spec = load('files/webhooks.yaml') as {
+    validating: { webhooks: { name: string; failurePolicy?: string; rules: { apiGroups: string[] }[] }[] };
+  };
+  const security = spec.validating.webhooks.filter((w) =>
+    w.rules.some((r) => r.apiGroups.includes('security.istio.io')),
+  );
+  t.ok(security.length > 0, 'PeerAuthentications are validated');
+  for (const w of security) {
+    t.equal(w.failurePolicy, 'Ignore', `${w.name}: failurePolicy Ignore`);
+    t.ok(
+      w.rules.every((r) => r.apiGroups.every((g) => g === 'security.istio.io')),
+      `${w.name} holds security settings only`,
+    );
+  }
+});

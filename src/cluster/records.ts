@@ -1,6 +1,15 @@
 import { isRecord } from '../guards.js';
 import { memoize } from '../memo.js';
-import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
+import type {
+  DestinationRuleRecord,
+  MtlsSetting,
+  PeerAuthenticationRecord,
+  ServiceEntryRecord,
+  ServicePort,
+  ServiceRecord,
+  TrafficTls,
+  WorkloadRecord,
+} from './view.js';
 
 // Slim records from raw API objects: only what policies read, so a cache of 50 000 Services
 // stays small. Input is unknown (API, manifests), so every field is checked.
@@ -120,4 +129,146 @@ export function serviceEntryRecord(obj: unknown, namespace?: string): ServiceEnt
   if (isRecord(obj.status) && Array.isArray(obj.status.addresses) && obj.status.addresses.length > 0)
     record.allocated = true;
   return record;
+}
+
+const created = (obj: Obj): string | undefined =>
+  isRecord(obj.metadata) ? str(obj.metadata.creationTimestamp) : undefined;
+
+/** A selector's matchLabels when it has any (Istio's WorkloadSelector: labels only). */
+function matchLabels(v: unknown): Record<string, string> | undefined {
+  const labels = isRecord(v) ? stringMap(v.matchLabels) : undefined;
+  return labels && Object.keys(labels).length > 0 ? labels : undefined;
+}
+
+const mtlsModes: ReadonlySet<string> = new Set(['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT']);
+/** A MutualTLS message's mode; a missing message or mode is UNSET (security/v1beta1 peer_authentication.proto). */
+const mtlsMode = (v: unknown): MtlsSetting => {
+  const mode = isRecord(v) ? v.mode : undefined;
+  return typeof mode === 'string' && mtlsModes.has(mode) ? (mode as MtlsSetting) : 'UNSET';
+};
+
+export function peerAuthenticationRecord(obj: unknown, namespace?: string): PeerAuthenticationRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
+  if (!id) return undefined;
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  const record: PeerAuthenticationRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    mode: mtlsMode(spec.mtls),
+  };
+  const when = created(obj);
+  if (when !== undefined) record.created = when;
+  const selector = matchLabels(spec.selector);
+  if (selector) record.selector = selector;
+  // portLevelMtls is a map keyed by port number (JSON keys are strings).
+  if (isRecord(spec.portLevelMtls)) {
+    const ports = Object.entries(spec.portLevelMtls).flatMap(([k, v]) =>
+      /^[0-9]+$/.test(k) ? [{ port: Number(k), mode: mtlsMode(v) }] : [],
+    );
+    if (ports.length > 0) record.ports = ports;
+  }
+  return record;
+}
+
+const tlsModeOf = (v: unknown): string | undefined => (isRecord(v) && typeof v.mode === 'string' ? v.mode : undefined);
+
+/** A traffic policy's TLS settings. A tls block without a mode is DISABLE, the enum's zero value. */
+function trafficTls(v: unknown): TrafficTls | undefined {
+  if (!isRecord(v)) return undefined;
+  const out: TrafficTls = {};
+  if (isRecord(v.tls)) out.tls = tlsModeOf(v.tls) ?? 'DISABLE';
+  if (Array.isArray(v.portLevelSettings)) {
+    const ports = v.portLevelSettings.flatMap((p) => {
+      if (!isRecord(p) || !isRecord(p.port) || typeof p.port.number !== 'number') return [];
+      return [isRecord(p.tls) ? { port: p.port.number, tls: tlsModeOf(p.tls) ?? 'DISABLE' } : { port: p.port.number }];
+    });
+    if (ports.length > 0) out.ports = ports;
+  }
+  return out;
+}
+
+export function destinationRuleRecord(obj: unknown, namespace?: string): DestinationRuleRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
+  if (!id) return undefined;
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  if (typeof spec.host !== 'string' || spec.host === '') return undefined;
+  const record: DestinationRuleRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    host: spec.host,
+    subsets: (Array.isArray(spec.subsets) ? spec.subsets : []).flatMap((s) => {
+      if (!isRecord(s) || typeof s.name !== 'string') return [];
+      const subset: DestinationRuleRecord['subsets'][number] = { name: s.name };
+      const labels = stringMap(s.labels);
+      if (labels && Object.keys(labels).length > 0) subset.labels = labels;
+      const policy = trafficTls(s.trafficPolicy);
+      if (policy) subset.trafficPolicy = policy;
+      return [subset];
+    }),
+  };
+  const when = created(obj);
+  if (when !== undefined) record.created = when;
+  if (Array.isArray(spec.exportTo)) record.exportTo = strings(spec.exportTo);
+  const selector = isRecord(spec.workloadSelector) ? (stringMap(spec.workloadSelector.matchLabels) ?? {}) : undefined;
+  if (selector) record.workloadSelector = selector;
+  const policy = trafficTls(spec.trafficPolicy);
+  if (policy) record.trafficPolicy = policy;
+  return record;
+}
+
+/** Every tls mode a rule sets: its own, its ports', its subsets'. */
+export function tlsModesOf(dr: DestinationRuleRecord): Set<string> {
+  const modes = new Set<string>();
+  const add = (p: TrafficTls | undefined) => {
+    if (p?.tls) modes.add(p.tls);
+    for (const port of p?.ports ?? []) if (port.tls) modes.add(port.tls);
+  };
+  add(dr.trafficPolicy);
+  for (const s of dr.subsets) add(s.trafficPolicy);
+  return modes;
+}
+
+/** Where each workload kind keeps its pod template (a Pod is its own). */
+const templates: Readonly<Record<string, readonly string[]>> = {
+  'v1/Pod': [],
+  'apps/Deployment': ['spec', 'template'],
+  'apps/StatefulSet': ['spec', 'template'],
+  'apps/DaemonSet': ['spec', 'template'],
+  'apps/ReplicaSet': ['spec', 'template'],
+  'batch/Job': ['spec', 'template'],
+  'batch/CronJob': ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+/**
+ * A workload's pods as far as the mesh cares (labels, annotations, hostNetwork, container ports);
+ * undefined for other kinds, and for objects a controller owns: their owner stands for them.
+ */
+export function workloadRecord(obj: unknown): WorkloadRecord | undefined {
+  if (!isRecord(obj) || typeof obj.kind !== 'string' || typeof obj.apiVersion !== 'string') return undefined;
+  const group = obj.apiVersion.includes('/') ? obj.apiVersion.split('/')[0] : 'v1';
+  const path = templates[`${group}/${obj.kind}`];
+  if (!path) return undefined;
+  const id = meta(obj, undefined);
+  if (!id || !isRecord(obj.metadata)) return undefined;
+  const owners = obj.metadata.ownerReferences;
+  if (Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller === true)) return undefined;
+  let template: unknown = obj;
+  for (const k of path) template = isRecord(template) ? template[k] : undefined;
+  if (!isRecord(template)) return undefined;
+  const m = isRecord(template.metadata) ? template.metadata : {};
+  const spec = isRecord(template.spec) ? template.spec : {};
+  const containers = (Array.isArray(spec.containers) ? spec.containers : []).flatMap((c) =>
+    isRecord(c) && typeof c.name === 'string' ? [{ name: c.name, ports: Array.isArray(c.ports) ? c.ports : [] }] : [],
+  );
+  return {
+    namespace: sharedNamespace(id.namespace),
+    kind: obj.kind,
+    name: id.name,
+    pod: {
+      metadata: { labels: stringMap(m.labels) ?? {}, annotations: stringMap(m.annotations) ?? {} },
+      spec: { hostNetwork: spec.hostNetwork === true, containers },
+    },
+  };
 }

@@ -2,7 +2,13 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isRecord } from '../guards.js';
 import { MemoryClusterView } from './memory.js';
-import { namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
+import {
+  destinationRuleRecord,
+  namespaceRecord,
+  peerAuthenticationRecord,
+  serviceEntryRecord,
+  serviceRecord,
+} from './records.js';
 import { Reflector, type ReflectorSpec, type Sink } from './reflector.js';
 
 /** The cluster view and mesh discovery the server keeps current from watches. */
@@ -143,6 +149,43 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
         },
         (o) => view.deleteServiceEntry(idOf(o).namespace, idOf(o).name),
         () => view.clearServiceEntries(),
+      ),
+    },
+    {
+      spec: {
+        name: 'peerauthentications',
+        kind: 'PeerAuthentication',
+        // v1 from Istio 1.22, v1beta1 before.
+        apiVersions: ['security.istio.io/v1', 'security.istio.io/v1beta1'],
+        path: (v) => `/apis/${v}/peerauthentications`,
+        optional: true,
+      },
+      sink: sink(
+        (o) => {
+          const pa = peerAuthenticationRecord(o);
+          if (pa) view.setPeerAuthentication(pa);
+        },
+        (o) => view.deletePeerAuthentication(idOf(o).namespace, idOf(o).name),
+        () => view.clearPeerAuthentications(),
+      ),
+    },
+    {
+      spec: {
+        name: 'destinationrules',
+        kind: 'DestinationRule',
+        apiVersions: ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'],
+        path: (v) => `/apis/${v}/destinationrules`,
+        optional: true,
+      },
+      sink: sink(
+        (o) => {
+          const dr = destinationRuleRecord(o);
+          if (dr) view.setDestinationRule(dr);
+          // A rule whose host was removed is no longer one the view can index.
+          else view.deleteDestinationRule(idOf(o).namespace, idOf(o).name);
+        },
+        (o) => view.deleteDestinationRule(idOf(o).namespace, idOf(o).name),
+        () => view.clearDestinationRules(),
       ),
     },
   ];

@@ -10,16 +10,17 @@ export interface KindSpec {
   optional?: boolean;
 }
 
-/** What the cluster view is made of: namespace labels, Services, ServiceEntries. */
+/** What the cluster view is made of: namespace labels, Services, ServiceEntries, PeerAuthentications, DestinationRules. */
 export const viewKinds: KindSpec[] = [
   { kind: 'Namespace', apiVersions: ['v1'] },
   { kind: 'Service', apiVersions: ['v1'] },
   { kind: 'ServiceEntry', apiVersions: istio, optional: true },
+  { kind: 'PeerAuthentication', apiVersions: ['security.istio.io/v1', 'security.istio.io/v1beta1'], optional: true },
+  { kind: 'DestinationRule', apiVersions: istio, optional: true },
 ];
 
-/** What the policies judge. CronJob is batch/v1beta1 before 1.21. */
+/** What the policies judge, beside the view's kinds. CronJob is batch/v1beta1 before 1.21. */
 export const judgedKinds: KindSpec[] = [
-  { kind: 'DestinationRule', apiVersions: istio, optional: true },
   { kind: 'Deployment', apiVersions: ['apps/v1'] },
   { kind: 'StatefulSet', apiVersions: ['apps/v1'] },
   { kind: 'DaemonSet', apiVersions: ['apps/v1'] },

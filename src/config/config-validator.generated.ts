@@ -5,11 +5,11 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-annotations":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-annotations"]}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-annotations":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","mtls-conflict","service-port-protocol","sidecar-annotations"]}}};
 const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
 const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
 const schema15 = {"enum":["enforce","warn","off"]};
-const schema22 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-annotations"]};
+const schema24 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","mtls-conflict","service-port-protocol","sidecar-annotations"]};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
@@ -393,6 +393,12 @@ data15["hold-application-until-proxy-starts"] = {};
 if(data15["probe-port-exclusion"] === undefined){
 data15["probe-port-exclusion"] = {};
 }
+if(data15["mtls-conflict"] === undefined){
+data15["mtls-conflict"] = {};
+}
+if(data15["service-port-protocol"] === undefined){
+data15["service-port-protocol"] = {};
+}
 if(data15["job-sidecar-quit"] === undefined){
 data15["job-sidecar-quit"] = {};
 }
@@ -400,7 +406,7 @@ if(data15["sidecar-annotations"] === undefined){
 data15["sidecar-annotations"] = {};
 }
 for(const key2 in data15){
-if(!((((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "job-sidecar-quit")) || (key2 === "sidecar-annotations"))){
+if(!((((((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "mtls-conflict")) || (key2 === "service-port-protocol")) || (key2 === "job-sidecar-quit")) || (key2 === "sidecar-annotations"))){
 const err27 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err27];
@@ -567,20 +573,14 @@ vErrors.push(err39);
 }
 errors++;
 }
-let data24 = data15["job-sidecar-quit"];
+let data24 = data15["mtls-conflict"];
 if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
 if(data24.mode === undefined){
 data24.mode = "enforce";
 }
-if(data24.readyTimeoutSeconds === undefined){
-data24.readyTimeoutSeconds = 60;
-}
-if(data24.requireShellCommand === undefined){
-data24.requireShellCommand = true;
-}
 for(const key7 in data24){
-if(!(((key7 === "mode") || (key7 === "readyTimeoutSeconds")) || (key7 === "requireShellCommand"))){
-const err40 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(!(key7 === "mode")){
+const err40 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -592,7 +592,7 @@ errors++;
 }
 let data25 = data24.mode;
 if(!(((data25 === "enforce") || (data25 === "warn")) || (data25 === "off"))){
-const err41 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+const err41 = {instancePath:instancePath+"/policies/mtls-conflict/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -601,9 +601,9 @@ vErrors.push(err41);
 }
 errors++;
 }
-let data26 = data24.readyTimeoutSeconds;
-if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err42 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err42 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -612,9 +612,14 @@ vErrors.push(err42);
 }
 errors++;
 }
-if((typeof data26 == "number") && (isFinite(data26))){
-if(data26 > 3600 || isNaN(data26)){
-const err43 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+let data26 = data15["service-port-protocol"];
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+if(data26.mode === undefined){
+data26.mode = "warn";
+}
+for(const key8 in data26){
+if(!(key8 === "mode")){
+const err43 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -623,8 +628,10 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(data26 < 0 || isNaN(data26)){
-const err44 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data27 = data26.mode;
+if(!(((data27 === "enforce") || (data27 === "warn")) || (data27 === "off"))){
+const err44 = {instancePath:instancePath+"/policies/service-port-protocol/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -634,8 +641,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(typeof data24.requireShellCommand !== "boolean"){
-const err45 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err45 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -644,9 +651,20 @@ vErrors.push(err45);
 }
 errors++;
 }
+let data28 = data15["job-sidecar-quit"];
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+if(data28.mode === undefined){
+data28.mode = "enforce";
 }
-else {
-const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data28.readyTimeoutSeconds === undefined){
+data28.readyTimeoutSeconds = 60;
+}
+if(data28.requireShellCommand === undefined){
+data28.requireShellCommand = true;
+}
+for(const key9 in data28){
+if(!(((key9 === "mode") || (key9 === "readyTimeoutSeconds")) || (key9 === "requireShellCommand"))){
+const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -655,14 +673,10 @@ vErrors.push(err46);
 }
 errors++;
 }
-let data28 = data15["sidecar-annotations"];
-if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.mode === undefined){
-data28.mode = "enforce";
 }
-for(const key8 in data28){
-if(!(key8 === "mode")){
-const err47 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+let data29 = data28.mode;
+if(!(((data29 === "enforce") || (data29 === "warn")) || (data29 === "off"))){
+const err47 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -671,10 +685,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-let data29 = data28.mode;
-if(!(((data29 === "enforce") || (data29 === "warn")) || (data29 === "off"))){
-const err48 = {instancePath:instancePath+"/policies/sidecar-annotations/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+let data30 = data28.readyTimeoutSeconds;
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err48 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -683,9 +696,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-else {
-const err49 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 > 3600 || isNaN(data30)){
+const err49 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -694,9 +707,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-else {
-const err50 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data30 < 0 || isNaN(data30)){
+const err50 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -705,14 +717,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-let data30 = data.overrides;
-if(Array.isArray(data30)){
-const len2 = data30.length;
-for(let i3=0; i3<len2; i3++){
-let data31 = data30[i3];
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(data31.namespaces === undefined){
-const err51 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+}
+if(typeof data28.requireShellCommand !== "boolean"){
+const err51 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -721,9 +728,9 @@ vErrors.push(err51);
 }
 errors++;
 }
-for(const key9 in data31){
-if(!(((key9 === "namespaces") || (key9 === "mode")) || (key9 === "policies"))){
-const err52 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+}
+else {
+const err52 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -732,12 +739,14 @@ vErrors.push(err52);
 }
 errors++;
 }
+let data32 = data15["sidecar-annotations"];
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+if(data32.mode === undefined){
+data32.mode = "enforce";
 }
-if(data31.namespaces !== undefined){
-let data32 = data31.namespaces;
-if(Array.isArray(data32)){
-if(data32.length < 1){
-const err53 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+for(const key10 in data32){
+if(!(key10 === "mode")){
+const err53 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -746,12 +755,10 @@ vErrors.push(err53);
 }
 errors++;
 }
-const len3 = data32.length;
-for(let i4=0; i4<len3; i4++){
-let data33 = data32[i4];
-if(typeof data33 === "string"){
-if(func2(data33) > 253){
-const err54 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+let data33 = data32.mode;
+if(!(((data33 === "enforce") || (data33 === "warn")) || (data33 === "off"))){
+const err54 = {instancePath:instancePath+"/policies/sidecar-annotations/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -760,8 +767,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-if(!pattern1.test(data33)){
-const err55 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+}
+else {
+const err55 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -772,7 +780,7 @@ errors++;
 }
 }
 else {
-const err56 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err56 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -781,10 +789,14 @@ vErrors.push(err56);
 }
 errors++;
 }
-}
-}
-else {
-const err57 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data34 = data.overrides;
+if(Array.isArray(data34)){
+const len2 = data34.length;
+for(let i3=0; i3<len2; i3++){
+let data35 = data34[i3];
+if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
+if(data35.namespaces === undefined){
+const err57 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -793,11 +805,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-if(data31.mode !== undefined){
-let data34 = data31.mode;
-if(!((data34 === "enforce") || (data34 === "warn"))){
-const err58 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key11 in data35){
+if(!(((key11 === "namespaces") || (key11 === "mode")) || (key11 === "policies"))){
+const err58 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -807,13 +817,11 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data31.policies !== undefined){
-let data35 = data31.policies;
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-for(const key10 in data35){
-const _errs83 = errors;
-if(!((((((key10 === "destinationrule-placement") || (key10 === "externalname-tcp-collision")) || (key10 === "hold-application-until-proxy-starts")) || (key10 === "probe-port-exclusion")) || (key10 === "job-sidecar-quit")) || (key10 === "sidecar-annotations"))){
-const err59 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema22.enum},message:"must be equal to one of the allowed values",propertyName:key10};
+if(data35.namespaces !== undefined){
+let data36 = data35.namespaces;
+if(Array.isArray(data36)){
+if(data36.length < 1){
+const err59 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -822,9 +830,12 @@ vErrors.push(err59);
 }
 errors++;
 }
-var valid29 = _errs83 === errors;
-if(!valid29){
-const err60 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key10},message:"property name must be valid"};
+const len3 = data36.length;
+for(let i4=0; i4<len3; i4++){
+let data37 = data36[i4];
+if(typeof data37 === "string"){
+if(func2(data37) > 253){
+const err60 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -833,12 +844,8 @@ vErrors.push(err60);
 }
 errors++;
 }
-}
-for(const key11 in data35){
-let data36 = data35[key11];
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-if(data36.mode === undefined){
-const err61 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(!pattern1.test(data37)){
+const err61 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -847,9 +854,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-for(const key12 in data36){
-if(!(key12 === "mode")){
-const err62 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+else {
+const err62 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -859,10 +866,9 @@ vErrors.push(err62);
 errors++;
 }
 }
-if(data36.mode !== undefined){
-let data37 = data36.mode;
-if(!(((data37 === "enforce") || (data37 === "warn")) || (data37 === "off"))){
-const err63 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key11.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+}
+else {
+const err63 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -872,9 +878,10 @@ vErrors.push(err63);
 errors++;
 }
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data35.mode !== undefined){
+let data38 = data35.mode;
+if(!((data38 === "enforce") || (data38 === "warn"))){
+const err64 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -884,9 +891,13 @@ vErrors.push(err64);
 errors++;
 }
 }
-}
-else {
-const err65 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data35.policies !== undefined){
+let data39 = data35.policies;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+for(const key12 in data39){
+const _errs93 = errors;
+if(!((((((((key12 === "destinationrule-placement") || (key12 === "externalname-tcp-collision")) || (key12 === "hold-application-until-proxy-starts")) || (key12 === "probe-port-exclusion")) || (key12 === "job-sidecar-quit")) || (key12 === "mtls-conflict")) || (key12 === "service-port-protocol")) || (key12 === "sidecar-annotations"))){
+const err65 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema24.enum},message:"must be equal to one of the allowed values",propertyName:key12};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -895,10 +906,9 @@ vErrors.push(err65);
 }
 errors++;
 }
-}
-}
-else {
-const err66 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid33 = _errs93 === errors;
+if(!valid33){
+const err66 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key12},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -908,9 +918,11 @@ vErrors.push(err66);
 errors++;
 }
 }
-}
-else {
-const err67 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key13 in data39){
+let data40 = data39[key13];
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+if(data40.mode === undefined){
+const err67 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -919,14 +931,86 @@ vErrors.push(err67);
 }
 errors++;
 }
-}
-else {
-const err68 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key14 in data40){
+if(!(key14 === "mode")){
+const err68 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err68];
 }
 else {
 vErrors.push(err68);
+}
+errors++;
+}
+}
+if(data40.mode !== undefined){
+let data41 = data40.mode;
+if(!(((data41 === "enforce") || (data41 === "warn")) || (data41 === "off"))){
+const err69 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key13.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+}
+else {
+const err70 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+}
+else {
+const err71 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+}
+}
+else {
+const err72 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
+}
+errors++;
+}
+}
+}
+else {
+const err73 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+}
+else {
+const err74 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
 }
 errors++;
 }

@@ -9,6 +9,8 @@ export interface PolicySettings {
   'hold-application-until-proxy-starts': { mode: Mode };
   'probe-port-exclusion': { mode: Mode };
   'job-sidecar-quit': { mode: Mode; readyTimeoutSeconds: number; requireShellCommand: boolean };
+  'mtls-conflict': { mode: Mode };
+  'service-port-protocol': { mode: Mode };
   'sidecar-annotations': { mode: Mode };
 }
 

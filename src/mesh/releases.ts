@@ -80,6 +80,11 @@ const meshChanges = {
     since: 14,
     source: 'pilot/pkg/model/push_context.go setDestinationRules, sidecar.go DestinationRule (1.14)',
   },
+  /** Istio no longer knows the protocol name `thrift`: a port named thrift-… or with protocol thrift is sniffed. */
+  thriftUnknown: {
+    since: 14,
+    source: 'pkg/config/protocol/instance.go Parse (1.14: thrift removed, istio/istio#37287)',
+  },
   /** Service appProtocol kubernetes.io/h2c is HTTP2. */
   h2cAppProtocol: { since: 19, source: 'pkg/config/kube/conversion.go ConvertProtocol (1.19)' },
   /** ExternalName Services are DNS aliases with no listener of their own (the old behaviour removed in 1.24). */
@@ -93,6 +98,11 @@ const meshChanges = {
   allocatedAddressesWithDnsCapture: {
     since: 24,
     source: 'pilot/pkg/model/service.go nodeUsesAutoallocatedIPs (1.24)',
+  },
+  /** DestinationRules of one namespace for the same host merge only when their exportTo is the same (ENABLE_ENHANCED_DESTINATIONRULE_MERGE). */
+  destinationRuleMergeByExportTo: {
+    since: 24,
+    source: 'pilot/pkg/model/destination_rule.go mergeDestinationRule (1.24, istio/istio#52636)',
   },
   /** Istio's IP allocator gives address-less ServiceEntries an address by default. */
   ipAutoallocateByDefault: {

@@ -1,4 +1,6 @@
 import type { Policy } from '../engine/types.js';
+import { destinationRuleRecord } from '../cluster/records.js';
+import { shadowedBy } from '../mesh/destination-rules.js';
 import { resolveHost } from '../mesh/hosts.js';
 import { isRecord } from '../guards.js';
 
@@ -13,6 +15,8 @@ import { isRecord } from '../guards.js';
 // pilot/pkg/model/config.go). H is the Service's namespace, or the ServiceEntry's for its hosts
 // (pilot/pkg/serviceregistry/serviceentry/conversion.go). Short hosts expand with the rule's own
 // namespace; a host with a dot is taken literally (`ResolveShortnameToFQDN`, config.go).
+
+const MAX_NAMED = 3;
 
 /** The rule's exportTo, unset or empty meaning the mesh default (`*`, pkg/config/mesh/mesh.go). */
 const exportList = (v: unknown): string[] =>
@@ -91,8 +95,15 @@ const policy: Policy<'destinationrule-placement'> = {
     // Shadowing: a wildcard in a client namespace answers step 1 for every host it matches, so those
     // clients never reach the hosts' own rules or the root namespace's, however specific.
     if (shadows && namespace !== root && ownClientsRead) {
+      // The rules it hides from them, where the view holds them (the root namespace's, the host namespace's).
+      const record = destinationRuleRecord(object, namespace);
+      const hidden = record ? shadowedBy(record, cluster, config.clusterDomain, root) : [];
+      const names = hidden.slice(0, MAX_NAMED).map((r) => `${r.namespace}/${r.name}`);
+      const rest = hidden.length > MAX_NAMED ? ` (+${hidden.length - MAX_NAMED} more)` : '';
       warnings.push(
-        `clients in ${namespace} use this rule for every host matching ${host}, never those hosts' own rules or ${root}'s (Istio reads the client's namespace first)`,
+        names.length > 0
+          ? `clients in ${namespace} use this rule for every host matching ${host} (Istio reads the client's namespace first), so never ${names.join(', ')}${rest}`
+          : `clients in ${namespace} use this rule for every host matching ${host}, never those hosts' own rules or ${root}'s (Istio reads the client's namespace first)`,
       );
     }
 

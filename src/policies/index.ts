@@ -3,7 +3,9 @@ import destinationrulePlacement from './destinationrule-placement.js';
 import externalnameTcpCollision from './externalname-tcp-collision.js';
 import holdApplicationUntilProxyStarts from './hold-application-until-proxy-starts.js';
 import jobSidecarQuit from './job-sidecar-quit.js';
+import mtlsConflict from './mtls-conflict.js';
 import probePortExclusion from './probe-port-exclusion.js';
+import servicePortProtocol from './service-port-protocol.js';
 import sidecarAnnotations from './sidecar-annotations.js';
 
 /** Every guardrail, in the order their findings are reported. */
@@ -13,5 +15,7 @@ export const policies: readonly Policy[] = [
   holdApplicationUntilProxyStarts,
   probePortExclusion,
   jobSidecarQuit,
+  mtlsConflict,
+  servicePortProtocol,
   sidecarAnnotations,
 ];

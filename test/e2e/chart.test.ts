@@ -392,7 +392,14 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         failurePolicy: validatingFailurePolicy,
         clientConfig: { service: { path: '/validate' } },
       },
+      // Security settings (PeerAuthentications) fail open whatever the values say.
+      {
+        name: 'security.validate.meshguard.io',
+        failurePolicy: 'Ignore',
+        clientConfig: { service: { path: '/validate' } },
+      },
     ]);
+    t.equal(validating.webhooks.length, 2);
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }

@@ -23,7 +23,7 @@ import { discoverFromCluster } from '../../src/commands/istio-objects.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
 import { resolveProfile } from '../../src/mesh/profile.js';
 import { defaultConfigPath } from '../../src/paths.js';
-import { startCluster } from './cluster.js';
+import { apiRequest, startCluster } from './cluster.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
 import { installRelease } from './release.js';
 import { ISTIO_VERSION, kubectl } from './tools.js';
@@ -450,6 +450,77 @@ t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container
   );
   t.strictSame(job.spec?.containers.find((c) => c.name === 'report')?.command, ['/bin/sh', '-c'], 'not wrapped');
   t.equal(job.spec?.initContainers?.find((c) => c.name === 'istio-proxy')?.restartPolicy, 'Always');
+});
+
+// --- mTLS: a DestinationRule's tls against a STRICT PeerAuthentication (Istio's own CRDs) --------
+
+/** `kubectl apply` of one object as a user runs it (or --dry-run=server): exit status and output. */
+const apply = (object: unknown, dryRun = false) =>
+  kubectl(
+    cluster.kubeconfigPath,
+    ['apply', ...(dryRun ? ['--dry-run=server'] : []), '-f', '-'],
+    JSON.stringify(object),
+  );
+const mtlsService = (name: string, namespace: string) => ({
+  metadata: { name, namespace },
+  spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
+});
+const peerAuthentication = (namespace: string, mode: string) => ({
+  apiVersion: 'security.istio.io/v1',
+  kind: 'PeerAuthentication',
+  metadata: { name: 'strict', namespace },
+  spec: { mtls: { mode } },
+});
+const destinationRule = (name: string, namespace: string, host: string, tls: string) => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'DestinationRule',
+  metadata: { name, namespace },
+  spec: { host, trafficPolicy: { tls: { mode: tls } } },
+});
+
+t.test('mtls-conflict: tls DISABLE under a STRICT PeerAuthentication is denied at kubectl apply', async (t) => {
+  await core.createNamespacedService({ namespace: 'ns-enabled', body: mtlsService('reviews', 'ns-enabled') });
+  const pa = await apply(peerAuthentication('ns-enabled', 'STRICT'));
+  t.equal(pa.status, 0, `the PeerAuthentication is applied: ${pa.stderr}`);
+  t.notMatch(pa.stderr, /meshguard/, 'no rule breaks it yet: no warning');
+  // meshguard's view follows the PeerAuthentication by its watch, within a moment: dry runs meanwhile.
+  await eventually('the denial', async () => {
+    const r = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'DISABLE'), true);
+    return r.status !== 0 ? r : undefined;
+  });
+  const denied = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'DISABLE'));
+  t.not(denied.status, 0, 'kubectl apply fails');
+  t.match(
+    denied.stderr,
+    /denied the request: meshguard mtls-conflict: tls DISABLE sends plain text to Service ns-enabled\/reviews:9080, where PeerAuthentication ns-enabled\/strict is STRICT: sidecar and gateway clients fail/,
+  );
+  const stored = await apiRequest(
+    cluster,
+    'GET',
+    '/apis/networking.istio.io/v1/namespaces/ns-enabled/destinationrules/reviews',
+  );
+  t.equal(stored.status, 404, 'nothing stored');
+  const mutual = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'ISTIO_MUTUAL'));
+  t.equal(mutual.status, 0, `ISTIO_MUTUAL is applied: ${mutual.stderr}`);
+  t.notMatch(mutual.stderr, /mtls-conflict/);
+});
+
+t.test('mtls-conflict: a STRICT PeerAuthentication over a DISABLE rule is applied, with a warning', async (t) => {
+  // ns-rev-default is injected (istio.io/rev=default) and PERMISSIVE: the rule is fine for now.
+  await core.createNamespacedService({ namespace: 'ns-rev-default', body: mtlsService('ratings', 'ns-rev-default') });
+  const rule = await apply(destinationRule('ratings', 'ns-rev-default', 'ratings', 'DISABLE'));
+  t.equal(rule.status, 0, `a DISABLE rule for PERMISSIVE pods is applied: ${rule.stderr}`);
+  t.notMatch(rule.stderr, /mtls-conflict/);
+  await eventually('the warning', async () => {
+    const r = await apply(peerAuthentication('ns-rev-default', 'STRICT'), true);
+    return /mtls-conflict/.test(r.stderr) ? r : undefined;
+  });
+  const warned = await apply(peerAuthentication('ns-rev-default', 'STRICT'));
+  t.equal(warned.status, 0, `applied: PeerAuthentications are never denied (${warned.stderr})`);
+  t.match(
+    warned.stderr,
+    /Warning: meshguard mtls-conflict: makes Service ns-rev-default\/ratings:9080 STRICT, where DestinationRule ns-rev-default\/ratings's tls DISABLE sends plain text/,
+  );
 });
 
 t.test('Istio namespace objects came from Helm', async (t) => {

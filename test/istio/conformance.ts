@@ -501,6 +501,13 @@ const domain: Record<
       return out;
     },
   },
+  // IST0118 PortNameIsNotUnderNamingConvention (service/portname.go): ConvertProtocol gives
+  // Unsupported, Istio sniffs. (IST0150, ExternalName port names, is not this trap.)
+  'service.PortNameAnalyzer': {
+    codes: ['IST0118'],
+    counterpart: 'service-port-protocol findings on the Service',
+    findings: (input) => flagged(input, 'service-port-protocol', 'Service'),
+  },
   // IST0125 InvalidAnnotation (annotations/annotations.go): the injector's validation table on a
   // Pod's annotations (test/istio/annotations.ts). Its IST0107/0108/0135 are not compared.
   'annotations.K8sAnalyzer': {
