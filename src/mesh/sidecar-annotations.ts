@@ -46,6 +46,19 @@ const portList: Check = (value) => {
   return undefined;
 };
 
+/** The ports of a list as validate.go parsePorts reads them; undefined when the injector refuses it. */
+export function parsePorts(value: string): number[] | undefined {
+  const list = goTrimSpace(value);
+  if (list === '') return [];
+  const ports: number[] = [];
+  for (const entry of list.split(',')) {
+    const port = parseUint(goTrimSpace(entry), 16);
+    if (port === undefined) return undefined;
+    ports.push(port);
+  }
+  return ports;
+}
+
 /**
  * validate.go validateCIDRList: split at commas, nothing trimmed, each entry netip.ParsePrefix
  * (net.ParseCIDR before 1.16). So "10.0.0.0/8, 172.16.0.0/12" is refused for its space.
