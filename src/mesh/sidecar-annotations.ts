@@ -297,9 +297,15 @@ const candidates: readonly Candidate[] = KNOWN.map((name) => {
   return { name, prefix, lower: local.toLowerCase(), words, sorted: [...words].sort().join(' ') };
 });
 
-/** Each word the start of the candidate's word in its place: proxyMemLimit abbreviates proxyMemoryLimit. */
-const abbreviates = (words: readonly string[], of: readonly string[]) =>
-  words.length === of.length && words.every((w, i) => (of[i] as string).startsWith(w));
+/**
+ * Words missing from the candidate's when each word starts the candidate's word in its place:
+ * proxyMemLimit abbreviates proxyMemoryLimit (0 missing), initialDelay shortens
+ * initialDelaySeconds (1); undefined otherwise. A single word shortens too much to tell.
+ */
+function shortens(words: readonly string[], of: readonly string[]): number | undefined {
+  if (words.length > of.length || (words.length < of.length && words.length < 2)) return undefined;
+  return words.every((w, i) => (of[i] as string).startsWith(w)) ? of.length - words.length : undefined;
+}
 
 /** Optimal string alignment distance (Levenshtein with adjacent transpositions). */
 function distance(a: string, b: string): number {
@@ -328,9 +334,9 @@ const MAX_LOCAL = 64;
 
 /**
  * The real annotation closest to an unknown one: the same name in another case, the same words in
- * another order (proxyLimitCPU → proxyCPULimit), its words abbreviated (proxyMemLimit), else the
- * fewest edits to the name after the prefix; a wrong prefix counts half an edit. undefined when
- * nothing is within a third of the name's length.
+ * another order (proxyLimitCPU → proxyCPULimit), its words abbreviated or the last ones left out
+ * (proxyMemLimit, initialDelay), else the fewest edits to the name after the prefix; a wrong
+ * prefix counts half an edit. undefined when nothing is within a third of the name's length.
  */
 export function closestSidecarAnnotation(name: string): string | undefined {
   const { prefix, local } = split(name);
@@ -340,13 +346,14 @@ export function closestSidecarAnnotation(name: string): string | undefined {
   const sorted = [...words].sort().join(' ');
   let best: { name: string; score: number } | undefined;
   for (const c of candidates) {
+    const missing = shortens(words, c.words);
     const edits =
       c.lower === lower
         ? 0.1
         : c.sorted === sorted
           ? 0.2
-          : abbreviates(words, c.words)
-            ? 0.3
+          : missing !== undefined
+            ? 0.3 + missing * 0.2
             : distance(lower, c.lower);
     const score = edits + (c.prefix === prefix ? 0 : 0.5);
     if (!best || score < best.score) best = { name: c.name, score };
