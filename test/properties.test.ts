@@ -88,14 +88,17 @@ const engineSubject: Subject = {
         mesh: resolveProfile(config.mesh, nothingDiscovered),
       },
     );
-    for (const d of decisions)
+    for (const d of decisions) {
       assert.notEqual(
         d.outcome.result,
         'error',
         `${d.policy}: ${d.outcome.result === 'error' ? d.outcome.error.stack : ''}`,
       );
+      // Validating pod policies also judge the pod at /mutate (before Istio's injector) and may deny it.
+      if (d.action === 'mutate')
+        assert.notEqual(d.outcome.result, 'fail', `${d.policy}: a mutating policy never denies`);
+    }
     const verdict = verdictOf(decisions, config);
-    assert.equal(verdict.allowed, true, 'a mutating policy never denies');
     return { patch: verdict.patch, warnings: verdict.warnings };
   },
 };

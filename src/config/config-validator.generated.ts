@@ -5,11 +5,11 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true},"cni":{"description":"Istio CNI sets up the pods' traffic redirect (values.pilot.cni.enabled; values.istio_cni.enabled before 1.24)","type":"boolean"},"terminationDrainDuration":{"description":"mesh-wide meshConfig.defaultConfig.terminationDrainDuration, as protobuf JSON writes a duration, e.g. \"30s\"","type":"string","pattern":"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},"exitOnZeroActiveConnections":{"description":"mesh-wide meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS","type":"boolean"},"proxyPreStop":{"description":"values.global.proxy.lifecycle gives istio-proxy a preStop hook of its own (replacing the injection template's lifecycle)","type":"boolean"}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-inject-label":{"description":"warns where sidecar.istio.io/inject will not do what it says (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"namespace-injection":{"description":"warns on Namespaces whose injection labels select no injector or another one (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"init-containers-network":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"termination-drain":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol"]}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true},"cni":{"description":"Istio CNI sets up the pods' traffic redirect (values.pilot.cni.enabled; values.istio_cni.enabled before 1.24)","type":"boolean"},"terminationDrainDuration":{"description":"mesh-wide meshConfig.defaultConfig.terminationDrainDuration, as protobuf JSON writes a duration, e.g. \"30s\"","type":"string","pattern":"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},"exitOnZeroActiveConnections":{"description":"mesh-wide meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS","type":"boolean"},"proxyPreStop":{"description":"values.global.proxy.lifecycle gives istio-proxy a preStop hook of its own (replacing the injection template's lifecycle)","type":"boolean"}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-inject-label":{"description":"warns where sidecar.istio.io/inject will not do what it says (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"namespace-injection":{"description":"warns on Namespaces whose injection labels select no injector or another one (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"init-containers-network":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"termination-drain":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"sidecar-annotations":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol","sidecar-annotations"]}}};
 const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
 const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
 const schema15 = {"enum":["enforce","warn","off"]};
-const schema27 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol"]};
+const schema28 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol","sidecar-annotations"]};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
@@ -476,6 +476,9 @@ data19["mtls-conflict"] = {};
 }
 if(data19["service-port-protocol"] === undefined){
 data19["service-port-protocol"] = {};
+}
+if(data19["sidecar-annotations"] === undefined){
+data19["sidecar-annotations"] = {};
 }
 for(const key2 in data19){
 if(!(func3.call(schema11.properties.policies.properties, key2))){
@@ -967,9 +970,14 @@ vErrors.push(err69);
 }
 errors++;
 }
+let data44 = data19["sidecar-annotations"];
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+if(data44.mode === undefined){
+data44.mode = "enforce";
 }
-else {
-const err70 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key14 in data44){
+if(!(key14 === "mode")){
+const err70 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -978,14 +986,10 @@ vErrors.push(err70);
 }
 errors++;
 }
-let data44 = data.overrides;
-if(Array.isArray(data44)){
-const len2 = data44.length;
-for(let i3=0; i3<len2; i3++){
-let data45 = data44[i3];
-if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
-if(data45.namespaces === undefined){
-const err71 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+}
+let data45 = data44.mode;
+if(!(((data45 === "enforce") || (data45 === "warn")) || (data45 === "off"))){
+const err71 = {instancePath:instancePath+"/policies/sidecar-annotations/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -994,9 +998,9 @@ vErrors.push(err71);
 }
 errors++;
 }
-for(const key14 in data45){
-if(!(((key14 === "namespaces") || (key14 === "mode")) || (key14 === "policies"))){
-const err72 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+else {
+const err72 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1006,11 +1010,8 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data45.namespaces !== undefined){
-let data46 = data45.namespaces;
-if(Array.isArray(data46)){
-if(data46.length < 1){
-const err73 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+else {
+const err73 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1019,12 +1020,14 @@ vErrors.push(err73);
 }
 errors++;
 }
-const len3 = data46.length;
-for(let i4=0; i4<len3; i4++){
-let data47 = data46[i4];
-if(typeof data47 === "string"){
-if(func2(data47) > 253){
-const err74 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+let data46 = data.overrides;
+if(Array.isArray(data46)){
+const len2 = data46.length;
+for(let i3=0; i3<len2; i3++){
+let data47 = data46[i3];
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+if(data47.namespaces === undefined){
+const err74 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1033,8 +1036,9 @@ vErrors.push(err74);
 }
 errors++;
 }
-if(!pattern1.test(data47)){
-const err75 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+for(const key15 in data47){
+if(!(((key15 === "namespaces") || (key15 === "mode")) || (key15 === "policies"))){
+const err75 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1044,8 +1048,11 @@ vErrors.push(err75);
 errors++;
 }
 }
-else {
-const err76 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data47.namespaces !== undefined){
+let data48 = data47.namespaces;
+if(Array.isArray(data48)){
+if(data48.length < 1){
+const err76 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1054,10 +1061,12 @@ vErrors.push(err76);
 }
 errors++;
 }
-}
-}
-else {
-const err77 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const len3 = data48.length;
+for(let i4=0; i4<len3; i4++){
+let data49 = data48[i4];
+if(typeof data49 === "string"){
+if(func2(data49) > 253){
+const err77 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1066,11 +1075,8 @@ vErrors.push(err77);
 }
 errors++;
 }
-}
-if(data45.mode !== undefined){
-let data48 = data45.mode;
-if(!((data48 === "enforce") || (data48 === "warn"))){
-const err78 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+if(!pattern1.test(data49)){
+const err78 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1080,13 +1086,8 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data45.policies !== undefined){
-let data49 = data45.policies;
-if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
-for(const key15 in data49){
-const _errs116 = errors;
-if(!(((((((((((key15 === "destinationrule-placement") || (key15 === "externalname-tcp-collision")) || (key15 === "hold-application-until-proxy-starts")) || (key15 === "probe-port-exclusion")) || (key15 === "job-sidecar-quit")) || (key15 === "sidecar-inject-label")) || (key15 === "namespace-injection")) || (key15 === "init-containers-network")) || (key15 === "termination-drain")) || (key15 === "mtls-conflict")) || (key15 === "service-port-protocol"))){
-const err79 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema27.enum},message:"must be equal to one of the allowed values",propertyName:key15};
+else {
+const err79 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1095,9 +1096,10 @@ vErrors.push(err79);
 }
 errors++;
 }
-var valid39 = _errs116 === errors;
-if(!valid39){
-const err80 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key15},message:"property name must be valid"};
+}
+}
+else {
+const err80 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1107,11 +1109,10 @@ vErrors.push(err80);
 errors++;
 }
 }
-for(const key16 in data49){
-let data50 = data49[key16];
-if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
-if(data50.mode === undefined){
-const err81 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(data47.mode !== undefined){
+let data50 = data47.mode;
+if(!((data50 === "enforce") || (data50 === "warn"))){
+const err81 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1120,9 +1121,14 @@ vErrors.push(err81);
 }
 errors++;
 }
-for(const key17 in data50){
-if(!(key17 === "mode")){
-const err82 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+}
+if(data47.policies !== undefined){
+let data51 = data47.policies;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key16 in data51){
+const _errs121 = errors;
+if(!((((((((((((key16 === "destinationrule-placement") || (key16 === "externalname-tcp-collision")) || (key16 === "hold-application-until-proxy-starts")) || (key16 === "probe-port-exclusion")) || (key16 === "job-sidecar-quit")) || (key16 === "sidecar-inject-label")) || (key16 === "namespace-injection")) || (key16 === "init-containers-network")) || (key16 === "termination-drain")) || (key16 === "mtls-conflict")) || (key16 === "service-port-protocol")) || (key16 === "sidecar-annotations"))){
+const err82 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema28.enum},message:"must be equal to one of the allowed values",propertyName:key16};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1131,11 +1137,9 @@ vErrors.push(err82);
 }
 errors++;
 }
-}
-if(data50.mode !== undefined){
-let data51 = data50.mode;
-if(!(((data51 === "enforce") || (data51 === "warn")) || (data51 === "off"))){
-const err83 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+var valid41 = _errs121 === errors;
+if(!valid41){
+const err83 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key16},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1145,9 +1149,11 @@ vErrors.push(err83);
 errors++;
 }
 }
-}
-else {
-const err84 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key16.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key17 in data51){
+let data52 = data51[key17];
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+if(data52.mode === undefined){
+const err84 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1156,10 +1162,9 @@ vErrors.push(err84);
 }
 errors++;
 }
-}
-}
-else {
-const err85 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key18 in data52){
+if(!(key18 === "mode")){
+const err85 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1169,9 +1174,10 @@ vErrors.push(err85);
 errors++;
 }
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data52.mode !== undefined){
+let data53 = data52.mode;
+if(!(((data53 === "enforce") || (data53 === "warn")) || (data53 === "off"))){
+const err86 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1183,7 +1189,7 @@ errors++;
 }
 }
 else {
-const err87 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err87 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1193,13 +1199,49 @@ vErrors.push(err87);
 errors++;
 }
 }
+}
 else {
-const err88 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err88 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err88];
 }
 else {
 vErrors.push(err88);
+}
+errors++;
+}
+}
+}
+else {
+const err89 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+}
+else {
+const err90 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+else {
+const err91 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
 }
 errors++;
 }

@@ -15,6 +15,7 @@ export interface PolicySettings {
   'termination-drain': { mode: Mode };
   'mtls-conflict': { mode: Mode };
   'service-port-protocol': { mode: Mode };
+  'sidecar-annotations': { mode: Mode };
 }
 
 export type PolicyId = keyof PolicySettings;

@@ -67,6 +67,24 @@ const injectorChanges = {
     since: 12,
     source: 'pilot/cmd/pilot-agent/options/options.go, pkg/envoy/agent.go terminate (1.12)',
   },
+  /** The injector reads CIDR annotations with netip.ParsePrefix (net.ParseCIDR before). */
+  netipPrefixes: { since: 16, source: 'pkg/kube/inject/validate.go validateCIDRList (istio/istio#41336, 1.16)' },
+  /** sidecar.istio.io/enableCoreDump is no longer read, nor validated as a Go boolean. */
+  coreDumpAnnotationDropped: { since: 25, source: 'pkg/kube/inject/validate.go (istio/istio#53830, 1.25)' },
+  /**
+   * The proxy's resource annotations must be quantities without control characters (and the
+   * template quotes them). Also in the patch releases 1.27.6 and 1.28.4, which a minor version
+   * cannot tell apart: before the row, only what every patch release refuses is refused.
+   */
+  proxyResourceValidation: {
+    since: 29,
+    source: 'pkg/kube/inject/validate.go validateResourceQuantity (istio/istio#58928; 1.29.0, 1.28.4, 1.27.6)',
+  },
+  /** excludeInterfaces, kubevirtInterfaces and istio.io/reroute-virtual-interfaces must list interface names. */
+  interfaceNameValidation: {
+    since: 30,
+    source: 'pkg/kube/inject/validate.go ValidateExcludeInterfaces (istio/istio#58785, 1.30)',
+  },
 } as const satisfies Record<string, Change>;
 
 /**

@@ -10,6 +10,7 @@ import terminationDrain from './termination-drain.js';
 import mtlsConflict from './mtls-conflict.js';
 import probePortExclusion from './probe-port-exclusion.js';
 import servicePortProtocol from './service-port-protocol.js';
+import sidecarAnnotations from './sidecar-annotations.js';
 
 /** Every guardrail, in the order their findings are reported. */
 export const policies: readonly Policy[] = [
@@ -24,4 +25,5 @@ export const policies: readonly Policy[] = [
   terminationDrain,
   mtlsConflict,
   servicePortProtocol,
+  sidecarAnnotations,
 ];

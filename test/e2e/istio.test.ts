@@ -14,6 +14,7 @@ import {
   type V1Container,
   type V1Pod,
 } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
@@ -428,6 +429,72 @@ t.test(
     t.ok(istioInit(pod), 'no CNI: Istio injected istio-init, not istio-validation');
   },
 );
+
+// --- annotations Istio's injector refuses --------------------------------------------------------
+
+/** meshguard's configuration as the chart rendered it, with one policy's mode changed. */
+async function setPolicyMode(policy: string, mode: string): Promise<void> {
+  const cm = await core.readNamespacedConfigMap({ name: 'meshguard', namespace: release.namespace });
+  const config = yaml.load(cm.data?.['config.yaml'] ?? '') as { policies: Record<string, { mode: string }> };
+  config.policies[policy] = { ...config.policies[policy], mode };
+  await core.replaceNamespacedConfigMap({
+    name: 'meshguard',
+    namespace: release.namespace,
+    body: { metadata: { name: 'meshguard' }, data: { 'config.yaml': yaml.dump(config) } },
+  });
+}
+
+t.test("sidecar-annotations: what Istio's injector refuses, meshguard denies at kubectl apply", async (t) => {
+  // The FAQ's trap: a space after the comma of a CIDR list (validate.go validateCIDRList).
+  const annotations = { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '10.0.0.0/8, 172.16.0.0/12' };
+  const labels = { app: 'bad-cidrs' };
+  const manifest = JSON.stringify({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'bad-cidrs', namespace: 'ns-enabled' },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations },
+        spec: { serviceAccountName: 'default', containers: [container()] },
+      },
+    },
+  });
+  const denied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+  t.equal(denied.status, 1, 'kubectl apply exits 1');
+  t.match(
+    denied.stderr,
+    /admission webhook "validate\.meshguard\.io" denied the request: meshguard sidecar-annotations: Istio's injector \(revision default, Istio [0-9.]+\) refuses the pod: traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges: " 172\.16\.0\.0\/12" has spaces/,
+    'the denial names the annotation and why',
+  );
+  const pod = await createPod('ns-enabled', { annotations }).then(
+    () => 'created',
+    (err: Error) => err.message,
+  );
+  t.match(pod, /mutate\.meshguard\.io.*sidecar-annotations/s, 'a Pod is denied at /mutate, before the injector');
+
+  // With meshguard's policy off, the Deployment is stored and Istio's injector refuses its pods:
+  // the ReplicaSet reports it, and no pod exists.
+  await setPolicyMode('sidecar-annotations', 'off');
+  t.teardown(() => setPolicyMode('sidecar-annotations', 'enforce'));
+  await eventually('meshguard to read its configuration', async () => {
+    const dry = await kubectl(cluster.kubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], manifest);
+    return dry.status === 0 ? dry : undefined;
+  });
+  const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+  t.equal(applied.status, 0, `kubectl apply: ${applied.stderr}`);
+  const failure = await eventually('the ReplicaSet to fail creating pods', async () => {
+    const sets = await apps.listNamespacedReplicaSet({ namespace: 'ns-enabled', labelSelector: 'app=bad-cidrs' });
+    return sets.items[0]?.status?.conditions?.find((c) => c.type === 'ReplicaFailure')?.message;
+  });
+  t.match(
+    failure,
+    /sidecar-injector\.istio\.io" denied the request: .*invalid value '10\.0\.0\.0\/8, 172\.16\.0\.0\/12' for annotation 'traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges'/s,
+    `Istio's injector refuses the pods for the same annotation: ${failure}`,
+  );
+  const pods = await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=bad-cidrs' });
+  t.equal(pods.items.length, 0, 'no pod was created');
+});
 
 // --- native sidecars ----------------------------------------------------------------------------
 

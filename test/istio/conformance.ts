@@ -25,6 +25,7 @@ import { policies } from '../../src/policies/index.js';
 import { judge } from '../../src/report/index.js';
 import { injectionLabels } from './injection-labels.js';
 import { cniDifference, componentValue } from './cni.js';
+import { invalidAnnotations, refusalDifferences } from './annotations.js';
 
 /** The folder is missing or not laid out like shared/istio/: one line, exit 2. */
 export class LayoutError extends Error {}
@@ -359,16 +360,19 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
     `proxy ${p.proxy}, rewrite ${p.rewrite}, hold ${p.hold}`;
   const problems = mesh.problems.length > 0 ? `; profile problems: ${mesh.problems.join('; ')}` : '';
 
-  if (c.expects_error === true || goldenFile === '') {
-    // No golden: Istio rejects the pod (an invalid annotation). meshguard's model does not validate
-    // the injector's annotations, so there is nothing to compare its predictions with.
+  // sidecar-annotations denies exactly the pods Istio's injector refuses (test/istio/annotations.ts).
+  const refused = c.expects_error === true || goldenFile === '';
+  const sidecars = input.map((t) => ({ ...t, sidecar: sidecarOf(t.pod, namespaceOf(t), cluster, mesh) }));
+  const refusals = refusalDifferences(sidecars, refused);
+  if (refused) {
+    // No golden: Istio rejects the pod (an invalid annotation): only the denial is compared.
     return {
       kind: 'inject',
       id,
       detail: input.map((t, i) => `${t.label}: meshguard ${show(predictions[i] as Predicted)}`).join('; '),
-      differences: [],
-      compared: false,
-      note: `Istio rejects the pod (error containing "${str(c.expected_error_substring) ?? '?'}"); no golden output${problems}`,
+      differences: refusals,
+      compared: true,
+      note: `Istio rejects the pod (error containing "${str(c.expected_error_substring) ?? '?'}"), sidecar-annotations denies it${problems}`,
     };
   }
   const golden = templates(await readDocs(join(dir, 'inject'), goldenFile));
@@ -381,7 +385,7 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
       differences: [`${goldenFile} has ${golden.length} pod templates, ${inputFile} ${input.length}`],
     };
   }
-  const differences: string[] = [];
+  const differences: string[] = [...refusals];
   const details: string[] = [];
   input.forEach((t, i) => {
     const p = predictions[i] as Predicted;
@@ -507,6 +511,13 @@ const domain: Record<
     codes: ['IST0118'],
     counterpart: 'service-port-protocol findings on the Service',
     findings: (input) => flagged(input, 'service-port-protocol', 'Service'),
+  },
+  // IST0125 InvalidAnnotation (annotations/annotations.go): the injector's validation table on a
+  // Pod's annotations (test/istio/annotations.ts). Its IST0107/0108/0135 are not compared.
+  'annotations.K8sAnalyzer': {
+    codes: ['IST0125'],
+    counterpart: "sidecar-annotations' validation table refuses a value of the Pod",
+    findings: ({ objects, mesh }) => invalidAnnotations(objects, mesh, resourceOf),
   },
   // IST0174 UnknownDestinationRuleHost (destinationrule/subset.go). IST0173 (subsets selecting no
   // pods) is not meshguard's concern.
