@@ -1,24 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
+import { commands, usage } from './cli-commands.js';
 import { ConfigError } from './config/load.js';
 import { packageRoot } from './paths.js';
-
-const usage = `Usage: meshguard <command> [flags]
-
-Keeps Istio service meshes out of their best-known traps.
-
-Commands:
-  serve    serve the admission webhook (HTTPS)
-  check    run the policies on manifests, as in CI
-  audit    run the policies on what a cluster already holds
-  mesh     show the mesh profile in force: which Istio the guardrails follow
-  certs    write a CA and a serving certificate for the webhook's Service
-
-Flags: --help, --version. Run meshguard <command> --help for its flags.
-Exit codes: 0 ok; 1 something would be denied (check, audit); 2 anything that failed.
-`;
 
 function version(): string {
   return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -26,17 +11,9 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  const found = commands.find((c) => c.name === command);
+  if (found) return found.run(rest, process.env);
   switch (command) {
-    case 'serve':
-      return (await import('./commands/serve.js')).serve(rest, process.env);
-    case 'check':
-      return (await import('./commands/check.js')).check(rest, process.env, () => text(process.stdin));
-    case 'audit':
-      return (await import('./commands/audit.js')).audit(rest, process.env);
-    case 'mesh':
-      return (await import('./commands/mesh.js')).mesh(rest, process.env, () => text(process.stdin));
-    case 'certs':
-      return (await import('./commands/certs.js')).certs(rest, process.env);
     case '--version':
     case 'version':
       process.stdout.write(`meshguard ${version()}\n`);

@@ -31,6 +31,32 @@ t.test('the schema refuses what it should', async (t) => {
   t.ok(bad({ tls: { caBundle: 'not base64!' } }), 'caBundle');
 });
 
+t.test('monitoring is off by default, and its values are checked', async (t) => {
+  t.match(values, { serviceMonitor: { enabled: false }, grafanaDashboard: { enabled: false } });
+  const on = {
+    ...values,
+    serviceMonitor: {
+      enabled: true,
+      namespace: 'monitoring',
+      additionalLabels: { release: 'kube-prometheus-stack' },
+      interval: '15s',
+      scrapeTimeout: '1m30s',
+      relabelings: [{ action: 'keep' }],
+      metricRelabelings: [],
+    },
+    grafanaDashboard: { enabled: true, namespace: '', labels: { grafana_dashboard: '1' }, annotations: {} },
+  };
+  t.ok(validate(on), JSON.stringify(validate.errors));
+  const bad = (patch: object) => !validate({ ...on, ...patch });
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, interval: '30' } }), 'an interval without its unit');
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, namespace: 'Monitoring' } }), 'not a namespace name');
+  t.ok(bad({ serviceMonitor: { ...on.serviceMonitor, labels: {} } }), 'unknown key (additionalLabels is the one)');
+  t.ok(
+    bad({ grafanaDashboard: { ...on.grafanaDashboard, labels: { grafana_dashboard: 1 } } }),
+    'a label that is no string',
+  );
+});
+
 t.test('the ConfigMap default is policies/meshguard.yaml, and valid', async (t) => {
   t.strictSame(values.config, yaml.load(readFileSync(defaultConfigPath, 'utf8')));
   const parsed = parseConfig(yaml.dump(values.config));
@@ -42,5 +68,22 @@ t.test("the mutating configuration sorts before Istio's injector", async (t) => 
   const name = spec.mutating.configurationName;
   for (const istio of ['istio-sidecar-injector', 'istio-sidecar-injector-1-22', 'istio-revision-tag-default']) {
     t.ok(name < istio, `${name} < ${istio}`);
+  }
+});
+
+t.test('security settings never wait on meshguard: their webhook fails open whatever the values say', async (t) => {
+  const spec = load('files/webhooks.yaml') as {
+    validating: { webhooks: { name: string; failurePolicy?: string; rules: { apiGroups: string[] }[] }[] };
+  };
+  const security = spec.validating.webhooks.filter((w) =>
+    w.rules.some((r) => r.apiGroups.includes('security.istio.io')),
+  );
+  t.ok(security.length > 0, 'PeerAuthentications are validated');
+  for (const w of security) {
+    t.equal(w.failurePolicy, 'Ignore', `${w.name}: failurePolicy Ignore`);
+    t.ok(
+      w.rules.every((r) => r.apiGroups.every((g) => g === 'security.istio.io')),
+      `${w.name} holds security settings only`,
+    );
   }
 });

@@ -119,6 +119,16 @@ t.test('--help on every command; environment variables for flags', async (t) => 
   t.match(cli(['frobnicate']), { code: 2, err: /unknown command "frobnicate"/ });
 });
 
+t.test("--output policyreport on check says it is audit's, and audit's help names the reports it writes", async (t) => {
+  t.match(cli(['check', '--output', 'policyreport', 'examples/faq']), {
+    code: 2,
+    err: /^meshguard: --output policyreport is meshguard audit's: PolicyReports describe objects in a cluster/,
+  });
+  t.match(cli(['check', '--help']).out, /PolicyReports are audit's/);
+  // The default API is OpenReports': Report and ClusterReport, not the working group's kinds.
+  t.match(cli(['audit', '--help']).out, /OpenReports Reports \(one per namespace\) and a ClusterReport/);
+});
+
 t.test('certs writes a CA and a serving certificate for the Service, and prints the caBundle', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-certs-'));
   const r = cli(['certs', '--service', 'meshguard', '--namespace', 'mesh-system', '--out', dir, '--days', '30']);

@@ -10,7 +10,13 @@ const read = (path: string) => readFileSync(join(packageRoot, path), 'utf8');
 
 /** Dotted paths of the chart's values, down to what the README documents as one value. */
 function valuePaths(node: unknown, prefix: string, out: string[]): string[] {
-  const whole = new Set(['resources', 'config.policies', 'config.overrides', 'certManager.issuerRef']);
+  const whole = new Set([
+    'resources',
+    'config.policies',
+    'config.overrides',
+    'certManager.issuerRef',
+    'grafanaDashboard.labels',
+  ]);
   if (
     typeof node !== 'object' ||
     node === null ||

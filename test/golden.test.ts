@@ -24,6 +24,8 @@ interface Case {
   cluster?: unknown[] | 'off';
   /** The cluster objects are every Service of their namespaces, as a live cluster's watches are. */
   servicesComplete?: boolean;
+  /** The cluster objects are every Pod of the cluster, as `meshguard audit` lists them. */
+  podsListed?: boolean;
   stage?: Stage;
   operation?: Operation;
   namespace?: string;
@@ -70,6 +72,7 @@ const caseKeys = [
   'operation',
   'namespace',
   'servicesComplete',
+  'podsListed',
   'cluster',
   'object',
   'oldObject',
@@ -111,6 +114,7 @@ for (const id of ids) {
           config: configOf(c.config),
           cluster: c.cluster ?? [],
           servicesComplete: c.servicesComplete,
+          podsListed: c.podsListed,
         });
         const run = (object: KubeObject) =>
           evaluate(

@@ -124,7 +124,7 @@ t.test('a misplaced DestinationRule is denied with a 403 status naming the fix',
 });
 
 t.test('dry-run mode: the denial becomes a warning, the mutation a "would" warning without patch', async (t) => {
-  const { app: a } = app({ config: { mode: 'warn' } });
+  const { app: a, metrics } = app({ config: { mode: 'warn' } });
   const dr = (
     await post(a, '/validate', review('destinationrule-create-myservice.validate.json'))
   ).json<AdmissionReviewResponse>();
@@ -138,6 +138,13 @@ t.test('dry-run mode: the denial becomes a warning, the mutation a "would" warni
     /hold-application-until-proxy-starts: would set/,
     /probe-port-exclusion: would exclude probe port 8087/,
   ]);
+  // The warnings the person applying reads are counted, per endpoint.
+  const text = await metrics.registry.metrics();
+  t.match(text, /meshguard_admission_warnings_total\{endpoint="validate"\} 1\n/);
+  t.match(
+    text,
+    new RegExp(`meshguard_admission_warnings_total\\{endpoint="mutate"\\} ${pod.response.warnings?.length}\n`),
+  );
 });
 
 t.test(

@@ -267,14 +267,26 @@ t.test('version edges of the injector: 1.11 reads no label, auto before 1.27 is 
   t.equal(sidecarOf(pod(), 'enabled', cluster, autoOld).proxy, 'classic', '"auto" on a boolean setting');
 });
 
-t.test("a source-built chart's placeholder version is said, not believed", async (t) => {
-  const found = discoverMesh([
-    {
-      kind: 'Deployment',
-      metadata: { name: 'istiod', labels: { 'app.kubernetes.io/version': '1.0.0' } },
-      spec: { template: { spec: { containers: [{ name: 'discovery', image: 'docker.io/istio/pilot:latest' }] } } },
-    },
-  ]);
-  t.match(found.problems, [/Deployment istiod: version 1\.0 is no Istio release/]);
-  t.equal(showVersion(resolveProfile({}, found).version), '1.31', 'the newest release');
+t.test("a source-built chart's placeholder version is said, not believed; the image tag is", async (t) => {
+  const istiod = (image: string) =>
+    discoverMesh([
+      {
+        kind: 'Deployment',
+        metadata: { name: 'istiod', labels: { 'app.kubernetes.io/version': '1.0.0' } },
+        spec: { template: { spec: { containers: [{ name: 'discovery', image }] } } },
+      },
+    ]);
+  const latest = istiod('docker.io/istio/pilot:latest');
+  t.match(latest.problems, [/Deployment istiod: version 1\.0 is no Istio release/]);
+  t.equal(showVersion(resolveProfile({}, latest).version), '1.31', 'the newest release');
+  for (const image of [
+    'docker.io/istio/pilot:1.20.3',
+    'localhost:5000/istio/pilot:1.20.3',
+    'docker.io/istio/pilot:1.20.3@sha256:0d5b2ad3c2f1e0a9c8b7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5',
+  ]) {
+    const tagged = istiod(image);
+    t.strictSame(tagged.problems, [], image);
+    t.equal(showVersion(resolveProfile({}, tagged).version), '1.20', `${image}: the tag says which Istio it is`);
+  }
+  t.match(istiod('docker.io/istio/pilot:1.2.3').problems, [/version 1\.0 is no Istio release/], 'both too old');
 });

@@ -60,6 +60,29 @@ t.test('no namespace is assumed: unknown means nothing is denied, and the findin
   t.match(check(dr('reviews')), [{ denied: false, findings: [] }]);
 });
 
+t.test('a malformed name is named by what is wrong in the report and its message, never left blank', async (t) => {
+  const text =
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: 7, generateName: [x]}\nspec: {host: 5}\n';
+  const [report] = check(text, { namespace: 'ns1' });
+  t.equal(report?.name, '<metadata.name is a number>');
+  t.match(report?.findings, [
+    {
+      policy: 'destinationrule-placement',
+      action: 'deny',
+      message: /ns1\/<metadata.name is a number>: spec.host is a number, not a string/,
+    },
+  ]);
+  const [generated] = check(text.replace('name: 7, ', ''), { namespace: 'ns1' });
+  t.equal(generated?.name, '<no metadata.name>', 'a generateName that is not a string is not a name either');
+  const [noMeta] = check(
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: [r]\nspec: {host: r}\n',
+    {
+      namespace: 'ns1',
+    },
+  );
+  t.equal(noMeta?.name, '<metadata is an array>');
+});
+
 t.test('cluster-scoped objects have no namespace; custom kinds learn theirs from their CRD', async (t) => {
   const crd =
     'apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\n' +
@@ -107,8 +130,8 @@ t.test('unknown namespace labels with only a canary revision: judged as canary i
   const [canary] = check(job('istio.io/rev: canary'), { mesh });
   t.same(
     canary?.findings.map((f) => f.policy),
-    ['hold-application-until-proxy-starts', 'job-sidecar-quit'],
-    "canary's injection brings the hold and the Job wrapper",
+    ['hold-application-until-proxy-starts', 'job-sidecar-quit', 'termination-drain'],
+    "canary's injection brings the hold, the Job wrapper and the drain (grace period unset: 30 s)",
   );
   for (const f of canary?.findings ?? []) t.match(f.unverified, /assumes Istio injects namespace shop/);
   const [optedOut] = check(job('istio.io/rev: canary, sidecar.istio.io/inject: "false"'), { mesh });
@@ -292,8 +315,9 @@ t.test('PolicyReports: one per namespace, a cluster report for cluster-scoped ob
       ],
     );
     const ns1 = docs.find((d) => d.metadata.namespace === 'ns1');
+    // mtls-conflict passes the same rule: it sets no tls.
     t.match(ns1, {
-      summary: { fail: 1, pass: 0 },
+      summary: { fail: 1, pass: 1 },
       results: [
         {
           policy: 'destinationrule-placement',

@@ -25,13 +25,15 @@ export function engineOf(opts: {
   cluster?: ClusterView | readonly unknown[] | 'off';
   /** The cluster objects are every Service of their namespaces, as a live cluster's are. */
   servicesComplete?: boolean;
+  /** The cluster objects are every Pod of the cluster, as `meshguard audit`'s listing is. */
+  podsListed?: boolean;
   selfNamespace?: string;
 }): Engine {
   const cluster =
     opts.cluster === 'off'
       ? clusterOff
       : Array.isArray(opts.cluster)
-        ? MemoryClusterView.fromObjects(opts.cluster, opts.servicesComplete)
+        ? MemoryClusterView.fromObjects(opts.cluster, opts.servicesComplete, opts.podsListed)
         : ((opts.cluster as ClusterView | undefined) ?? new MemoryClusterView());
   const config = opts.config ?? configOf();
   return {

@@ -32,23 +32,44 @@ export function setAnnotation(annotations: Record<string, string> | undefined, k
 const annotationPath = memoize((key) => pointer('metadata', 'annotations', key), 64);
 
 /**
+ * How one path's two values, set by two policies in one review, combine (the later op's value
+ * comes second). By default the later one wins, as JSON Patch would do.
+ */
+export type Combine = (path: string, earlier: unknown, later: unknown) => unknown;
+const laterWins: Combine = (_path, _earlier, later) => later;
+
+/** A member of an annotations or labels map (a pod's, or a template's in `check`): two ops there set one value. */
+const MAP_MEMBER = /\/metadata\/(annotations|labels)\/[^/]+$/;
+
+/** An add into an array (`/-` appends, `/3` inserts): two of them are two elements, never one. */
+const ARRAY_INSERT = /\/(-|[0-9]+)$/;
+
+const unescapePointer = (segment: string) => segment.replaceAll('~1', '/').replaceAll('~0', '~');
+
+/**
  * Concatenates patches from several policies computed against the same object. Two `add`s of an
  * object at the same path (both policies creating `metadata.annotations`) become one add of the
  * merged map, and a later add of a child of such an object folds into it: otherwise the second add
- * would replace the first. Policies own disjoint keys, so a same-path conflict beyond that is a
- * bug: the later op wins, as JSON Patch would do.
+ * would replace the first. Two policies setting one annotation or label (hold and drain both edit
+ * proxy.istio.io/config) give one op whose value `combine` makes of both. Otherwise policies own
+ * disjoint paths; a same-path conflict beyond that is a bug: the later op wins, as JSON Patch would do.
  */
-export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[] {
+export function mergePatches(patches: readonly (readonly PatchOp[])[], combine: Combine = laterWins): PatchOp[] {
   const out: PatchOp[] = [];
   // path → object value we add there; most patches add none, and then need no map
   let created: Map<string, Record<string, unknown>> | undefined;
+  // annotation or label path → the op in `out` that sets it
+  let members: Map<string, { value: unknown }> | undefined;
+  const put = (into: Record<string, unknown>, path: string, key: string, value: unknown) => {
+    into[key] = Object.hasOwn(into, key) ? combine(path, into[key], value) : value;
+  };
   for (const patch of patches) {
     for (const op of patch) {
-      if (op.op === 'add' && isRecord(op.value)) {
+      if (op.op === 'add' && isRecord(op.value) && !ARRAY_INSERT.test(op.path)) {
         created ??= new Map();
         const existing = created.get(op.path);
         if (existing) {
-          Object.assign(existing, op.value);
+          for (const [k, v] of Object.entries(op.value)) put(existing, `${op.path}/${escapePointer(k)}`, k, v);
           continue;
         }
         const value = { ...op.value };
@@ -56,19 +77,26 @@ export function mergePatches(patches: readonly (readonly PatchOp[])[]): PatchOp[
         out.push({ op: 'add', path: op.path, value });
         continue;
       }
-      if (created && (op.op === 'add' || op.op === 'replace')) {
+      if (op.op === 'add' || op.op === 'replace') {
         const slash = op.path.lastIndexOf('/');
-        const parent = created.get(op.path.slice(0, slash));
+        const parent = created?.get(op.path.slice(0, slash));
         if (parent) {
-          parent[
-            op.path
-              .slice(slash + 1)
-              .replaceAll('~1', '/')
-              .replaceAll('~0', '~')
-          ] = op.value;
+          put(parent, op.path, unescapePointer(op.path.slice(slash + 1)), op.value);
+          continue;
+        }
+        if (MAP_MEMBER.test(op.path)) {
+          const prior = members?.get(op.path);
+          if (prior) {
+            prior.value = combine(op.path, prior.value, op.value);
+            continue;
+          }
+          const copy = { ...op };
+          (members ??= new Map()).set(op.path, copy);
+          out.push(copy);
           continue;
         }
       }
+      if (op.op === 'remove') members?.delete(op.path);
       out.push(op);
     }
   }

@@ -5,6 +5,13 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
+/** Cluster credentials, and where they came from (for the log and for messages). */
+export interface Connection {
+  kc: KubeConfig;
+  from: string;
+  inCluster: boolean;
+}
+
 /**
  * Credentials for cluster lookups, or undefined when there are none (`--cluster auto` then runs
  * with lookups off). An explicit --kubeconfig that cannot be loaded is an error.
@@ -12,7 +19,7 @@ const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 export async function kubeConfigFor(
   kubeconfig: string | undefined,
   env: NodeJS.ProcessEnv,
-): Promise<{ kc: KubeConfig; from: string; inCluster: boolean } | undefined> {
+): Promise<Connection | undefined> {
   const inCluster = Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(SA_TOKEN);
   const defaultFile = env.KUBECONFIG ?? join(homedir(), '.kube', 'config');
   if (!kubeconfig && !inCluster && !existsSync(defaultFile.split(':')[0] ?? '')) return undefined;

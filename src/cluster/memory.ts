@@ -1,5 +1,22 @@
-import type { ClusterView, ServiceEntryRecord, ServiceRecord } from './view.js';
-import { namespaceRecord, serviceEntryRecord, serviceRecord } from './records.js';
+import type {
+  ClusterView,
+  DestinationRuleRecord,
+  InjectedPodRecord,
+  PeerAuthenticationRecord,
+  ServiceEntryRecord,
+  ServiceRecord,
+  WorkloadRecord,
+} from './view.js';
+import {
+  destinationRuleRecord,
+  injectedPodRecord,
+  namespaceRecord,
+  peerAuthenticationRecord,
+  serviceEntryRecord,
+  serviceRecord,
+  tlsModesOf,
+  workloadRecord,
+} from './records.js';
 
 const key = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
 const none: readonly never[] = [];
@@ -11,6 +28,15 @@ function put<V>(index: Map<number | string, Map<string, V>>, k: number | string,
   bucket.set(id, value);
 }
 
+/**
+ * Where a DestinationRule's host is indexed: a short name (no dot, not `*`) under its namespace,
+ * since Istio expands it with the rule's namespace; anything else as written.
+ */
+const drHostKey = (dr: DestinationRuleRecord) =>
+  !dr.host.includes('.') && dr.host !== '*'
+    ? { short: `${dr.namespace}/${dr.host.toLowerCase()}` }
+    : { host: dr.host.toLowerCase() };
+
 function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string, id: string): void {
   const bucket = index.get(k);
   if (bucket?.delete(id) && bucket.size === 0) index.delete(k);
@@ -18,8 +44,9 @@ function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string
 
 /**
  * The cluster view's indices: by namespace, ExternalName Services and ServiceEntries by port
- * number, ServiceEntries by host, so a lookup costs what it finds, not what the cluster holds. The watch-backed
- * view and `meshguard check` both fill one of these.
+ * number, ServiceEntries by host, PeerAuthentications by namespace, DestinationRules by host and by
+ * the tls modes they set, so a lookup costs what it finds, not what the cluster holds. Each watch
+ * event updates them in place. The watch-backed view and `meshguard check` both fill one of these.
  */
 export class MemoryClusterView implements ClusterView {
   private readonly namespaces = new Map<string, Readonly<Record<string, string>>>();
@@ -28,19 +55,33 @@ export class MemoryClusterView implements ClusterView {
   private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
   private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
   private readonly entriesByHost = new Map<number | string, Map<string, ServiceEntryRecord>>();
+  private readonly pods = new Map<number | string, Map<string, InjectedPodRecord>>();
+  private readonly peerAuthentications = new Map<string, Map<string, PeerAuthenticationRecord>>();
+  private readonly destinationRules = new Map<string, DestinationRuleRecord>();
+  private readonly rulesByNamespace = new Map<number | string, Map<string, DestinationRuleRecord>>();
+  private readonly rulesByHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
+  private readonly rulesByShortHost = new Map<number | string, Map<string, DestinationRuleRecord>>();
+  private readonly rulesByTlsMode = new Map<number | string, Map<string, DestinationRuleRecord>>();
+  private readonly workloads = new Map<number | string, Map<string, WorkloadRecord>>();
 
-  /** Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every Service. */
+  /**
+   * Filled from a live cluster (watches, a listing) unless told otherwise: it then holds every
+   * Service. `podsListed`: it is given every Pod of the cluster (`meshguard audit`'s listing) and
+   * keeps the injected ones.
+   */
   constructor(
     readonly enabled = true,
     readonly servicesComplete = enabled,
+    readonly podsListed = false,
   ) {}
 
   /**
    * A view of the Namespaces, Services and ServiceEntries among arbitrary objects (manifests):
-   * they hold every Service of their namespaces only when whoever gave them says so.
+   * they hold every Service of their namespaces only when whoever gave them says so, and every
+   * Pod only when `podsListed`.
    */
-  static fromObjects(objects: Iterable<unknown>, servicesComplete = false): MemoryClusterView {
-    const view = new MemoryClusterView(true, servicesComplete);
+  static fromObjects(objects: Iterable<unknown>, servicesComplete = false, podsListed = false): MemoryClusterView {
+    const view = new MemoryClusterView(true, servicesComplete, podsListed);
     for (const obj of objects) view.addObject(obj);
     return view;
   }
@@ -62,6 +103,28 @@ export class MemoryClusterView implements ClusterView {
     ) {
       const se = serviceEntryRecord(obj);
       if (se) this.setServiceEntry(se);
+    } else if (
+      kind === 'PeerAuthentication' &&
+      typeof apiVersion === 'string' &&
+      apiVersion.startsWith('security.istio.io/')
+    ) {
+      const pa = peerAuthenticationRecord(obj);
+      if (pa) this.setPeerAuthentication(pa);
+    } else if (
+      kind === 'DestinationRule' &&
+      typeof apiVersion === 'string' &&
+      apiVersion.startsWith('networking.istio.io/')
+    ) {
+      const dr = destinationRuleRecord(obj);
+      if (dr) this.setDestinationRule(dr);
+    } else {
+      // A Pod is a workload of its own (when no controller owns it) and, for audit, maybe an injected one.
+      const workload = workloadRecord(obj);
+      if (workload) put(this.workloads, workload.namespace, `${workload.kind}/${workload.name}`, workload);
+      if (kind === 'Pod' && apiVersion === 'v1' && this.podsListed) {
+        const pod = injectedPodRecord(obj);
+        if (pod) put(this.pods, pod.namespace, pod.name, pod);
+      }
     }
   }
 
@@ -102,6 +165,37 @@ export class MemoryClusterView implements ClusterView {
     for (const h of old.hosts) drop(this.entriesByHost, h.toLowerCase(), id);
   }
 
+  setPeerAuthentication(pa: PeerAuthenticationRecord): void {
+    put(this.peerAuthentications, pa.namespace, pa.name, pa);
+  }
+
+  deletePeerAuthentication(namespace: string, name: string): void {
+    drop(this.peerAuthentications, namespace, name);
+  }
+
+  setDestinationRule(dr: DestinationRuleRecord): void {
+    this.deleteDestinationRule(dr.namespace, dr.name);
+    const id = key(dr);
+    this.destinationRules.set(id, dr);
+    put(this.rulesByNamespace, dr.namespace, dr.name, dr);
+    const at = drHostKey(dr);
+    if (at.short !== undefined) put(this.rulesByShortHost, at.short, id, dr);
+    else put(this.rulesByHost, at.host, id, dr);
+    for (const mode of tlsModesOf(dr)) put(this.rulesByTlsMode, mode, id, dr);
+  }
+
+  deleteDestinationRule(namespace: string, name: string): void {
+    const id = `${namespace}/${name}`;
+    const old = this.destinationRules.get(id);
+    if (!old) return;
+    this.destinationRules.delete(id);
+    drop(this.rulesByNamespace, namespace, name);
+    const at = drHostKey(old);
+    if (at.short !== undefined) drop(this.rulesByShortHost, at.short, id);
+    else drop(this.rulesByHost, at.host, id);
+    for (const mode of tlsModesOf(old)) drop(this.rulesByTlsMode, mode, id);
+  }
+
   // A re-list replaces everything of one resource: deletions missed while disconnected go too.
   clearNamespaces(): void {
     this.namespaces.clear();
@@ -116,6 +210,18 @@ export class MemoryClusterView implements ClusterView {
     this.serviceEntries.clear();
     this.entriesByPort.clear();
     this.entriesByHost.clear();
+  }
+
+  clearPeerAuthentications(): void {
+    this.peerAuthentications.clear();
+  }
+
+  clearDestinationRules(): void {
+    this.destinationRules.clear();
+    this.rulesByNamespace.clear();
+    this.rulesByHost.clear();
+    this.rulesByShortHost.clear();
+    this.rulesByTlsMode.clear();
   }
 
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined {
@@ -140,6 +246,39 @@ export class MemoryClusterView implements ClusterView {
 
   serviceEntriesWithHost(host: string): Iterable<ServiceEntryRecord> {
     return this.entriesByHost.get(host.toLowerCase())?.values() ?? none;
+  }
+
+  injectedPods(namespace: string): Iterable<InjectedPodRecord> | undefined {
+    if (!this.podsListed) return undefined;
+    return this.pods.get(namespace)?.values() ?? none;
+  }
+
+  peerAuthenticationsIn(namespace: string): Iterable<PeerAuthenticationRecord> {
+    return this.peerAuthentications.get(namespace)?.values() ?? none;
+  }
+
+  destinationRulesWithHost(host: string): Iterable<DestinationRuleRecord> {
+    return this.rulesByHost.get(host.toLowerCase())?.values() ?? none;
+  }
+
+  destinationRulesWithShortHost(namespace: string, name: string): Iterable<DestinationRuleRecord> {
+    return this.rulesByShortHost.get(`${namespace}/${name.toLowerCase()}`)?.values() ?? none;
+  }
+
+  destinationRulesIn(namespace: string): Iterable<DestinationRuleRecord> {
+    return this.rulesByNamespace.get(namespace)?.values() ?? none;
+  }
+
+  destinationRulesWithTlsMode(mode: string): Iterable<DestinationRuleRecord> {
+    return this.rulesByTlsMode.get(mode)?.values() ?? none;
+  }
+
+  workloadsIn(namespace: string): Iterable<WorkloadRecord> {
+    return this.workloads.get(namespace)?.values() ?? none;
+  }
+
+  serviceNamespaces(): Iterable<string> {
+    return this.services.keys();
   }
 
   get size(): { namespaces: number; services: number; serviceEntries: number } {

@@ -1,6 +1,18 @@
+import type { KubeObject } from '../admission/types.js';
+import { podFromTemplate, templatePath } from '../engine/workloads.js';
 import { isRecord } from '../guards.js';
 import { memoize } from '../memo.js';
-import type { ServiceEntryRecord, ServicePort, ServiceRecord } from './view.js';
+import type {
+  DestinationRuleRecord,
+  InjectedPodRecord,
+  MtlsSetting,
+  PeerAuthenticationRecord,
+  ServiceEntryRecord,
+  ServicePort,
+  ServiceRecord,
+  TrafficTls,
+  WorkloadRecord,
+} from './view.js';
 
 // Slim records from raw API objects: only what policies read, so a cache of 50 000 Services
 // stays small. Input is unknown (API, manifests), so every field is checked.
@@ -120,4 +132,181 @@ export function serviceEntryRecord(obj: unknown, namespace?: string): ServiceEnt
   if (isRecord(obj.status) && Array.isArray(obj.status.addresses) && obj.status.addresses.length > 0)
     record.allocated = true;
   return record;
+}
+
+const created = (obj: Obj): string | undefined =>
+  isRecord(obj.metadata) ? str(obj.metadata.creationTimestamp) : undefined;
+
+/** A selector's matchLabels when it has any (Istio's WorkloadSelector: labels only). */
+function matchLabels(v: unknown): Record<string, string> | undefined {
+  const labels = isRecord(v) ? stringMap(v.matchLabels) : undefined;
+  return labels && Object.keys(labels).length > 0 ? labels : undefined;
+}
+
+const mtlsModes: ReadonlySet<string> = new Set(['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT']);
+/** A MutualTLS message's mode; a missing message or mode is UNSET (security/v1beta1 peer_authentication.proto). */
+const mtlsMode = (v: unknown): MtlsSetting => {
+  const mode = isRecord(v) ? v.mode : undefined;
+  return typeof mode === 'string' && mtlsModes.has(mode) ? (mode as MtlsSetting) : 'UNSET';
+};
+
+export function peerAuthenticationRecord(obj: unknown, namespace?: string): PeerAuthenticationRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
+  if (!id) return undefined;
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  const record: PeerAuthenticationRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    mode: mtlsMode(spec.mtls),
+  };
+  const when = created(obj);
+  if (when !== undefined) record.created = when;
+  const selector = matchLabels(spec.selector);
+  if (selector) record.selector = selector;
+  // portLevelMtls is a map keyed by port number (JSON keys are strings).
+  if (isRecord(spec.portLevelMtls)) {
+    const ports = Object.entries(spec.portLevelMtls).flatMap(([k, v]) =>
+      /^[0-9]+$/.test(k) ? [{ port: Number(k), mode: mtlsMode(v) }] : [],
+    );
+    if (ports.length > 0) record.ports = ports;
+  }
+  return record;
+}
+
+const tlsModeOf = (v: unknown): string | undefined => (isRecord(v) && typeof v.mode === 'string' ? v.mode : undefined);
+
+/** A traffic policy's TLS settings. A tls block without a mode is DISABLE, the enum's zero value. */
+function trafficTls(v: unknown): TrafficTls | undefined {
+  if (!isRecord(v)) return undefined;
+  const out: TrafficTls = {};
+  if (isRecord(v.tls)) out.tls = tlsModeOf(v.tls) ?? 'DISABLE';
+  if (Array.isArray(v.portLevelSettings)) {
+    const ports = v.portLevelSettings.flatMap((p) => {
+      if (!isRecord(p) || !isRecord(p.port) || typeof p.port.number !== 'number') return [];
+      return [isRecord(p.tls) ? { port: p.port.number, tls: tlsModeOf(p.tls) ?? 'DISABLE' } : { port: p.port.number }];
+    });
+    if (ports.length > 0) out.ports = ports;
+  }
+  return out;
+}
+
+export function destinationRuleRecord(obj: unknown, namespace?: string): DestinationRuleRecord | undefined {
+  if (!isRecord(obj)) return undefined;
+  const id = meta(obj, namespace);
+  if (!id) return undefined;
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  if (typeof spec.host !== 'string' || spec.host === '') return undefined;
+  const record: DestinationRuleRecord = {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    host: spec.host,
+    subsets: (Array.isArray(spec.subsets) ? spec.subsets : []).flatMap((s) => {
+      if (!isRecord(s) || typeof s.name !== 'string') return [];
+      const subset: DestinationRuleRecord['subsets'][number] = { name: s.name };
+      const labels = stringMap(s.labels);
+      if (labels && Object.keys(labels).length > 0) subset.labels = labels;
+      const policy = trafficTls(s.trafficPolicy);
+      if (policy) subset.trafficPolicy = policy;
+      return [subset];
+    }),
+  };
+  const when = created(obj);
+  if (when !== undefined) record.created = when;
+  if (Array.isArray(spec.exportTo)) record.exportTo = strings(spec.exportTo);
+  const selector = isRecord(spec.workloadSelector) ? (stringMap(spec.workloadSelector.matchLabels) ?? {}) : undefined;
+  if (selector) record.workloadSelector = selector;
+  const policy = trafficTls(spec.trafficPolicy);
+  if (policy) record.trafficPolicy = policy;
+  return record;
+}
+
+/** Every tls mode a rule sets: its own, its ports', its subsets'. */
+export function tlsModesOf(dr: DestinationRuleRecord): Set<string> {
+  const modes = new Set<string>();
+  const add = (p: TrafficTls | undefined) => {
+    if (p?.tls) modes.add(p.tls);
+    for (const port of p?.ports ?? []) if (port.tls) modes.add(port.tls);
+  };
+  add(dr.trafficPolicy);
+  for (const s of dr.subsets) add(s.trafficPolicy);
+  return modes;
+}
+
+/**
+ * A workload's pods as far as the mesh cares (labels, annotations, hostNetwork, container ports);
+ * undefined for other kinds, and for objects a controller owns: their owner stands for them.
+ */
+export function workloadRecord(obj: unknown): WorkloadRecord | undefined {
+  if (!isRecord(obj) || typeof obj.kind !== 'string' || typeof obj.apiVersion !== 'string') return undefined;
+  const group = obj.apiVersion.includes('/') ? obj.apiVersion.slice(0, obj.apiVersion.lastIndexOf('/')) : '';
+  const isPod = group === '' && obj.kind === 'Pod';
+  const path = isPod ? [] : templatePath(group, obj.kind);
+  if (!path) return undefined;
+  const id = meta(obj, undefined);
+  if (!id || !isRecord(obj.metadata)) return undefined;
+  const owners = obj.metadata.ownerReferences;
+  if (Array.isArray(owners) && owners.some((o) => isRecord(o) && o.controller === true)) return undefined;
+  const pod = isPod ? (obj as KubeObject) : podFromTemplate(obj as KubeObject, path, obj.kind);
+  if (!pod) return undefined;
+  const m = isRecord(pod.metadata) ? pod.metadata : {};
+  const spec = isRecord(pod.spec) ? pod.spec : {};
+  const containers = (Array.isArray(spec.containers) ? spec.containers : []).flatMap((c) =>
+    isRecord(c) && typeof c.name === 'string' ? [{ name: c.name, ports: Array.isArray(c.ports) ? c.ports : [] }] : [],
+  );
+  return {
+    namespace: sharedNamespace(id.namespace),
+    kind: obj.kind,
+    name: id.name,
+    pod: {
+      metadata: { labels: stringMap(m.labels) ?? {}, annotations: stringMap(m.annotations) ?? {} },
+      spec: { hostNetwork: spec.hostNetwork === true, containers },
+    },
+  };
+}
+
+/**
+ * The revision that injected a pod, from the `sidecar.istio.io/status` annotation Istio's injector
+ * writes (pkg/kube/inject/inject.go SidecarInjectionStatus, `"revision":"<rev>"`, 1.11 to today).
+ * Undefined for a pod Istio did not inject, or whose status does not say.
+ */
+export function injectedRevision(annotations: Readonly<Record<string, string>>): string | undefined {
+  const status = annotations['sidecar.istio.io/status'];
+  if (status === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(status);
+    const revision = isRecord(parsed) ? parsed.revision : undefined;
+    return typeof revision === 'string' && revision !== '' ? revision : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The annotations that decide a pod's injection (pkg/kube/inject: inject.go, webhook.go, the template). */
+const injectionAnnotations = ['sidecar.istio.io/inject', 'inject.istio.io/templates', 'sidecar.istio.io/nativeSidecar'];
+
+/**
+ * A pod Istio injected and that will run again (not Succeeded or Failed), slimmed to what decides
+ * its injection when its controller creates it again; undefined for any other pod.
+ */
+export function injectedPodRecord(obj: unknown): InjectedPodRecord | undefined {
+  if (!isRecord(obj) || !isRecord(obj.metadata)) return undefined;
+  const id = meta(obj, undefined);
+  const all = stringMap(obj.metadata.annotations) ?? {};
+  const revision = injectedRevision(all);
+  if (!id || revision === undefined) return undefined;
+  const phase = isRecord(obj.status) ? obj.status.phase : undefined;
+  if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+  const annotations: Record<string, string> = {};
+  for (const k of injectionAnnotations) if (all[k] !== undefined) annotations[k] = all[k];
+  const hostNetwork = isRecord(obj.spec) && obj.spec.hostNetwork === true;
+  return {
+    namespace: sharedNamespace(id.namespace),
+    name: id.name,
+    revision,
+    pod: {
+      metadata: { labels: stringMap(obj.metadata.labels) ?? {}, annotations },
+      spec: hostNetwork ? { hostNetwork } : {},
+    },
+  };
 }

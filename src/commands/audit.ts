@@ -3,16 +3,23 @@ import { loadConfig } from '../config/load.js';
 import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
-import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
-import { nothingDiscovered, resolveProfile } from '../mesh/profile.js';
+import { buildProfile } from '../mesh/build.js';
 import { KindScopes } from '../kinds.js';
 import { policies } from '../policies/index.js';
 import { exitCode, formats, judge, render, type Judged } from '../report/index.js';
 import { reportApis } from '../report/policyreport.js';
 import { reportFlags } from './check.js';
-import { judgedKinds, listCluster, viewKinds } from './cluster-objects.js';
-import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
+import { connect, judgedKinds, listKinds, viewKinds } from '../cluster/list.js';
+import {
+  helpText,
+  istioNamespaceFlag,
+  istioNamespaceOf,
+  oneOf,
+  parseFlags,
+  str,
+  UsageError,
+  type Flag,
+} from './flags.js';
 
 const outputs = [...formats, 'policyreport'] as const;
 const flags: Flag[] = [
@@ -31,9 +38,11 @@ const flags: Flag[] = [
 
 export const auditHelp = helpText(
   'meshguard audit [flags]',
-  'Runs the policies on what a cluster already holds: DestinationRules, Services, workloads and\n' +
-    'Pods not owned by a controller (the controller is audited instead). --output policyreport writes\n' +
-    'PolicyReports (one per namespace) and a ClusterPolicyReport, for kubectl apply.\n' +
+  'Runs the policies on what a cluster already holds: Namespaces, DestinationRules, Services, workloads\n' +
+    'and Pods not owned by a controller (the controller is audited instead); injected Pods are counted\n' +
+    'per namespace. --output policyreport writes OpenReports Reports (one per namespace) and a\n' +
+    'ClusterReport for cluster-scoped objects, or with --report-api wgpolicyk8s.io/v1alpha2\n' +
+    'PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, cluster or configuration errors.',
   flags,
 );
@@ -50,7 +59,10 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   const output = oneOf(values, 'output', outputs);
   const reportApi = oneOf(values, 'report-api', reportApis);
   const { config } = await loadConfig(str(values, 'config'));
-  const objects = await listCluster(str(values, 'kubeconfig'), env, [...viewKinds, ...judgedKinds]);
+  const connection = await connect(str(values, 'kubeconfig'), env);
+  if (!connection)
+    throw new UsageError('no cluster credentials: in-cluster, --kubeconfig, KUBECONFIG or ~/.kube/config');
+  const objects = await listKinds(connection, [...viewKinds, ...judgedKinds]);
   const scopes = new KindScopes();
   const items: Judged[] = objects
     .filter((o) => !controlled(o))
@@ -62,14 +74,15 @@ export async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<num
       namespace: scopes.namespaceOf(object, undefined),
     }));
   // The Istio in the cluster, under what the configuration declares.
-  const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
-  const found = connection ? await discoverFromCluster(connection.kc, istioNamespaceOf(values)) : undefined;
+  const { mesh } = await buildProfile(config.mesh, {
+    cluster: { connection, istioNamespace: istioNamespaceOf(values) },
+  });
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
-    // A live cluster's listing holds every Service of every namespace.
-    cluster: MemoryClusterView.fromObjects(objects, true),
-    mesh: resolveProfile(config.mesh, found ?? nothingDiscovered),
+    // A live cluster's listing holds every Service and Pod (namespace-injection counts the injected ones).
+    cluster: MemoryClusterView.fromObjects(objects, true, true),
+    mesh: mesh.current,
   };
   const reports = judge(items, engine, { diff: values['no-diff'] !== true });
   process.stdout.write(await render(reports, output, { reportApi }));

@@ -6,7 +6,7 @@ import { helpText, int, parseFlags, str, UsageError, type Flag } from './flags.j
 
 const flags: Flag[] = [
   { name: 'service', type: 'string', arg: 'NAME', help: "the webhook's Service name" },
-  { name: 'namespace', type: 'string', arg: 'NS', help: 'its namespace' },
+  { name: 'namespace', type: 'string', arg: 'NS', help: 'its namespace', env: 'MESHGUARD_CERTS_NAMESPACE' },
   { name: 'out', type: 'string', arg: 'DIR', help: 'where to write ca.crt, ca.key, tls.crt and tls.key (required)' },
   { name: 'force', type: 'boolean', help: 'replace keys and certificates already in DIR' },
   {

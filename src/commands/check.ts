@@ -11,14 +11,22 @@ import { policies } from '../policies/index.js';
 import { formats, judge, type Judged, type Totals } from '../report/index.js';
 import { reportStream } from '../report/stream.js';
 import { UNKNOWN_NAMESPACE } from '../report/judge.js';
-import { listCluster, viewKinds } from './cluster-objects.js';
+import type { Connection } from '../cluster/connect.js';
+import { connect, listKinds, viewKinds } from '../cluster/list.js';
+import { buildProfile } from '../mesh/build.js';
+import type { MeshProfile } from '../mesh/profile.js';
+import type { MeshSettings } from '../config/types.js';
+import {
+  helpText,
+  istioNamespaceFlag,
+  istioNamespaceOf,
+  oneOf,
+  parseFlags,
+  str,
+  UsageError,
+  type Flag,
+} from './flags.js';
 import { mayHoldClusterObject } from './check-view.js';
-import { helpText, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
-import { discoverMesh } from '../mesh/discover.js';
-import type { DiscoveredMesh } from '../mesh/profile.js';
-import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
-import { resolveProfile } from '../mesh/profile.js';
 
 /** The flags of the commands that report findings (check, audit). */
 export const reportFlags: Flag[] = [
@@ -41,6 +49,7 @@ const flags: Flag[] = [
     type: 'string',
     arg: 'NS',
     help: 'namespace of objects that name none (as kubectl apply -n); without it theirs is unknown',
+    env: 'MESHGUARD_CHECK_NAMESPACE',
   },
   {
     name: 'kubeconfig',
@@ -62,8 +71,10 @@ export const checkHelp = helpText(
   'Runs the policies on manifests (files, directories, - for stdin) as the webhook would on admission.\n' +
     'Namespaces, Services and ServiceEntries among the inputs (and the cluster, with --kubeconfig) are the\n' +
     'cluster view; only with --services-complete (or --kubeconfig) are they every Service of their namespaces.\n' +
-    "Istio's own objects among the inputs (or in the cluster) give the mesh profile. Files that hold no Kubernetes objects (values, Chart.yaml, CI workflows, Helm\n" +
-    'templates) are skipped; render charts first: helm template ... | meshguard check -\n' +
+    "Istio's own objects among the inputs (or in the cluster) give the mesh profile. Files that hold no\n" +
+    'Kubernetes objects (values, Chart.yaml, CI workflows, Helm templates) are skipped; render charts\n' +
+    'first: helm template ... | meshguard check -\n' +
+    "PolicyReports are audit's (meshguard audit --output policyreport): they describe a cluster's objects.\n" +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, input, cluster or configuration\n' +
     'errors (after every readable object is reported and every error listed), or no objects at all.',
   flags,
@@ -77,6 +88,11 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     process.stdout.write(checkHelp);
     return 0;
   }
+  // Said, not just refused: audit takes it, and nothing else tells the user the two differ.
+  if (str(values, 'output') === 'policyreport')
+    throw new UsageError(
+      "--output policyreport is meshguard audit's: PolicyReports describe objects in a cluster; for files use json, sarif or junit",
+    );
   const output = oneOf(values, 'output', formats);
   const namespace = str(values, 'namespace');
   if (namespace !== undefined && !DNS_LABEL.test(namespace))
@@ -84,14 +100,24 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
   if (positionals.length === 0) throw new UsageError('check needs at least one PATH (or - for stdin)');
   const { config } = await loadConfig(str(values, 'config'));
   const sources = await manifestSources(positionals, stdin);
+  const kubeconfig = str(values, 'kubeconfig');
+  // Explicit, so never undefined: a kubeconfig that cannot be loaded is an error.
+  const connection = kubeconfig === undefined ? undefined : await connect(kubeconfig, env);
   // The inputs are read twice, so that memory does not grow with the tree: first only what every
   // object is judged against, then file by file to judge and report.
-  const { scopes, view, found } = await judgedAgainst(sources, values, env, namespace);
+  const { scopes, view, mesh } = await judgedAgainst(sources, {
+    services: connection !== undefined || values['services-complete'] === true,
+    connection,
+    namespace,
+    declared: config.mesh,
+    paths: positionals,
+    istioNamespace: istioNamespaceOf(values),
+  });
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
     cluster: view,
-    mesh: resolveProfile(config.mesh, found),
+    mesh,
   };
   const report = reportStream(output);
   const problems: Pick<Inputs, 'skipped' | 'errors'> = { skipped: [], errors: [] };
@@ -110,33 +136,36 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
 
 /**
  * What every object is judged against, from the documents that may hold it (check-view.ts): the
- * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile's
- * discovery. The objects read for it are dropped once it is built.
+ * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile. The
+ * objects read for it are dropped once it is built.
  */
 async function judgedAgainst(
   sources: readonly Source[],
-  values: Record<string, string | boolean | undefined>,
-  env: NodeJS.ProcessEnv,
-  namespace: string | undefined,
-): Promise<{ scopes: KindScopes; view: MemoryClusterView; found: DiscoveredMesh }> {
+  o: {
+    /** The view holds every Service of its namespaces (a live cluster, or --services-complete). */
+    services: boolean;
+    connection: Connection | undefined;
+    namespace: string | undefined;
+    declared: MeshSettings;
+    paths: readonly string[];
+    istioNamespace: string;
+  },
+): Promise<{ scopes: KindScopes; view: MemoryClusterView; mesh: MeshProfile }> {
   const objects: KubeObject[] = [];
   for (const source of sources)
     for (const m of (await sourceInputs(source, mayHoldClusterObject)).manifests) objects.push(m.object);
   const scopes = new KindScopes().addObjects(objects);
-  const kubeconfig = str(values, 'kubeconfig');
-  // A live cluster lists every Service; manifests hold them all only when the user says so.
-  const view = new MemoryClusterView(true, kubeconfig !== undefined || values['services-complete'] === true);
+  const view = new MemoryClusterView(true, o.services);
   // The cluster first: the inputs are what will be applied over it.
-  if (kubeconfig !== undefined) for (const o of await listCluster(kubeconfig, env, viewKinds)) view.addObject(o);
-  for (const object of objects) view.addObject(inNamespace(object, scopes.namespaceOf(object, namespace)));
+  if (o.connection) for (const c of await listKinds(o.connection, viewKinds)) view.addObject(c);
+  for (const object of objects) view.addObject(inNamespace(object, scopes.namespaceOf(object, o.namespace)));
   // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
   // generate), else the cluster's, under the configuration's mesh: section.
-  let found = discoverMesh(objects);
-  if (kubeconfig !== undefined && found.webhooks.length === 0 && found.revisions.size === 0) {
-    const connection = await kubeConfigFor(kubeconfig, env);
-    if (connection) found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
-  }
-  return { scopes, view, found };
+  const { mesh } = await buildProfile(o.declared, {
+    manifests: { objects, paths: o.paths },
+    ...(o.connection && { cluster: { connection: o.connection, istioNamespace: o.istioNamespace } }),
+  });
+  return { scopes, view, mesh: mesh.current };
 }
 
 /** Writes to stdout, waiting while a slow reader (a pipe) catches up: the report never piles up in memory. */

@@ -8,17 +8,23 @@ export interface Flag {
   default?: string;
   /** Placeholder in the help text, e.g. FILE. */
   arg?: string;
+  /**
+   * Its environment variable when MESHGUARD_<NAME> means something else: the chart sets
+   * MESHGUARD_NAMESPACE in the pod for serve, and check's or certs' --namespace must not read it.
+   */
+  env?: string;
 }
 
 /** Bad usage or input: the CLI prints the message and exits 2. */
 export class UsageError extends Error {}
 
-export const envName = (flag: string) => `MESHGUARD_${flag.toUpperCase().replaceAll('-', '_')}`;
+export const envName = (flag: Pick<Flag, 'name' | 'env'>) =>
+  flag.env ?? `MESHGUARD_${flag.name.toUpperCase().replaceAll('-', '_')}`;
 
 export function helpText(usage: string, summary: string, flags: readonly Flag[]): string {
   const rows = flags.map((f) => {
     const left = `  --${f.name}${f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : ''}`;
-    const extra = [`env ${envName(f.name)}`, f.default !== undefined ? `default ${f.default}` : '']
+    const extra = [`env ${envName(f)}`, f.default !== undefined ? `default ${f.default}` : '']
       .filter(Boolean)
       .join(', ');
     return `${left.padEnd(28)} ${f.help} (${extra})`;
@@ -53,7 +59,7 @@ export function parseFlags(
   const values: Parsed['values'] = {};
   for (const f of flags) {
     const given = (parsed.values as Record<string, string | boolean | undefined>)[f.name];
-    const fromEnv = env[envName(f.name)];
+    const fromEnv = env[envName(f)];
     if (given !== undefined) values[f.name] = given as string | boolean;
     else if (fromEnv !== undefined && fromEnv !== '')
       values[f.name] = f.type === 'boolean' ? fromEnv === 'true' : fromEnv;
@@ -61,6 +67,17 @@ export function parseFlags(
   }
   return { values, positionals: parsed.positionals, help: parsed.values.help === true };
 }
+
+/** The flag of every command that reads Istio's objects in a cluster. */
+export const istioNamespaceFlag: Flag = {
+  name: 'istio-namespace',
+  type: 'string',
+  arg: 'NS',
+  help: 'where istiod and its ConfigMaps live, read for the mesh profile',
+  default: 'istio-system',
+};
+
+export const istioNamespaceOf = (values: Parsed['values']): string => str(values, 'istio-namespace') ?? 'istio-system';
 
 export function str(values: Parsed['values'], name: string): string | undefined {
   const v = values[name];

@@ -1,13 +1,12 @@
+import { connect } from '../cluster/list.js';
 import { loadConfig } from '../config/load.js';
-import { kubeConfigFor } from '../cluster/connect.js';
-import { discoverMesh } from '../mesh/discover.js';
 import { explainAll } from '../engine/explain.js';
-import { summarize } from '../mesh/describe.js';
+import { buildProfile } from '../mesh/build.js';
+import { summarize, type ProfileSummary } from '../mesh/describe.js';
+import type { DiscoveredMesh, MeshProfile } from '../mesh/profile.js';
 import { policies } from '../policies/index.js';
-import { nothingDiscovered, resolveProfile, type DiscoveredMesh, type MeshProfile } from '../mesh/profile.js';
 import { readManifests } from '../manifests.js';
-import { helpText, oneOf, parseFlags, str, type Flag } from './flags.js';
-import { discoverFromCluster, istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
+import { helpText, istioNamespaceFlag, istioNamespaceOf, oneOf, parseFlags, str, type Flag } from './flags.js';
 
 const flags: Flag[] = [
   { name: 'config', type: 'string', arg: 'FILE', help: 'configuration whose mesh: section declares the profile' },
@@ -38,19 +37,21 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   }
   const output = oneOf(values, 'output', ['text', 'json'] as const);
   const { config } = await loadConfig(str(values, 'config'));
-  let found: DiscoveredMesh = nothingDiscovered;
-  let from = 'configuration and defaults only';
-  if (positionals.length > 0) {
-    found = discoverMesh((await readManifests(positionals, stdin)).manifests.map((m) => m.object));
-    from = `Istio's objects in ${positionals.join(', ')}`;
-  } else {
-    const connection = await kubeConfigFor(str(values, 'kubeconfig'), env);
-    if (connection) {
-      found = await discoverFromCluster(connection.kc, istioNamespaceOf(values));
-      from = `the cluster (${connection.from})`;
-    }
-  }
-  const profile = resolveProfile(config.mesh, found);
+  const connection = positionals.length > 0 ? undefined : await connect(str(values, 'kubeconfig'), env);
+  const built = await buildProfile(config.mesh, {
+    ...(positionals.length > 0 && {
+      manifests: {
+        objects: (await readManifests(positionals, stdin)).manifests.map((m) => m.object),
+        paths: positionals,
+      },
+    }),
+    ...(connection && { cluster: { connection, istioNamespace: istioNamespaceOf(values) } }),
+  });
+  // A cluster that answered nothing: no profile "discovered from" it (check exits 2 the same way).
+  if (built.unread) throw built.unread;
+  const { from } = built;
+  const profile = built.mesh.current;
+  const found = built.mesh.discovered;
   const order = ordering(found);
   process.stdout.write(
     output === 'json'
@@ -84,6 +85,15 @@ function guardrailNotes(profile: MeshProfile): Record<string, string> {
   return Object.fromEntries(Object.entries(explainAll(policies, profile)).map(([id, e]) => [id, e.why]));
 }
 
+/** How the revision's classic proxies drain on termination, with where that came from. */
+function drainOf(r: ProfileSummary['revisions'][number], o: (key: string) => string): string {
+  if (r.terminationDrainDuration !== undefined)
+    return `terminationDrainDuration ${r.terminationDrainDuration}${o('terminationDrainDuration')}`;
+  if (r.exitOnZeroActiveConnections !== undefined)
+    return `EXIT_ON_ZERO_ACTIVE_CONNECTIONS ${r.exitOnZeroActiveConnections}${o('exitOnZeroActiveConnections')}`;
+  return "drain Istio's default 5s (default)";
+}
+
 function text(profile: MeshProfile, from: string): string {
   const s = summarize(profile);
   const o = (key: string) => (s.origins[key] ? ` (${s.origins[key]})` : '');
@@ -92,10 +102,10 @@ function text(profile: MeshProfile, from: string): string {
     `  Istio ${s.istioVersion}${o('istioVersion')}, root namespace ${s.rootNamespace}${o('rootNamespace')}, DNS capture ${s.dnsCapture ? 'on' : 'off'}${o('dnsCapture')}`,
     `  kubelets all >= 1.33 (native sidecars under auto): ${s.kubeletsSupportNative}${o('kubeletVersion')}`,
     `  revisions${o('webhooks')}:`,
-    ...s.revisions.map(
-      (r) =>
-        `    ${r.name}: Istio ${r.version}, nativeSidecars ${r.nativeSidecars}, rewriteProbes ${r.rewriteProbes}, holdApplicationUntilProxyStarts ${r.holdApplicationUntilProxyStarts}, injection policy ${r.policy}`,
-    ),
+    ...s.revisions.flatMap((r) => [
+      `    ${r.name}: Istio ${r.version}, nativeSidecars ${r.nativeSidecars}, rewriteProbes ${r.rewriteProbes}, holdApplicationUntilProxyStarts ${r.holdApplicationUntilProxyStarts}, injection policy ${r.policy}`,
+      `      cni ${r.cni}${o('cni')}, ${drainOf(r, o)}, proxyPreStop ${r.proxyPreStop}${o('proxyPreStop')}`,
+    ]),
     '  injector webhooks, in the order the API server calls them:',
     ...s.webhooks.map((w) => `    ${w}`),
     ...(s.problems.length > 0 ? ['  could not read:', ...s.problems.map((p) => `    ${p}`)] : []),

@@ -7,10 +7,9 @@ import { clusterOff } from '../cluster/memory.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigStore } from '../config/store.js';
+import { buildProfile } from '../mesh/build.js';
 import { summarize } from '../mesh/describe.js';
 import type { MeshProfile } from '../mesh/profile.js';
-import { discoverMesh } from '../mesh/discover.js';
-import { MeshStore } from '../mesh/store.js';
 import { explainAll } from '../engine/explain.js';
 import { Registry } from '../engine/registry.js';
 import { createLogger } from '../log.js';
@@ -20,8 +19,17 @@ import { buildApp, DEFAULT_BODY_LIMIT, noSchemaCompilers } from '../server/app.j
 import { createMetrics } from '../server/metrics.js';
 import { checkPair, devCertificate, loadPair } from '../tls/serving.js';
 import { watchFiles } from '../watch-files.js';
-import { helpText, int, oneOf, parseFlags, str, UsageError, type Flag } from './flags.js';
-import { istioNamespaceFlag, istioNamespaceOf } from './istio-objects.js';
+import {
+  helpText,
+  int,
+  istioNamespaceFlag,
+  istioNamespaceOf,
+  oneOf,
+  parseFlags,
+  str,
+  UsageError,
+  type Flag,
+} from './flags.js';
 
 const flags: Flag[] = [
   {
@@ -157,16 +165,6 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     metrics.configReloads.inc({ result: 'failure' });
     logger.error({ source, errors }, 'configuration refused; the last good one stays in force');
   });
-  // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
-  const mesh = MeshStore.following(store);
-  // Per guardrail, whether its trap exists on this mesh and why (each policy's explain), at debug.
-  const inForce = (profile: MeshProfile) => {
-    logger.info({ mesh: summarize(profile) }, 'mesh profile in force');
-    if (logger.isLevelEnabled('debug'))
-      logger.debug({ guardrails: explainAll(policies, profile) }, 'guardrails on this mesh');
-  };
-  inForce(mesh.current);
-  mesh.on('change', inForce);
   const stops: (() => void)[] = [];
   let draining = false;
   if (configFile) {
@@ -180,16 +178,30 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     );
   }
 
-  // Cluster lookups: watches feed the view the policies read; readiness waits for the first sync.
   const connection = clusterMode === 'off' ? undefined : await kubeConfigFor(str(values, 'kubeconfig'), env);
+  // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
+  const profile = await buildProfile(store, {
+    ...(connection && { cluster: { connection, istioNamespace: istioNamespaceOf(values), watch: logger } }),
+  });
+  const mesh = profile.mesh;
+  stops.push(profile.stop);
+  const inForce = (current: MeshProfile) => {
+    const summary = summarize(current);
+    metrics.setMeshProfile(summary);
+    logger.info({ mesh: summary }, 'mesh profile in force');
+    // Per guardrail, whether its trap exists on this mesh and why (each policy's explain), at debug.
+    if (logger.isLevelEnabled('debug'))
+      logger.debug({ guardrails: explainAll(policies, current) }, 'guardrails on this mesh');
+  };
+  inForce(mesh.current);
+  mesh.on('change', inForce);
+
+  // Cluster lookups: watches feed the view the policies read; readiness waits for the first sync.
   let cluster: ClusterView = clusterOff;
   const syncing: (() => string | null)[] = [];
   if (connection) {
     const { watchCluster } = await import('../cluster/watch.js');
-    const live = watchCluster(connection.kc, logger, {
-      istioNamespace: istioNamespaceOf(values),
-      onIstioObjects: (objects) => mesh.setDiscovered(discoverMesh(objects)),
-    });
+    const live = watchCluster(connection.kc, logger);
     cluster = live.view;
     syncing.push(live.notReady);
     stops.push(live.stop);

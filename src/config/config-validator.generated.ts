@@ -5,16 +5,18 @@ const require = createRequire(import.meta.url);
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://meshguard.io/schemas/config.json","title":"meshguard configuration","type":"object","additionalProperties":false,"properties":{"mode":{"description":"enforce, or warn: the dry-run, where nothing is denied or changed and every finding comes back as a warning","enum":["enforce","warn"],"default":"enforce"},"clusterDomain":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$","default":"cluster.local"},"excludeNamespaces":{"description":"namespaces never evaluated (names or globs); the webhook's own namespace is always excluded","type":"array","items":{"$ref":"#/definitions/namespacePattern"},"default":["kube-system","kube-public"]},"mesh":{"description":"the mesh profile as declared: which Istio is guarded. Each key set here overrides what is discovered from Istio's objects; unset keys are discovered, else the newest Istio release's defaults","type":"object","additionalProperties":false,"default":{},"properties":{"istioVersion":{"description":"the Istio minor version guarded, e.g. \"1.30\" (\"1.11\" for the FAQs' meshes)","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rootNamespace":{"description":"meshConfig.rootNamespace","$ref":"#/definitions/name"},"nativeSidecars":{"description":"ENABLE_NATIVE_SIDECARS of istiod: enabled, disabled, or auto (native when every kubelet is 1.33 or later)","enum":["enabled","auto","disabled"]},"kubeletVersion":{"description":"the oldest kubelet's version, e.g. \"1.33\", for nativeSidecars: auto where Nodes cannot be read","type":"string","pattern":"^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$"},"rewriteProbes":{"description":"sidecarInjectorWebhook.rewriteAppHTTPProbe: Istio rewrites probes through its agent","type":"boolean"},"holdApplicationUntilProxyStarts":{"description":"mesh-wide holdApplicationUntilProxyStarts (values.global.proxy or meshConfig.defaultConfig)","type":"boolean"},"dnsCapture":{"description":"mesh-wide DNS capture (meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE)","type":"boolean"},"revisions":{"description":"installed revisions and tags, when their injector webhook configurations cannot be seen","type":"array","items":{"$ref":"#/definitions/name"},"uniqueItems":true},"cni":{"description":"Istio CNI sets up the pods' traffic redirect (values.pilot.cni.enabled; values.istio_cni.enabled before 1.24)","type":"boolean"},"terminationDrainDuration":{"description":"mesh-wide meshConfig.defaultConfig.terminationDrainDuration, as protobuf JSON writes a duration, e.g. \"30s\"","type":"string","pattern":"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},"exitOnZeroActiveConnections":{"description":"mesh-wide meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS","type":"boolean"},"proxyPreStop":{"description":"values.global.proxy.lifecycle gives istio-proxy a preStop hook of its own (replacing the injection template's lifecycle)","type":"boolean"}}},"onError":{"description":"what a request gets when a policy throws: allow (with a warning) or deny","enum":["allow","deny"],"default":"allow"},"policies":{"type":"object","additionalProperties":false,"default":{},"properties":{"destinationrule-placement":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"externalname-tcp-collision":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"hold-application-until-proxy-starts":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"probe-port-exclusion":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"job-sidecar-quit":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"},"readyTimeoutSeconds":{"description":"how long the wrapper waits for the proxy before running the command anyway","type":"integer","minimum":0,"maximum":3600,"default":60},"requireShellCommand":{"description":"wrap only containers whose command already starts with a shell","type":"boolean","default":true}}},"sidecar-inject-label":{"description":"warns where sidecar.istio.io/inject will not do what it says (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"namespace-injection":{"description":"warns on Namespaces whose injection labels select no injector or another one (it only ever warns)","type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"init-containers-network":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"termination-drain":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"mtls-conflict":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}},"service-port-protocol":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"warn"}}},"sidecar-annotations":{"type":"object","additionalProperties":false,"default":{},"properties":{"mode":{"$ref":"#/definitions/mode","default":"enforce"}}}}},"overrides":{"description":"per-namespace settings; the first override whose namespaces match applies","type":"array","default":[],"items":{"type":"object","additionalProperties":false,"required":["namespaces"],"properties":{"namespaces":{"type":"array","minItems":1,"items":{"$ref":"#/definitions/namespacePattern"}},"mode":{"enum":["enforce","warn"]},"policies":{"type":"object","propertyNames":{"$ref":"#/definitions/policyId"},"additionalProperties":{"type":"object","additionalProperties":false,"required":["mode"],"properties":{"mode":{"$ref":"#/definitions/mode"}}}}}}}},"definitions":{"mode":{"enum":["enforce","warn","off"]},"name":{"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63},"namespacePattern":{"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253},"policyId":{"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol","sidecar-annotations"]}}};
 const schema12 = {"type":"string","pattern":"^[-a-z0-9*?\\[\\]{},!]+$","maxLength":253};
 const schema13 = {"type":"string","pattern":"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$","maxLength":63};
 const schema15 = {"enum":["enforce","warn","off"]};
-const schema21 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit"]};
+const schema28 = {"enum":["destinationrule-placement","externalname-tcp-collision","hold-application-until-proxy-starts","probe-port-exclusion","job-sidecar-quit","sidecar-inject-label","namespace-injection","init-containers-network","termination-drain","mtls-conflict","service-port-protocol","sidecar-annotations"]};
 const pattern0 = new RegExp("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "u");
 const pattern1 = new RegExp("^[-a-z0-9*?\\[\\]{},!]+$", "u");
 const pattern2 = new RegExp("^v?1\\.[0-9]{1,3}(\\.[0-9]+)?$", "u");
 const pattern3 = new RegExp("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "u");
+const pattern6 = new RegExp("^[0-9]{1,10}(\\.[0-9]{1,9})?s$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
+const func3 = Object.prototype.hasOwnProperty;
 const func0 = require("ajv/dist/runtime/equal").default;
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -141,7 +143,7 @@ errors++;
 let data4 = data.mesh;
 if(data4 && typeof data4 == "object" && !Array.isArray(data4)){
 for(const key1 in data4){
-if(!((((((((key1 === "istioVersion") || (key1 === "rootNamespace")) || (key1 === "nativeSidecars")) || (key1 === "kubeletVersion")) || (key1 === "rewriteProbes")) || (key1 === "holdApplicationUntilProxyStarts")) || (key1 === "dnsCapture")) || (key1 === "revisions"))){
+if(!(func3.call(schema11.properties.mesh.properties, key1))){
 const err8 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err8];
@@ -357,9 +359,9 @@ vErrors.push(err24);
 errors++;
 }
 }
-}
-else {
-const err25 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data4.cni !== undefined){
+if(typeof data4.cni !== "boolean"){
+const err25 = {instancePath:instancePath+"/mesh/cni",schemaPath:"#/properties/mesh/properties/cni/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -368,9 +370,12 @@ vErrors.push(err25);
 }
 errors++;
 }
-let data14 = data.onError;
-if(!((data14 === "allow") || (data14 === "deny"))){
-const err26 = {instancePath:instancePath+"/onError",schemaPath:"#/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.onError.enum},message:"must be equal to one of the allowed values"};
+}
+if(data4.terminationDrainDuration !== undefined){
+let data15 = data4.terminationDrainDuration;
+if(typeof data15 === "string"){
+if(!pattern6.test(data15)){
+const err26 = {instancePath:instancePath+"/mesh/terminationDrainDuration",schemaPath:"#/properties/mesh/properties/terminationDrainDuration/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}(\\.[0-9]{1,9})?s$"},message:"must match pattern \""+"^[0-9]{1,10}(\\.[0-9]{1,9})?s$"+"\""};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -379,26 +384,9 @@ vErrors.push(err26);
 }
 errors++;
 }
-let data15 = data.policies;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(data15["destinationrule-placement"] === undefined){
-data15["destinationrule-placement"] = {};
 }
-if(data15["externalname-tcp-collision"] === undefined){
-data15["externalname-tcp-collision"] = {};
-}
-if(data15["hold-application-until-proxy-starts"] === undefined){
-data15["hold-application-until-proxy-starts"] = {};
-}
-if(data15["probe-port-exclusion"] === undefined){
-data15["probe-port-exclusion"] = {};
-}
-if(data15["job-sidecar-quit"] === undefined){
-data15["job-sidecar-quit"] = {};
-}
-for(const key2 in data15){
-if(!(((((key2 === "destinationrule-placement") || (key2 === "externalname-tcp-collision")) || (key2 === "hold-application-until-proxy-starts")) || (key2 === "probe-port-exclusion")) || (key2 === "job-sidecar-quit"))){
-const err27 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+else {
+const err27 = {instancePath:instancePath+"/mesh/terminationDrainDuration",schemaPath:"#/properties/mesh/properties/terminationDrainDuration/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -408,14 +396,9 @@ vErrors.push(err27);
 errors++;
 }
 }
-let data16 = data15["destinationrule-placement"];
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-if(data16.mode === undefined){
-data16.mode = "enforce";
-}
-for(const key3 in data16){
-if(!(key3 === "mode")){
-const err28 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if(data4.exitOnZeroActiveConnections !== undefined){
+if(typeof data4.exitOnZeroActiveConnections !== "boolean"){
+const err28 = {instancePath:instancePath+"/mesh/exitOnZeroActiveConnections",schemaPath:"#/properties/mesh/properties/exitOnZeroActiveConnections/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -425,9 +408,9 @@ vErrors.push(err28);
 errors++;
 }
 }
-let data17 = data16.mode;
-if(!(((data17 === "enforce") || (data17 === "warn")) || (data17 === "off"))){
-const err29 = {instancePath:instancePath+"/policies/destinationrule-placement/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(data4.proxyPreStop !== undefined){
+if(typeof data4.proxyPreStop !== "boolean"){
+const err29 = {instancePath:instancePath+"/mesh/proxyPreStop",schemaPath:"#/properties/mesh/properties/proxyPreStop/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -437,8 +420,9 @@ vErrors.push(err29);
 errors++;
 }
 }
+}
 else {
-const err30 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err30 = {instancePath:instancePath+"/mesh",schemaPath:"#/properties/mesh/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -447,14 +431,9 @@ vErrors.push(err30);
 }
 errors++;
 }
-let data18 = data15["externalname-tcp-collision"];
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-if(data18.mode === undefined){
-data18.mode = "warn";
-}
-for(const key4 in data18){
-if(!(key4 === "mode")){
-const err31 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+let data18 = data.onError;
+if(!((data18 === "allow") || (data18 === "deny"))){
+const err31 = {instancePath:instancePath+"/onError",schemaPath:"#/properties/onError/enum",keyword:"enum",params:{allowedValues: schema11.properties.onError.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -463,10 +442,47 @@ vErrors.push(err31);
 }
 errors++;
 }
+let data19 = data.policies;
+if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
+if(data19["destinationrule-placement"] === undefined){
+data19["destinationrule-placement"] = {};
 }
-let data19 = data18.mode;
-if(!(((data19 === "enforce") || (data19 === "warn")) || (data19 === "off"))){
-const err32 = {instancePath:instancePath+"/policies/externalname-tcp-collision/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(data19["externalname-tcp-collision"] === undefined){
+data19["externalname-tcp-collision"] = {};
+}
+if(data19["hold-application-until-proxy-starts"] === undefined){
+data19["hold-application-until-proxy-starts"] = {};
+}
+if(data19["probe-port-exclusion"] === undefined){
+data19["probe-port-exclusion"] = {};
+}
+if(data19["job-sidecar-quit"] === undefined){
+data19["job-sidecar-quit"] = {};
+}
+if(data19["sidecar-inject-label"] === undefined){
+data19["sidecar-inject-label"] = {};
+}
+if(data19["namespace-injection"] === undefined){
+data19["namespace-injection"] = {};
+}
+if(data19["init-containers-network"] === undefined){
+data19["init-containers-network"] = {};
+}
+if(data19["termination-drain"] === undefined){
+data19["termination-drain"] = {};
+}
+if(data19["mtls-conflict"] === undefined){
+data19["mtls-conflict"] = {};
+}
+if(data19["service-port-protocol"] === undefined){
+data19["service-port-protocol"] = {};
+}
+if(data19["sidecar-annotations"] === undefined){
+data19["sidecar-annotations"] = {};
+}
+for(const key2 in data19){
+if(!(func3.call(schema11.properties.policies.properties, key2))){
+const err32 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -476,8 +492,14 @@ vErrors.push(err32);
 errors++;
 }
 }
-else {
-const err33 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data20 = data19["destinationrule-placement"];
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+if(data20.mode === undefined){
+data20.mode = "enforce";
+}
+for(const key3 in data20){
+if(!(key3 === "mode")){
+const err33 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -486,14 +508,10 @@ vErrors.push(err33);
 }
 errors++;
 }
-let data20 = data15["hold-application-until-proxy-starts"];
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-if(data20.mode === undefined){
-data20.mode = "enforce";
 }
-for(const key5 in data20){
-if(!(key5 === "mode")){
-const err34 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+let data21 = data20.mode;
+if(!(((data21 === "enforce") || (data21 === "warn")) || (data21 === "off"))){
+const err34 = {instancePath:instancePath+"/policies/destinationrule-placement/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -503,9 +521,8 @@ vErrors.push(err34);
 errors++;
 }
 }
-let data21 = data20.mode;
-if(!(((data21 === "enforce") || (data21 === "warn")) || (data21 === "off"))){
-const err35 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+else {
+const err35 = {instancePath:instancePath+"/policies/destinationrule-placement",schemaPath:"#/properties/policies/properties/destinationrule-placement/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -514,9 +531,14 @@ vErrors.push(err35);
 }
 errors++;
 }
+let data22 = data19["externalname-tcp-collision"];
+if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
+if(data22.mode === undefined){
+data22.mode = "warn";
 }
-else {
-const err36 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key4 in data22){
+if(!(key4 === "mode")){
+const err36 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -525,14 +547,10 @@ vErrors.push(err36);
 }
 errors++;
 }
-let data22 = data15["probe-port-exclusion"];
-if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
-if(data22.mode === undefined){
-data22.mode = "enforce";
 }
-for(const key6 in data22){
-if(!(key6 === "mode")){
-const err37 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+let data23 = data22.mode;
+if(!(((data23 === "enforce") || (data23 === "warn")) || (data23 === "off"))){
+const err37 = {instancePath:instancePath+"/policies/externalname-tcp-collision/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -542,9 +560,8 @@ vErrors.push(err37);
 errors++;
 }
 }
-let data23 = data22.mode;
-if(!(((data23 === "enforce") || (data23 === "warn")) || (data23 === "off"))){
-const err38 = {instancePath:instancePath+"/policies/probe-port-exclusion/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+else {
+const err38 = {instancePath:instancePath+"/policies/externalname-tcp-collision",schemaPath:"#/properties/policies/properties/externalname-tcp-collision/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -553,9 +570,14 @@ vErrors.push(err38);
 }
 errors++;
 }
+let data24 = data19["hold-application-until-proxy-starts"];
+if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
+if(data24.mode === undefined){
+data24.mode = "enforce";
 }
-else {
-const err39 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key5 in data24){
+if(!(key5 === "mode")){
+const err39 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -564,20 +586,10 @@ vErrors.push(err39);
 }
 errors++;
 }
-let data24 = data15["job-sidecar-quit"];
-if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
-if(data24.mode === undefined){
-data24.mode = "enforce";
 }
-if(data24.readyTimeoutSeconds === undefined){
-data24.readyTimeoutSeconds = 60;
-}
-if(data24.requireShellCommand === undefined){
-data24.requireShellCommand = true;
-}
-for(const key7 in data24){
-if(!(((key7 === "mode") || (key7 === "readyTimeoutSeconds")) || (key7 === "requireShellCommand"))){
-const err40 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+let data25 = data24.mode;
+if(!(((data25 === "enforce") || (data25 === "warn")) || (data25 === "off"))){
+const err40 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -587,9 +599,8 @@ vErrors.push(err40);
 errors++;
 }
 }
-let data25 = data24.mode;
-if(!(((data25 === "enforce") || (data25 === "warn")) || (data25 === "off"))){
-const err41 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+else {
+const err41 = {instancePath:instancePath+"/policies/hold-application-until-proxy-starts",schemaPath:"#/properties/policies/properties/hold-application-until-proxy-starts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -598,9 +609,14 @@ vErrors.push(err41);
 }
 errors++;
 }
-let data26 = data24.readyTimeoutSeconds;
-if(!(((typeof data26 == "number") && (!(data26 % 1) && !isNaN(data26))) && (isFinite(data26)))){
-const err42 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let data26 = data19["probe-port-exclusion"];
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+if(data26.mode === undefined){
+data26.mode = "enforce";
+}
+for(const key6 in data26){
+if(!(key6 === "mode")){
+const err42 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -609,9 +625,10 @@ vErrors.push(err42);
 }
 errors++;
 }
-if((typeof data26 == "number") && (isFinite(data26))){
-if(data26 > 3600 || isNaN(data26)){
-const err43 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
+}
+let data27 = data26.mode;
+if(!(((data27 === "enforce") || (data27 === "warn")) || (data27 === "off"))){
+const err43 = {instancePath:instancePath+"/policies/probe-port-exclusion/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -620,8 +637,9 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(data26 < 0 || isNaN(data26)){
-const err44 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err44 = {instancePath:instancePath+"/policies/probe-port-exclusion",schemaPath:"#/properties/policies/properties/probe-port-exclusion/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -630,9 +648,20 @@ vErrors.push(err44);
 }
 errors++;
 }
+let data28 = data19["job-sidecar-quit"];
+if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
+if(data28.mode === undefined){
+data28.mode = "enforce";
 }
-if(typeof data24.requireShellCommand !== "boolean"){
-const err45 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data28.readyTimeoutSeconds === undefined){
+data28.readyTimeoutSeconds = 60;
+}
+if(data28.requireShellCommand === undefined){
+data28.requireShellCommand = true;
+}
+for(const key7 in data28){
+if(!(((key7 === "mode") || (key7 === "readyTimeoutSeconds")) || (key7 === "requireShellCommand"))){
+const err45 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -642,8 +671,9 @@ vErrors.push(err45);
 errors++;
 }
 }
-else {
-const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data29 = data28.mode;
+if(!(((data29 === "enforce") || (data29 === "warn")) || (data29 === "off"))){
+const err46 = {instancePath:instancePath+"/policies/job-sidecar-quit/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -652,9 +682,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-else {
-const err47 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data30 = data28.readyTimeoutSeconds;
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err47 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -663,14 +693,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-let data28 = data.overrides;
-if(Array.isArray(data28)){
-const len2 = data28.length;
-for(let i3=0; i3<len2; i3++){
-let data29 = data28[i3];
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-if(data29.namespaces === undefined){
-const err48 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 > 3600 || isNaN(data30)){
+const err48 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 3600},message:"must be <= 3600"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -679,9 +704,8 @@ vErrors.push(err48);
 }
 errors++;
 }
-for(const key8 in data29){
-if(!(((key8 === "namespaces") || (key8 === "mode")) || (key8 === "policies"))){
-const err49 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(data30 < 0 || isNaN(data30)){
+const err49 = {instancePath:instancePath+"/policies/job-sidecar-quit/readyTimeoutSeconds",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/readyTimeoutSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -691,11 +715,8 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data29.namespaces !== undefined){
-let data30 = data29.namespaces;
-if(Array.isArray(data30)){
-if(data30.length < 1){
-const err50 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(typeof data28.requireShellCommand !== "boolean"){
+const err50 = {instancePath:instancePath+"/policies/job-sidecar-quit/requireShellCommand",schemaPath:"#/properties/policies/properties/job-sidecar-quit/properties/requireShellCommand/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -704,12 +725,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-const len3 = data30.length;
-for(let i4=0; i4<len3; i4++){
-let data31 = data30[i4];
-if(typeof data31 === "string"){
-if(func2(data31) > 253){
-const err51 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+}
+else {
+const err51 = {instancePath:instancePath+"/policies/job-sidecar-quit",schemaPath:"#/properties/policies/properties/job-sidecar-quit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -718,8 +736,14 @@ vErrors.push(err51);
 }
 errors++;
 }
-if(!pattern1.test(data31)){
-const err52 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+let data32 = data19["sidecar-inject-label"];
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+if(data32.mode === undefined){
+data32.mode = "warn";
+}
+for(const key8 in data32){
+if(!(key8 === "mode")){
+const err52 = {instancePath:instancePath+"/policies/sidecar-inject-label",schemaPath:"#/properties/policies/properties/sidecar-inject-label/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -729,8 +753,9 @@ vErrors.push(err52);
 errors++;
 }
 }
-else {
-const err53 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+let data33 = data32.mode;
+if(!(((data33 === "enforce") || (data33 === "warn")) || (data33 === "off"))){
+const err53 = {instancePath:instancePath+"/policies/sidecar-inject-label/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -740,9 +765,8 @@ vErrors.push(err53);
 errors++;
 }
 }
-}
 else {
-const err54 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err54 = {instancePath:instancePath+"/policies/sidecar-inject-label",schemaPath:"#/properties/policies/properties/sidecar-inject-label/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -751,11 +775,14 @@ vErrors.push(err54);
 }
 errors++;
 }
+let data34 = data19["namespace-injection"];
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+if(data34.mode === undefined){
+data34.mode = "warn";
 }
-if(data29.mode !== undefined){
-let data32 = data29.mode;
-if(!((data32 === "enforce") || (data32 === "warn"))){
-const err55 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+for(const key9 in data34){
+if(!(key9 === "mode")){
+const err55 = {instancePath:instancePath+"/policies/namespace-injection",schemaPath:"#/properties/policies/properties/namespace-injection/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -765,13 +792,9 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data29.policies !== undefined){
-let data33 = data29.policies;
-if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
-for(const key9 in data33){
-const _errs78 = errors;
-if(!(((((key9 === "destinationrule-placement") || (key9 === "externalname-tcp-collision")) || (key9 === "hold-application-until-proxy-starts")) || (key9 === "probe-port-exclusion")) || (key9 === "job-sidecar-quit"))){
-const err56 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema21.enum},message:"must be equal to one of the allowed values",propertyName:key9};
+let data35 = data34.mode;
+if(!(((data35 === "enforce") || (data35 === "warn")) || (data35 === "off"))){
+const err56 = {instancePath:instancePath+"/policies/namespace-injection/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -780,9 +803,9 @@ vErrors.push(err56);
 }
 errors++;
 }
-var valid27 = _errs78 === errors;
-if(!valid27){
-const err57 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key9},message:"property name must be valid"};
+}
+else {
+const err57 = {instancePath:instancePath+"/policies/namespace-injection",schemaPath:"#/properties/policies/properties/namespace-injection/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -791,12 +814,14 @@ vErrors.push(err57);
 }
 errors++;
 }
+let data36 = data19["init-containers-network"];
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+if(data36.mode === undefined){
+data36.mode = "warn";
 }
-for(const key10 in data33){
-let data34 = data33[key10];
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-if(data34.mode === undefined){
-const err58 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+for(const key10 in data36){
+if(!(key10 === "mode")){
+const err58 = {instancePath:instancePath+"/policies/init-containers-network",schemaPath:"#/properties/policies/properties/init-containers-network/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -805,9 +830,10 @@ vErrors.push(err58);
 }
 errors++;
 }
-for(const key11 in data34){
-if(!(key11 === "mode")){
-const err59 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+let data37 = data36.mode;
+if(!(((data37 === "enforce") || (data37 === "warn")) || (data37 === "off"))){
+const err59 = {instancePath:instancePath+"/policies/init-containers-network/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -817,10 +843,8 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data34.mode !== undefined){
-let data35 = data34.mode;
-if(!(((data35 === "enforce") || (data35 === "warn")) || (data35 === "off"))){
-const err60 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+else {
+const err60 = {instancePath:instancePath+"/policies/init-containers-network",schemaPath:"#/properties/policies/properties/init-containers-network/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -829,10 +853,14 @@ vErrors.push(err60);
 }
 errors++;
 }
+let data38 = data19["termination-drain"];
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+if(data38.mode === undefined){
+data38.mode = "enforce";
 }
-}
-else {
-const err61 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key11 in data38){
+if(!(key11 === "mode")){
+const err61 = {instancePath:instancePath+"/policies/termination-drain",schemaPath:"#/properties/policies/properties/termination-drain/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -842,9 +870,9 @@ vErrors.push(err61);
 errors++;
 }
 }
-}
-else {
-const err62 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data39 = data38.mode;
+if(!(((data39 === "enforce") || (data39 === "warn")) || (data39 === "off"))){
+const err62 = {instancePath:instancePath+"/policies/termination-drain/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -854,9 +882,8 @@ vErrors.push(err62);
 errors++;
 }
 }
-}
 else {
-const err63 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err63 = {instancePath:instancePath+"/policies/termination-drain",schemaPath:"#/properties/policies/properties/termination-drain/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -865,10 +892,14 @@ vErrors.push(err63);
 }
 errors++;
 }
+let data40 = data19["mtls-conflict"];
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+if(data40.mode === undefined){
+data40.mode = "enforce";
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+for(const key12 in data40){
+if(!(key12 === "mode")){
+const err64 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -878,13 +909,339 @@ vErrors.push(err64);
 errors++;
 }
 }
-else {
-const err65 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+let data41 = data40.mode;
+if(!(((data41 === "enforce") || (data41 === "warn")) || (data41 === "off"))){
+const err65 = {instancePath:instancePath+"/policies/mtls-conflict/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err65];
 }
 else {
 vErrors.push(err65);
+}
+errors++;
+}
+}
+else {
+const err66 = {instancePath:instancePath+"/policies/mtls-conflict",schemaPath:"#/properties/policies/properties/mtls-conflict/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+let data42 = data19["service-port-protocol"];
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.mode === undefined){
+data42.mode = "warn";
+}
+for(const key13 in data42){
+if(!(key13 === "mode")){
+const err67 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+}
+let data43 = data42.mode;
+if(!(((data43 === "enforce") || (data43 === "warn")) || (data43 === "off"))){
+const err68 = {instancePath:instancePath+"/policies/service-port-protocol/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+else {
+const err69 = {instancePath:instancePath+"/policies/service-port-protocol",schemaPath:"#/properties/policies/properties/service-port-protocol/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+let data44 = data19["sidecar-annotations"];
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+if(data44.mode === undefined){
+data44.mode = "enforce";
+}
+for(const key14 in data44){
+if(!(key14 === "mode")){
+const err70 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+let data45 = data44.mode;
+if(!(((data45 === "enforce") || (data45 === "warn")) || (data45 === "off"))){
+const err71 = {instancePath:instancePath+"/policies/sidecar-annotations/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+}
+else {
+const err72 = {instancePath:instancePath+"/policies/sidecar-annotations",schemaPath:"#/properties/policies/properties/sidecar-annotations/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
+}
+errors++;
+}
+}
+else {
+const err73 = {instancePath:instancePath+"/policies",schemaPath:"#/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+let data46 = data.overrides;
+if(Array.isArray(data46)){
+const len2 = data46.length;
+for(let i3=0; i3<len2; i3++){
+let data47 = data46[i3];
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+if(data47.namespaces === undefined){
+const err74 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/required",keyword:"required",params:{missingProperty: "namespaces"},message:"must have required property '"+"namespaces"+"'"};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
+}
+errors++;
+}
+for(const key15 in data47){
+if(!(((key15 === "namespaces") || (key15 === "mode")) || (key15 === "policies"))){
+const err75 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err75];
+}
+else {
+vErrors.push(err75);
+}
+errors++;
+}
+}
+if(data47.namespaces !== undefined){
+let data48 = data47.namespaces;
+if(Array.isArray(data48)){
+if(data48.length < 1){
+const err76 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+if(vErrors === null){
+vErrors = [err76];
+}
+else {
+vErrors.push(err76);
+}
+errors++;
+}
+const len3 = data48.length;
+for(let i4=0; i4<len3; i4++){
+let data49 = data48[i4];
+if(typeof data49 === "string"){
+if(func2(data49) > 253){
+const err77 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
+}
+errors++;
+}
+if(!pattern1.test(data49)){
+const err78 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/pattern",keyword:"pattern",params:{pattern: "^[-a-z0-9*?\\[\\]{},!]+$"},message:"must match pattern \""+"^[-a-z0-9*?\\[\\]{},!]+$"+"\""};
+if(vErrors === null){
+vErrors = [err78];
+}
+else {
+vErrors.push(err78);
+}
+errors++;
+}
+}
+else {
+const err79 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces/" + i4,schemaPath:"#/definitions/namespacePattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+}
+}
+else {
+const err80 = {instancePath:instancePath+"/overrides/" + i3+"/namespaces",schemaPath:"#/properties/overrides/items/properties/namespaces/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+}
+}
+if(data47.mode !== undefined){
+let data50 = data47.mode;
+if(!((data50 === "enforce") || (data50 === "warn"))){
+const err81 = {instancePath:instancePath+"/overrides/" + i3+"/mode",schemaPath:"#/properties/overrides/items/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.overrides.items.properties.mode.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
+}
+if(data47.policies !== undefined){
+let data51 = data47.policies;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key16 in data51){
+const _errs121 = errors;
+if(!((((((((((((key16 === "destinationrule-placement") || (key16 === "externalname-tcp-collision")) || (key16 === "hold-application-until-proxy-starts")) || (key16 === "probe-port-exclusion")) || (key16 === "job-sidecar-quit")) || (key16 === "sidecar-inject-label")) || (key16 === "namespace-injection")) || (key16 === "init-containers-network")) || (key16 === "termination-drain")) || (key16 === "mtls-conflict")) || (key16 === "service-port-protocol")) || (key16 === "sidecar-annotations"))){
+const err82 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/definitions/policyId/enum",keyword:"enum",params:{allowedValues: schema28.enum},message:"must be equal to one of the allowed values",propertyName:key16};
+if(vErrors === null){
+vErrors = [err82];
+}
+else {
+vErrors.push(err82);
+}
+errors++;
+}
+var valid41 = _errs121 === errors;
+if(!valid41){
+const err83 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/propertyNames",keyword:"propertyNames",params:{propertyName: key16},message:"property name must be valid"};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+}
+for(const key17 in data51){
+let data52 = data51[key17];
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+if(data52.mode === undefined){
+const err84 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/required",keyword:"required",params:{missingProperty: "mode"},message:"must have required property '"+"mode"+"'"};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+for(const key18 in data52){
+if(!(key18 === "mode")){
+const err85 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+}
+if(data52.mode !== undefined){
+let data53 = data52.mode;
+if(!(((data53 === "enforce") || (data53 === "warn")) || (data53 === "off"))){
+const err86 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1")+"/mode",schemaPath:"#/definitions/mode/enum",keyword:"enum",params:{allowedValues: schema15.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+}
+}
+}
+else {
+const err87 = {instancePath:instancePath+"/overrides/" + i3+"/policies/" + key17.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/overrides/items/properties/policies/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+}
+else {
+const err88 = {instancePath:instancePath+"/overrides/" + i3+"/policies",schemaPath:"#/properties/overrides/items/properties/policies/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+}
+else {
+const err89 = {instancePath:instancePath+"/overrides/" + i3,schemaPath:"#/properties/overrides/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+}
+else {
+const err90 = {instancePath:instancePath+"/overrides",schemaPath:"#/properties/overrides/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+else {
+const err91 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
 }
 errors++;
 }

@@ -9,6 +9,13 @@ export interface PolicySettings {
   'hold-application-until-proxy-starts': { mode: Mode };
   'probe-port-exclusion': { mode: Mode };
   'job-sidecar-quit': { mode: Mode; readyTimeoutSeconds: number; requireShellCommand: boolean };
+  'sidecar-inject-label': { mode: Mode };
+  'namespace-injection': { mode: Mode };
+  'init-containers-network': { mode: Mode };
+  'termination-drain': { mode: Mode };
+  'mtls-conflict': { mode: Mode };
+  'service-port-protocol': { mode: Mode };
+  'sidecar-annotations': { mode: Mode };
 }
 
 export type PolicyId = keyof PolicySettings;
@@ -40,6 +47,14 @@ export interface MeshSettings {
   rewriteProbes?: boolean;
   holdApplicationUntilProxyStarts?: boolean;
   dnsCapture?: boolean;
+  /** Istio CNI sets up the pods' redirect (values.pilot.cni.enabled; istio_cni.enabled before 1.24). */
+  cni?: boolean;
+  /** meshConfig.defaultConfig.terminationDrainDuration mesh-wide, e.g. "30s". */
+  terminationDrainDuration?: string;
+  /** meshConfig.defaultConfig.proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS mesh-wide. */
+  exitOnZeroActiveConnections?: boolean;
+  /** values.global.proxy.lifecycle gives istio-proxy a preStop of its own. */
+  proxyPreStop?: boolean;
   /** Installed revisions and tags, when their webhook configurations cannot be seen. */
   revisions?: string[];
 }

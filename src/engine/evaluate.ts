@@ -50,15 +50,25 @@ export function evaluate(
   if (object == null || scope.excluded(namespace)) return [];
   const decisions: Decision[] = [];
   const { group, kind } = request.kind;
+  const isPod = group === '' && kind === 'Pod';
+  // A workload's pods, as its controller will create them from its template (at /validate).
+  const path =
+    stage === 'validate' &&
+    (request.operation === 'CREATE' || request.operation === 'UPDATE') &&
+    templatePath(group, kind);
+  const templatePod = path ? podFromTemplate(object, path, kind) : undefined;
 
   // One review has at most one pod (the object, or a workload's template): Istio's injection of it
-  // is decided once, when the first pod policy asks.
+  // is decided once, when the first pod policy asks. A pod policy that also judges a workload
+  // itself (its own metadata) is told what its pods get.
   let sidecar: Sidecar | undefined;
   const run = (policy: Policy, target: KubeObject, subject: Subject) => {
     const mode = scope.modeOf(policy.id, namespace);
     if (mode === 'off') return;
     let pod: Sidecar = notAPod;
-    if (registry.isPodPolicy(policy)) pod = sidecar ??= sidecarOf(target, namespace, cluster, mesh, unknownNamespaces);
+    const judged = subject === 'template' || isPod ? target : templatePod;
+    if (registry.isPodPolicy(policy) && judged)
+      pod = sidecar ??= sidecarOf(judged, namespace, cluster, mesh, unknownNamespaces);
     let outcome: Outcome;
     if (policy.action === 'mutate' && skips(target, policy.id)) {
       outcome = { result: 'skip', reason: `${SKIP_ANNOTATION} annotation` };
@@ -91,14 +101,11 @@ export function evaluate(
   };
 
   for (const policy of registry.for(group, kind, request.operation)) {
-    const at: Stage = policy.action === 'mutate' || registry.isPodPolicy(policy) ? 'mutate' : 'validate';
+    // Pods at /mutate, before Istio's injector; what else a pod policy targets, at /validate.
+    const at: Stage = policy.action === 'mutate' || (isPod && registry.isPodPolicy(policy)) ? 'mutate' : 'validate';
     if (at === stage) run(policy, object, 'object');
   }
-  if (stage === 'validate' && (request.operation === 'CREATE' || request.operation === 'UPDATE')) {
-    const path = templatePath(group, kind);
-    const pod = path && podFromTemplate(object, path, kind);
-    if (pod) for (const policy of registry.podPolicies) run(policy, pod, 'template');
-  }
+  if (templatePod) for (const policy of registry.podPolicies) run(policy, templatePod, 'template');
   if (sidecar?.proxy === 'unknown' && sidecar.lacking) sayWhyOnce(decisions, sidecar.lacking);
   return decisions;
 }

@@ -1,4 +1,5 @@
 import { mergePatches, type PatchOp } from '../admission/patch.js';
+import { combineProxyConfig } from '../mesh/proxy-config.js';
 import type { Verdict } from '../admission/types.js';
 import type { Config } from '../config/types.js';
 import type { Decision } from './types.js';
@@ -73,5 +74,5 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
     all.length <= MAX_WARNINGS
       ? all
       : [...all.slice(0, MAX_WARNINGS - 1), `meshguard: ${all.length - MAX_WARNINGS + 1} more warnings not shown`];
-  return { allowed: denials.length === 0, denials, warnings: shown, patch: mergePatches(patches) };
+  return { allowed: denials.length === 0, denials, warnings: shown, patch: mergePatches(patches, combineProxyConfig) };
 }

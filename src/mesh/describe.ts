@@ -16,6 +16,11 @@ export interface ProfileSummary {
     rewriteProbes: boolean;
     holdApplicationUntilProxyStarts: boolean;
     policy: string;
+    cni: boolean;
+    /** Mesh-wide drain settings of the revision's mesh config; absent: Istio's default (5 s). */
+    terminationDrainDuration?: string;
+    exitOnZeroActiveConnections?: string;
+    proxyPreStop: boolean;
   }[];
   webhooks: string[];
   origins: Readonly<Record<string, string>>;
@@ -35,6 +40,12 @@ export function summarize(p: MeshProfile): ProfileSummary {
       rewriteProbes: r.rewriteProbes,
       holdApplicationUntilProxyStarts: r.holdApplicationUntilProxyStarts,
       policy: r.policy,
+      cni: r.cni,
+      ...(r.terminationDrainDuration !== undefined && { terminationDrainDuration: r.terminationDrainDuration }),
+      ...(r.exitOnZeroActiveConnections !== undefined && {
+        exitOnZeroActiveConnections: r.exitOnZeroActiveConnections,
+      }),
+      proxyPreStop: r.proxyPreStop,
     })),
     webhooks: p.webhooks.map((w) => `${w.configuration}/${w.name} → ${w.revision}`),
     origins: p.origins,

@@ -3,6 +3,7 @@ import { isRecord } from '../guards.js';
 import type { DiscoveredMesh, InjectorWebhook, RevisionSettings } from './profile.js';
 import { isRelease, parseVersion, showVersion } from './releases.js';
 import { parseSelector, type LabelSelector } from './selector.js';
+import { istioSourceOf } from './sources.js';
 
 // The mesh profile from Istio's own objects, as the istio-discovery chart installs them
 // (manifests/charts/istio-control/istio-discovery/templates: mutatingwebhook.yaml,
@@ -16,22 +17,6 @@ const nameOf = (o: Obj) => (isRecord(o.metadata) ? (str(o.metadata.name) ?? '') 
 
 /** Injector webhooks are named `*.sidecar-injector.istio.io` (rev.namespace., namespace., object., auto.). */
 const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
-
-/**
- * Text every object of these kinds that isIstioObject accepts holds (its name): `check` parses
- * documents of these kinds for the mesh profile only when they contain it.
- */
-export const ISTIO_NAME_HINTS: Readonly<Record<string, string>> = { ConfigMap: 'istio', Deployment: 'istiod' };
-
-export function isIstioObject(o: unknown): boolean {
-  if (!isRecord(o)) return false;
-  const kind = o.kind;
-  const name = nameOf(o);
-  if (kind === 'MutatingWebhookConfiguration') return true;
-  if (kind === 'ConfigMap') return /^istio(-sidecar-injector)?(-.+)?$/.test(name);
-  if (kind === 'Deployment') return /^istiod(-.+)?$/.test(name);
-  return kind === 'Node';
-}
 
 /** The revision an object belongs to: its `istio.io/rev` label, else its name's suffix, else `default`. */
 function revisionOf(o: Obj, base: string): string {
@@ -51,8 +36,11 @@ function parseText(text: unknown, json: boolean): Obj | undefined {
   }
 }
 
-const at = (o: Obj | undefined, ...path: string[]): unknown =>
+const at = (o: unknown, ...path: string[]): unknown =>
   path.reduce<unknown>((v, k) => (isRecord(v) ? v[k] : undefined), o);
+/** A YAML scalar as its text (`30s`, `true`): how the setting is shown; set at all is what counts. */
+const scalar = (v: unknown) =>
+  typeof v === 'string' ? v : typeof v === 'boolean' || typeof v === 'number' ? String(v) : undefined;
 const bool = (v: unknown) => (typeof v === 'boolean' ? v : v === 'true' ? true : v === 'false' ? false : undefined);
 
 function selectors(v: unknown, problems: string[], where: string): LabelSelector[] {
@@ -78,7 +66,8 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
   };
 
   for (const o of objects) {
-    if (!isRecord(o)) continue;
+    // What is read, of which objects, is sources.ts's list: the watches keep just that.
+    if (!isRecord(o) || !istioSourceOf(o)) continue;
     const name = nameOf(o);
     switch (o.kind) {
       case 'MutatingWebhookConfiguration': {
@@ -120,6 +109,12 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
           s.rewriteProbes ??= bool(at(values, 'sidecarInjectorWebhook', 'rewriteAppHTTPProbe'));
           const hold = bool(at(values, 'global', 'proxy', 'holdApplicationUntilProxyStarts'));
           if (hold) s.holdApplicationUntilProxyStarts = true;
+          // Both CNI keys as rendered; the profile reads the one the revision's template reads.
+          s.istioCniEnabled ??= bool(at(values, 'istio_cni', 'enabled'));
+          s.pilotCniEnabled ??= bool(at(values, 'pilot', 'cni', 'enabled'));
+          // The template writes a non-empty global.proxy.lifecycle in place of its own (injection-template.yaml).
+          const lifecycle = at(values, 'global', 'proxy', 'lifecycle');
+          if (isRecord(lifecycle) && Object.keys(lifecycle).length > 0) s.proxyPreStop = isRecord(lifecycle.preStop);
         } else if (/^istio(-.+)?$/.test(name) && data.mesh !== undefined) {
           // istio[-<rev>] holds the mesh config (istio-ca-root-cert and the like have no `mesh` key).
           const s = settings(revisionOf(o, 'istio'));
@@ -131,28 +126,36 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
             s.holdApplicationUntilProxyStarts = true;
           const capture = bool(at(mesh, 'defaultConfig', 'proxyMetadata', 'ISTIO_META_DNS_CAPTURE'));
           if (capture !== undefined) s.dnsCapture = capture;
+          // Istio reads the mesh config with protojson (pkg/config/mesh ApplyMeshConfig): either spelling.
+          const proxy = at(mesh, 'defaultConfig');
+          const drain = scalar(at(proxy, 'terminationDrainDuration') ?? at(proxy, 'termination_drain_duration'));
+          if (drain !== undefined) s.terminationDrainDuration = drain;
+          const metadata = at(proxy, 'proxyMetadata') ?? at(proxy, 'proxy_metadata');
+          const exit = scalar(at(metadata, 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS'));
+          if (exit !== undefined) s.exitOnZeroActiveConnections = exit;
         }
         break;
       }
       case 'Deployment': {
-        if (!/^istiod(-.+)?$/.test(name)) break;
         const s = settings(revisionOf(o, 'istiod'));
         const containers = at(o, 'spec', 'template', 'spec', 'containers');
         const discovery = Array.isArray(containers)
           ? containers.find((c) => isRecord(c) && c.name === 'discovery')
           : undefined;
-        const image = str(at(discovery as Obj | undefined, 'image'));
+        const image = str(at(discovery as Obj | undefined, 'image'))?.split('@')[0];
         // The chart's app.kubernetes.io/version, else the image tag. A chart built from Istio's
         // source says 1.0.0 and a dev image "latest": such a version is no release meshguard
-        // knows (the oldest is 1.11), so it is said, not believed.
-        const version =
-          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])) ??
-          parseVersion(image?.slice(image.lastIndexOf(':') + 1));
-        if (version && !isRelease(version))
+        // knows (the oldest is 1.11), so it is said, not believed, unless the other one is one.
+        const candidates = [
+          parseVersion(str(labelsOf(o)['app.kubernetes.io/version'])),
+          parseVersion(image?.slice(image.lastIndexOf(':') + 1)),
+        ].filter((v) => v !== undefined);
+        const version = candidates.find((v) => isRelease(v));
+        if (version) s.version ??= version;
+        else if (candidates[0])
           problems.push(
-            `Deployment ${name}: version ${showVersion(version)} is no Istio release; set mesh.istioVersion`,
+            `Deployment ${name}: version ${showVersion(candidates[0])} is no Istio release; set mesh.istioVersion`,
           );
-        else s.version ??= version;
         const env = at(discovery as Obj | undefined, 'env');
         for (const e of Array.isArray(env) ? env : []) {
           if (!isRecord(e) || e.name !== 'ENABLE_NATIVE_SIDECARS' || typeof e.value !== 'string') continue;

@@ -5,10 +5,11 @@ const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 
 /**
  * Go's strconv.ParseBool: exactly these spellings, anything else is an error, which Istio's callers
- * treat as no value (e.g. pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers).
+ * treat as no value (pkg/kube/inject/app_probe.go ShouldRewriteAppHTTPProbers,
+ * cni/pkg/plugin/sidecar_redirect.go ISTIO_META_DNS_CAPTURE).
  */
-export function parseBool(v: string | undefined): boolean | undefined {
-  if (v === undefined) return undefined;
+export function parseBool(v: unknown): boolean | undefined {
+  if (typeof v !== 'string') return undefined;
   if (TRUE.has(v)) return true;
   if (FALSE.has(v)) return false;
   return undefined;

@@ -1,13 +1,14 @@
 import type { KubeObject } from '../admission/types.js';
 import type { ClusterView } from '../cluster/view.js';
 import { annotation, podSpec } from './pod.js';
-import type { MeshProfile, Revision } from './profile.js';
+import type { CompiledWebhook, MeshProfile, Revision } from './profile.js';
 import type { Labels } from './selector.js';
 
 // Istio source cited below is istio/istio at 86c9f01f (master, 2026-08; the same lines in
 // 1.28-1.30); its default webhooks are recorded in shared/istio/webhook/SELECTORS.yaml.
 
-const INJECT = 'sidecar.istio.io/inject';
+/** The pod label (and, deprecated, annotation) that opts a pod in or out of injection. */
+export const INJECT = 'sidecar.istio.io/inject';
 const NATIVE = 'sidecar.istio.io/nativeSidecar';
 const TEMPLATES = 'inject.istio.io/templates';
 /** pkg/kube/inject/initializer.go IgnoredNamespaces (constants.KubeSystemNamespace, …). */
@@ -28,6 +29,15 @@ export type Sidecar = (
   /** Decided under the assumption that the namespace, whose labels are unknown, is labelled for injection. */
   readonly assumed?: true;
 };
+
+/**
+ * The revision that injects the pod, whether or not its sidecar's kind is known (`unknown` with a
+ * revision: injected, only native or classic undecided); undefined when it is not injected or
+ * that cannot be told.
+ */
+export function injectingRevision(s: Sidecar): Revision | undefined {
+  return s.proxy === 'none' ? undefined : s.revision;
+}
 
 /**
  * What a namespace whose labels are unknown means. The webhook cannot tell, so its pod policies do
@@ -58,9 +68,8 @@ export function sidecarOf(
   unknownNamespaces: UnknownNamespaces = 'cannot-tell',
 ): Sidecar {
   const podLabels = pod.metadata?.labels ?? noLabels;
-  // injectRequired: these two hold for every revision, whatever the namespace's labels.
-  if (podSpec(pod).hostNetwork === true) return { proxy: 'none', why: 'hostNetwork pods are never injected' };
-  if (neverInjected.has(namespace)) return { proxy: 'none', why: `Istio never injects namespace ${namespace}` };
+  const never = neverInjectedWhy(pod, namespace);
+  if (never) return { proxy: 'none', why: never };
   const nsLabels = cluster.namespaceLabels(namespace);
   if (nsLabels) return decide(pod, podLabels, nsLabels, namespace, mesh);
   // No webhook's objectSelector takes the pod (it opts out with the inject label): none, in any namespace.
@@ -85,36 +94,86 @@ export function sidecarOf(
   };
 }
 
-function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace: string, mesh: MeshProfile): Sidecar {
-  const ownLabel = podLabels[INJECT];
-  const ownAnnotation = annotation(pod, INJECT) ?? '';
+/** injectRequired's first two rules, which hold for every revision whatever the labels: why Istio never injects this pod. */
+export function neverInjectedWhy(pod: KubeObject, namespace: string): string | undefined {
+  if (podSpec(pod).hostNetwork === true) return 'hostNetwork pods are never injected';
+  if (neverInjected.has(namespace)) return `Istio never injects namespace ${namespace}`;
+  return undefined;
+}
 
+/** Istio's injector never injects this namespace, whatever its labels (initializer.go IgnoredNamespaces). */
+export const neverInjectsNamespace = (namespace: string) => neverInjected.has(namespace);
+
+/**
+ * What Istio would do to this pod were its labels, or its namespace's, these: advice (what would
+ * opt a pod in), never a review's decision, which is the engine's `sidecarOf`.
+ */
+export function sidecarWith(
+  pod: KubeObject,
+  labels: { pod?: Labels; namespace: Labels },
+  namespace: string,
+  mesh: MeshProfile,
+): Sidecar {
+  const never = neverInjectedWhy(pod, namespace);
+  if (never) return { proxy: 'none', why: never };
+  return decide(pod, labels.pod ?? pod.metadata?.labels ?? noLabels, labels.namespace, namespace, mesh);
+}
+
+/**
+ * The injector webhooks the API server calls for a pod with these labels in a namespace with these
+ * labels, in the order it calls them: each whose namespaceSelector and objectSelector both match.
+ * Empty: no injector ever sees the pod, whatever its annotations say.
+ */
+export function webhooksCalled(podLabels: Labels, nsLabels: Labels, mesh: MeshProfile): CompiledWebhook[] {
+  return mesh.webhooks.filter((w) => w.matchesNamespace(nsLabels) && w.matchesObject(podLabels));
+}
+
+/**
+ * The pod's own `sidecar.istio.io/inject` as a revision's injector reads it (injectRequired):
+ * from 1.12 the label, when present (even empty), replaces the annotation; Istio 1.11 reads the
+ * annotation only. Undefined when the pod sets neither.
+ */
+export function ownInject(
+  pod: KubeObject,
+  revision: Revision,
+  podLabels: Labels = pod.metadata?.labels ?? noLabels,
+): { value: string; from: 'label' | 'annotation' } | undefined {
+  const label = podLabels[INJECT];
+  if (revision.features.injectLabel && typeof label === 'string') return { value: label, from: 'label' };
+  const value = annotation(pod, INJECT);
+  return value === undefined ? undefined : { value, from: 'annotation' };
+}
+
+function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace: string, mesh: MeshProfile): Sidecar {
   // The API server calls every matching webhook in order; the first injector that injects wins.
   let revision: Revision | undefined;
-  let called = false;
+  let optedOut: string | undefined;
   for (const webhook of mesh.webhooks) {
     if (!webhook.matchesNamespace(nsLabels) || !webhook.matchesObject(podLabels)) continue;
-    called = true;
     const candidate = mesh.revisions.get(webhook.revision);
     if (!candidate) {
       const why = `revision ${webhook.revision} is not known`;
       return { proxy: 'unknown', why, lacking: `cannot tell what Istio injects into this pod: ${why}` };
     }
-    // Istio 1.11 reads the annotation only; from 1.12 the label replaces it, even when empty.
-    const own = candidate.features.injectLabel ? (ownLabel ?? ownAnnotation) : ownAnnotation;
-    let inject = explicitInject(own, candidate);
-    if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) inject = false;
+    const own = ownInject(pod, candidate, podLabels);
+    let inject = explicitInject(own?.value ?? '', candidate);
+    if (inject === false) optedOut ??= `its ${own?.from ?? 'label'} ${INJECT}="${own?.value ?? ''}" opts it out`;
+    if (inject === undefined && candidate.neverInject.some((m) => m(podLabels))) {
+      inject = false;
+      optedOut ??= `revision ${candidate.name}'s neverInjectSelector matches it`;
+    }
     if (inject === undefined && candidate.alwaysInject.some((m) => m(podLabels))) inject = true;
     if (inject ?? candidate.policy === 'enabled') {
       revision = candidate;
       break;
     }
+    optedOut ??= `revision ${candidate.name}'s injection policy is disabled and the pod does not opt in`;
   }
   if (!revision) {
     return {
       proxy: 'none',
-      why: called
-        ? "Istio's injector opts this pod out"
+      why: optedOut
+        ? `Istio's injector is called, but ${optedOut}`
         : 'no Istio injector webhook selects this pod in this namespace',
     };
   }
@@ -144,7 +203,7 @@ function decide(pod: KubeObject, podLabels: Labels, nsLabels: Labels, namespace:
  * the release reads only those (anything else falls back to the default); before, y/yes/true/on
  * in any case meant inject and every other non-empty value meant do not.
  */
-function explicitInject(own: string, revision: Revision): boolean | undefined {
+export function explicitInject(own: string, revision: Revision): boolean | undefined {
   if (own === '') return undefined;
   if (revision.features.exactInjectValues) return own === 'true' ? true : own === 'false' ? false : undefined;
   return ['y', 'yes', 'true', 'on'].includes(own.toLowerCase());

@@ -47,6 +47,16 @@ export interface RevisionSettings {
   rootNamespace?: string;
   /** meshConfig.defaultConfig.proxyMetadata ISTIO_META_DNS_CAPTURE */
   dnsCapture?: boolean;
+  /** The injector ConfigMap's values.istio_cni.enabled (what the template reads before 1.24). */
+  istioCniEnabled?: boolean;
+  /** The injector ConfigMap's values.pilot.cni.enabled (what the template reads from 1.22). */
+  pilotCniEnabled?: boolean;
+  /** meshConfig.defaultConfig.terminationDrainDuration, as written (e.g. "30s"). */
+  terminationDrainDuration?: string;
+  /** meshConfig.defaultConfig.proxyMetadata.EXIT_ON_ZERO_ACTIVE_CONNECTIONS, as written. */
+  exitOnZeroActiveConnections?: string;
+  /** values.global.proxy.lifecycle, which replaces istio-proxy's lifecycle in the template, has a preStop. */
+  proxyPreStop?: boolean;
 }
 
 /** What was discovered from Istio's objects (in a cluster, or among `check`'s inputs). */
@@ -76,6 +86,14 @@ export interface Revision {
   readonly policy: 'enabled' | 'disabled';
   readonly neverInject: readonly LabelMatcher[];
   readonly alwaysInject: readonly LabelMatcher[];
+  /** Istio CNI sets up the pod's redirect before any container runs (the template's istio-validation, not istio-init). */
+  readonly cni: boolean;
+  /** The revision's mesh-wide terminationDrainDuration; undefined: Istio's default (5 s, pkg/config/mesh/mesh.go). */
+  readonly terminationDrainDuration: string | undefined;
+  /** The revision's mesh-wide proxyMetadata EXIT_ON_ZERO_ACTIVE_CONNECTIONS, as written; undefined: not set. */
+  readonly exitOnZeroActiveConnections: string | undefined;
+  /** values.global.proxy.lifecycle gives istio-proxy a preStop of the operator's own. */
+  readonly proxyPreStop: boolean;
 }
 
 export interface CompiledWebhook extends InjectorWebhook {
@@ -111,6 +129,8 @@ const defaults = {
   holdApplicationUntilProxyStarts: false,
   policy: 'enabled' as const,
   dnsCapture: false,
+  cni: false,
+  proxyPreStop: false,
 };
 const defaultNative = (v: IstioVersion): NativeSidecarMode =>
   injectorFeatures(v).nativeSidecarAuto ? 'auto' : 'disabled';
@@ -182,6 +202,18 @@ export function chartWebhooks(revision: string): InjectorWebhook[] {
   return hooks;
 }
 
+/**
+ * Whether the revision's injection template sees CNI on, from its injector values: the key it reads
+ * depends on the release (values.istio_cni.enabled until 1.23, values.pilot.cni.enabled from 1.22).
+ * Undefined when its values say neither.
+ */
+function cniOf(found: RevisionSettings, features: InjectorFeatures): boolean | undefined {
+  const pilot = features.cniPilotValue ? found.pilotCniEnabled : undefined;
+  const legacy = features.cniIstioCniValueDropped ? undefined : found.istioCniEnabled;
+  if (pilot === undefined && legacy === undefined) return undefined;
+  return pilot === true || legacy === true;
+}
+
 /** Istio's neverInject/alwaysInject selectors: an empty one never matches (pkg/kube/inject/inject.go). */
 function selectorMatchers(list: readonly LabelSelector[] | undefined): LabelMatcher[] {
   return (list ?? []).filter((s) => !isEmptySelector(s)).map(compileSelector);
@@ -249,6 +281,20 @@ export function resolveProfile(declared: MeshSettings, discovered: DiscoveredMes
       policy: pick('policy', undefined, found.policy, defaults.policy),
       neverInject: selectorMatchers(found.neverInjectSelector),
       alwaysInject: selectorMatchers(found.alwaysInjectSelector),
+      cni: pick('cni', declared.cni, cniOf(found, injectorFeatures(version)), defaults.cni),
+      terminationDrainDuration: pick<string | undefined>(
+        'terminationDrainDuration',
+        declared.terminationDrainDuration,
+        found.terminationDrainDuration,
+        undefined,
+      ),
+      exitOnZeroActiveConnections: pick<string | undefined>(
+        'exitOnZeroActiveConnections',
+        declared.exitOnZeroActiveConnections === undefined ? undefined : String(declared.exitOnZeroActiveConnections),
+        found.exitOnZeroActiveConnections,
+        undefined,
+      ),
+      proxyPreStop: pick('proxyPreStop', declared.proxyPreStop, found.proxyPreStop, defaults.proxyPreStop),
     });
   }
   const all = [...revisions.values()];

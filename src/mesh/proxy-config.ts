@@ -1,4 +1,6 @@
 import yaml from 'js-yaml';
+import { pointer } from '../admission/patch.js';
+import { isRecord } from '../guards.js';
 
 /** The pod annotation Istio's injector reads ProxyConfig overrides from. */
 export const PROXY_CONFIG = 'proxy.istio.io/config';
@@ -23,6 +25,22 @@ export function ownHold(config: Readonly<Record<string, unknown>>): boolean | un
   if (Object.hasOwn(config, HOLD_SNAKE)) return config[HOLD_SNAKE] === true;
   return undefined;
 }
+/**
+ * A ProxyConfig is a few hundred bytes. Re-writing YAML that has aliases costs quadratic time in
+ * its nodes (js-yaml's writer looks for repeated nodes in a list of all of them), so the annotation
+ * is only read up to this size; the API server allows 256 KiB of annotations.
+ */
+export const MAX_PROXY_CONFIG = 16 * 1024;
+
+/**
+ * ProxyConfig's proxyMetadata (environment of istio-proxy) in both spellings Istio reads: protojson
+ * takes the JSON name and the proto field name (pkg/config/mesh MergeProxyConfig → protomarshal.ApplyYAML).
+ */
+export const PROXY_METADATA_KEYS = ['proxyMetadata', 'proxy_metadata'] as const;
+
+/** The key a parsed ProxyConfig keeps its proxyMetadata under, if any. */
+export const proxyMetadataKey = (parsed: Record<string, unknown>) =>
+  PROXY_METADATA_KEYS.find((k) => Object.hasOwn(parsed, k));
 
 export type ParsedProxyConfig = { ok: true; value: Record<string, unknown> } | { ok: false; problem: string };
 
@@ -86,4 +104,90 @@ function hasSharedNodes(value: unknown, seen = new Set<object>()): boolean {
   if (seen.has(value)) return true;
   seen.add(value);
   return Object.values(value).some((v) => hasSharedNodes(v, seen));
+}
+
+/** `proxyMetadata:` alone on its line at column 0 (a comment may follow): a block mapping starts. */
+const blockStart: Record<(typeof PROXY_METADATA_KEYS)[number], RegExp> = {
+  proxyMetadata: /^proxyMetadata:[ \t]*(#.*)?$/,
+  proxy_metadata: /^proxy_metadata:[ \t]*(#.*)?$/,
+};
+
+/**
+ * Adds `name: "value"` to the annotation's proxyMetadata, keeping the rest (Istio merges this map
+ * over the mesh's entry by entry: pkg/config/mesh MergeProxyConfig mergeMap). Byte for byte where
+ * the text allows: a new `proxyMetadata:` block is appended, or the entry is inserted as the first
+ * line of an existing block mapping; otherwise the YAML is re-written from the parsed mapping.
+ * The map must be absent, empty or a mapping (the caller checks).
+ */
+export function withProxyMetadata(text: string, parsed: Record<string, unknown>, name: string, value: string): string {
+  const key = proxyMetadataKey(parsed) ?? 'proxyMetadata';
+  const current = parsed[key];
+  const want = { ...parsed, [key]: { ...(isRecord(current) ? current : {}), [name]: value } };
+  const entry = `${name}: ${JSON.stringify(value)}`;
+  const body = text.trimEnd();
+  let candidate: string | undefined;
+  if (body === '') return `${key}:\n  ${entry}\n`;
+  if (!Object.hasOwn(parsed, key)) candidate = `${body}\n${key}:\n  ${entry}\n`;
+  else {
+    // The entry becomes the block's first, indented as the next one is.
+    const lines = body.split('\n');
+    const at = lines.findIndex((l) => blockStart[key].test(l));
+    if (at >= 0) {
+      const next = lines.slice(at + 1).find((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+      const indent = /^([ ]+)\S/.exec(next ?? '')?.[1] ?? '  ';
+      candidate = [...lines.slice(0, at + 1), `${indent}${entry}`, ...lines.slice(at + 1)].join('\n') + '\n';
+    }
+  }
+  const check = candidate === undefined ? undefined : parseProxyConfig(candidate);
+  if (candidate !== undefined && check?.ok && sameYaml(check.value, want)) return candidate;
+  return yaml.dump(want, { schema: yaml.CORE_SCHEMA, lineWidth: -1, noRefs: !hasSharedNodes(want) });
+}
+
+/**
+ * Two policies' texts of the annotation, both made from the same one by adding keys (never changing
+ * one): the later text with what only the earlier one added. Each policy's own check then finds its
+ * key, so the combined pod needs no further change.
+ */
+export function mergeProxyConfigs(earlier: string, later: string): string {
+  const a = parseProxyConfig(earlier);
+  let b = parseProxyConfig(later);
+  if (!a.ok || !b.ok) return later;
+  let text = later;
+  for (const [key, value] of Object.entries(a.value)) {
+    if (!b.ok) break;
+    const mine = b.value[key];
+    if (!Object.hasOwn(b.value, key) && typeof value === 'boolean') {
+      text = withProxyConfigKey(text, b.value, key, value);
+    } else if (
+      (PROXY_METADATA_KEYS as readonly string[]).includes(key) &&
+      isRecord(value) &&
+      (mine == null || isRecord(mine))
+    ) {
+      for (const [name, v] of Object.entries(value)) {
+        if (!b.ok) break;
+        const have = b.value[key];
+        if (typeof v === 'string' && !(isRecord(have) && Object.hasOwn(have, name)))
+          text = withProxyMetadata(text, b.value, name, v);
+        b = parseProxyConfig(text);
+      }
+    } else if (!Object.hasOwn(b.value, key)) {
+      const want = { ...b.value, [key]: value };
+      text = yaml.dump(want, { schema: yaml.CORE_SCHEMA, lineWidth: -1, noRefs: !hasSharedNodes(want) });
+    }
+    b = parseProxyConfig(text);
+  }
+  return text;
+}
+
+const PROXY_CONFIG_PATH = pointer('metadata', 'annotations', PROXY_CONFIG);
+
+/**
+ * For mergePatches: two policies setting proxy.istio.io/config in one review (hold and drain) give
+ * one annotation with both their keys; any other path keeps the later value.
+ */
+export function combineProxyConfig(path: string, earlier: unknown, later: unknown): unknown {
+  // A pod's annotation, or (in `check`) a workload template's: the path ends the same.
+  return path.endsWith(PROXY_CONFIG_PATH) && typeof earlier === 'string' && typeof later === 'string'
+    ? mergeProxyConfigs(earlier, later)
+    : later;
 }

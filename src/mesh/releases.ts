@@ -49,6 +49,42 @@ const injectorChanges = {
    * (istio-discovery files/injection-template.yaml `$nativeSidecar`).
    */
   nativeSidecarAuto: { since: 27, source: 'pilot/pkg/features/pilot.go, webhook.go DetectNativeSidecar (1.27)' },
+  /**
+   * The injection template reads `values.pilot.cni.enabled` as well as `values.istio_cni.enabled`
+   * (istio-discovery files/injection-template.yaml `or .Values.pilot.cni.enabled .Values.istio_cni.enabled`).
+   */
+  cniPilotValue: { since: 22, source: 'istio-discovery files/injection-template.yaml (1.22: pilot.cni.enabled)' },
+  /** The template reads only `values.pilot.cni.enabled`: `values.istio_cni` is no longer read (nor rendered). */
+  cniIstioCniValueDropped: {
+    since: 24,
+    source: 'istio-discovery files/injection-template.yaml, templates/istiod-injector-configmap.yaml (1.24)',
+  },
+  /**
+   * The agent (the revision's proxy image) reads EXIT_ON_ZERO_ACTIVE_CONNECTIONS: on SIGTERM it waits
+   * MINIMUM_DRAIN_DURATION, then until Envoy has no active connections, instead of terminationDrainDuration.
+   */
+  exitOnZeroActiveConnections: {
+    since: 12,
+    source: 'pilot/cmd/pilot-agent/options/options.go, pkg/envoy/agent.go terminate (1.12)',
+  },
+  /** The injector reads CIDR annotations with netip.ParsePrefix (net.ParseCIDR before). */
+  netipPrefixes: { since: 16, source: 'pkg/kube/inject/validate.go validateCIDRList (istio/istio#41336, 1.16)' },
+  /** sidecar.istio.io/enableCoreDump is no longer read, nor validated as a Go boolean. */
+  coreDumpAnnotationDropped: { since: 25, source: 'pkg/kube/inject/validate.go (istio/istio#53830, 1.25)' },
+  /**
+   * The proxy's resource annotations must be quantities without control characters (and the
+   * template quotes them). Also in the patch releases 1.27.6 and 1.28.4, which a minor version
+   * cannot tell apart: before the row, only what every patch release refuses is refused.
+   */
+  proxyResourceValidation: {
+    since: 29,
+    source: 'pkg/kube/inject/validate.go validateResourceQuantity (istio/istio#58928; 1.29.0, 1.28.4, 1.27.6)',
+  },
+  /** excludeInterfaces, kubevirtInterfaces and istio.io/reroute-virtual-interfaces must list interface names. */
+  interfaceNameValidation: {
+    since: 30,
+    source: 'pkg/kube/inject/validate.go ValidateExcludeInterfaces (istio/istio#58785, 1.30)',
+  },
 } as const satisfies Record<string, Change>;
 
 /**
@@ -61,6 +97,11 @@ const meshChanges = {
   workloadSelectorDestinationRules: {
     since: 14,
     source: 'pilot/pkg/model/push_context.go setDestinationRules, sidecar.go DestinationRule (1.14)',
+  },
+  /** Istio no longer knows the protocol name `thrift`: a port named thrift-… or with protocol thrift is sniffed. */
+  thriftUnknown: {
+    since: 14,
+    source: 'pkg/config/protocol/instance.go Parse (1.14: thrift removed, istio/istio#37287)',
   },
   /** Service appProtocol kubernetes.io/h2c is HTTP2. */
   h2cAppProtocol: { since: 19, source: 'pkg/config/kube/conversion.go ConvertProtocol (1.19)' },
@@ -75,6 +116,11 @@ const meshChanges = {
   allocatedAddressesWithDnsCapture: {
     since: 24,
     source: 'pilot/pkg/model/service.go nodeUsesAutoallocatedIPs (1.24)',
+  },
+  /** DestinationRules of one namespace for the same host merge only when their exportTo is the same (ENABLE_ENHANCED_DESTINATIONRULE_MERGE). */
+  destinationRuleMergeByExportTo: {
+    since: 24,
+    source: 'pilot/pkg/model/destination_rule.go mergeDestinationRule (1.24, istio/istio#52636)',
   },
   /** Istio's IP allocator gives address-less ServiceEntries an address by default. */
   ipAutoallocateByDefault: {

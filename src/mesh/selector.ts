@@ -88,3 +88,11 @@ export function compileSelector(selector: LabelSelector): LabelMatcher {
 export function isEmptySelector(selector: LabelSelector): boolean {
   return Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0;
 }
+
+/** These labels without one key (what a namespace would have after `kubectl label … key-`). */
+export function withoutLabel(labels: Labels, key: string): Labels {
+  if (!Object.hasOwn(labels, key)) return labels;
+  const out: Record<string, string> = { ...labels };
+  delete out[key];
+  return out;
+}

@@ -16,10 +16,10 @@ export class MeshStore extends EventEmitter<Events> {
 
   constructor(
     private declared: MeshSettings,
-    private discovered: DiscoveredMesh = nothingDiscovered,
+    private found: DiscoveredMesh = nothingDiscovered,
   ) {
     super();
-    this.profile = resolveProfile(declared, discovered);
+    this.profile = resolveProfile(declared, found);
   }
 
   /** A store whose declared part follows the configuration in force. */
@@ -33,6 +33,11 @@ export class MeshStore extends EventEmitter<Events> {
     return this.profile;
   }
 
+  /** What Istio's own objects said, last (meshguard mesh shows it beside the profile). */
+  get discovered(): DiscoveredMesh {
+    return this.found;
+  }
+
   setDeclared(declared: MeshSettings): void {
     if (declared === this.declared) return;
     this.declared = declared;
@@ -40,12 +45,12 @@ export class MeshStore extends EventEmitter<Events> {
   }
 
   setDiscovered(discovered: DiscoveredMesh): void {
-    this.discovered = discovered;
+    this.found = discovered;
     this.update();
   }
 
   private update(): void {
-    this.profile = resolveProfile(this.declared, this.discovered);
+    this.profile = resolveProfile(this.declared, this.found);
     this.emit('change', this.profile);
   }
 }

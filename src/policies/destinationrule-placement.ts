@@ -1,6 +1,8 @@
 import type { Policy } from '../engine/types.js';
+import { destinationRuleRecord } from '../cluster/records.js';
+import { shadowedBy } from '../mesh/destination-rules.js';
 import { resolveHost } from '../mesh/hosts.js';
-import { isRecord } from '../guards.js';
+import { isRecord, jsonTypeOf, nameForMessage } from '../guards.js';
 
 // Istio's lookup, in istio/istio pilot/pkg/model/push_context.go `destinationRule` (the same order
 // from 1.11 on): for a client in namespace C and a host of namespace H, the first of
@@ -13,6 +15,8 @@ import { isRecord } from '../guards.js';
 // pilot/pkg/model/config.go). H is the Service's namespace, or the ServiceEntry's for its hosts
 // (pilot/pkg/serviceregistry/serviceentry/conversion.go). Short hosts expand with the rule's own
 // namespace; a host with a dot is taken literally (`ResolveShortnameToFQDN`, config.go).
+
+const MAX_NAMED = 3;
 
 /** The rule's exportTo, unset or empty meaning the mesh default (`*`, pkg/config/mesh/mesh.go). */
 const exportList = (v: unknown): string[] =>
@@ -27,12 +31,16 @@ const policy: Policy<'destinationrule-placement'> = {
     why: `acts: Istio reads a DestinationRule from the client's, the host's or the root namespace (${mesh.rootNamespace})`,
   }),
   evaluate({ object, namespace, config, cluster, mesh }) {
-    // Only strings: an object here would be turned into text, and a deeply nested one overflows the stack.
-    const own = [object.metadata?.name, object.metadata?.generateName].find((n) => typeof n === 'string') ?? '';
-    const name = `${namespace}/${own}`;
+    const name = `${namespace}/${nameForMessage(object)}`;
     const spec = isRecord(object.spec) ? object.spec : {};
     const host = spec.host;
-    if (typeof host !== 'string' || host === '') {
+    if (host !== undefined && typeof host !== 'string') {
+      return {
+        result: 'fail',
+        message: `DestinationRule ${name}: spec.host is ${jsonTypeOf(host)}, not a string; set it to the service's host name`,
+      };
+    }
+    if (host === undefined || host === '') {
       return { result: 'fail', message: `DestinationRule ${name} has no spec.host; set the service it applies to` };
     }
     const resolved = resolveHost(host, config.clusterDomain, (ns) => cluster.namespaceLabels(ns) !== undefined);
@@ -91,8 +99,15 @@ const policy: Policy<'destinationrule-placement'> = {
     // Shadowing: a wildcard in a client namespace answers step 1 for every host it matches, so those
     // clients never reach the hosts' own rules or the root namespace's, however specific.
     if (shadows && namespace !== root && ownClientsRead) {
+      // The rules it hides from them, where the view holds them (the root namespace's, the host namespace's).
+      const record = destinationRuleRecord(object, namespace);
+      const hidden = record ? shadowedBy(record, cluster, config.clusterDomain, root) : [];
+      const names = hidden.slice(0, MAX_NAMED).map((r) => `${r.namespace}/${r.name}`);
+      const rest = hidden.length > MAX_NAMED ? ` (+${hidden.length - MAX_NAMED} more)` : '';
       warnings.push(
-        `clients in ${namespace} use this rule for every host matching ${host}, never those hosts' own rules or ${root}'s (Istio reads the client's namespace first)`,
+        names.length > 0
+          ? `clients in ${namespace} use this rule for every host matching ${host} (Istio reads the client's namespace first), so never ${names.join(', ')}${rest}`
+          : `clients in ${namespace} use this rule for every host matching ${host}, never those hosts' own rules or ${root}'s (Istio reads the client's namespace first)`,
       );
     }
 

@@ -1,9 +1,10 @@
 import type { Policy } from '../engine/types.js';
-import type { ServiceEntryRecord, ServicePort, ServiceRecord } from '../cluster/view.js';
+import type { ServiceEntryRecord, ServiceRecord } from '../cluster/view.js';
 import { serviceEntryRecord, serviceRecord } from '../cluster/records.js';
 import { meet, visibility, type Visibility } from '../mesh/hosts.js';
 import type { MeshProfile } from '../mesh/profile.js';
-import { showVersion, type MeshFeatures } from '../mesh/releases.js';
+import { serviceEntryProtocol, serviceProtocol, type Protocol } from '../mesh/protocol.js';
+import { showVersion } from '../mesh/releases.js';
 
 // Istio's sidecar builds one outbound TCP listener per address and port. An object with no address
 // of its own binds 0.0.0.0:<port>; on that listener plain TCP has nothing but the port to go by, so
@@ -40,28 +41,24 @@ const MAX_NAMED = 3;
 // DNS names compare case-insensitively, with or without the root dot.
 const canonical = (host: string) => host.toLowerCase().replace(/\.$/, '');
 
-// protocol.Parse (pkg/config/protocol/instance.go) is case-insensitive, and anything it does not
-// know is Unsupported: auto-detected, with a TCP filter chain beside the HTTP one. HTTP-family
-// ports are routed by Host and TLS/HTTPS by SNI (tls.go); UDP gets no listener. Everything else —
-// TCP, MONGO, MYSQL, REDIS, unset, unknown — is plain TCP to the listener
+// Istio's protocol of a port (src/mesh/protocol.ts): anything Parse does not know is Unsupported:
+// auto-detected, with a TCP filter chain beside the HTTP one. HTTP-family ports are routed by Host
+// and TLS/HTTPS by SNI (tls.go); UDP gets no listener. Everything else — TCP, MONGO, MYSQL, REDIS,
+// unset, unknown — is plain TCP to the listener
 // (pilot/pkg/networking/networking.go ModelProtocolToListenerProtocol). Istio's own validation
 // calls this out: "for plain TCP there is no way to differentiate between the hosts"
 // (pkg/config/validation/validation.go, ServiceEntry, `!p.IsHTTP() && !p.IsTLS()`).
-const NOT_PLAIN_TCP = new Set(['http', 'http2', 'http_proxy', 'grpc', 'grpc-web', 'https', 'tls', 'udp']);
-const plainTcp = (protocol: string) => !NOT_PLAIN_TCP.has(protocol.toLowerCase());
-
-/** A Service port's protocol as Istio reads it: pkg/config/kube/conversion.go ConvertProtocol. */
-function serviceProtocol(p: ServicePort, features: MeshFeatures): string {
-  if (p.protocol === 'UDP') return 'udp';
-  const name = p.appProtocol ?? p.name ?? '';
-  // Kubernetes' standard appProtocol names, each from its release.
-  if (name === 'kubernetes.io/h2c' && features.h2cAppProtocol) return 'http2';
-  if (name === 'kubernetes.io/ws' && features.wsAppProtocol) return 'http';
-  if (name === 'kubernetes.io/wss' && features.wsAppProtocol) return 'https';
-  if (name.toLowerCase().startsWith('grpc-web')) return 'grpc-web';
-  const dash = name.indexOf('-');
-  return dash >= 0 ? name.slice(0, dash) : name;
-}
+const NOT_PLAIN_TCP: ReadonlySet<Protocol> = new Set<Protocol>([
+  'HTTP',
+  'HTTP2',
+  'HTTP_PROXY',
+  'GRPC',
+  'GRPC-Web',
+  'HTTPS',
+  'TLS',
+  'UDP',
+]);
+const plainTcp = (protocol: Protocol) => !NOT_PLAIN_TCP.has(protocol);
 
 function serviceParty(svc: ServiceRecord, port: number, mesh: MeshProfile): Party | undefined {
   if (svc.type !== 'ExternalName' || !svc.externalName) return undefined;
@@ -93,7 +90,8 @@ function usesAllocatedAddress(se: ServiceEntryRecord, mesh: MeshProfile): boolea
 function entryParty(se: ServiceEntryRecord, port: number, mesh: MeshProfile): Party | undefined {
   // Addresses (IPs or CIDRs) give it a listener or filter chain of its own.
   if (se.addresses.length > 0) return undefined;
-  if (!se.ports.some((p) => p.number === port && plainTcp(p.protocol ?? ''))) return undefined;
+  if (!se.ports.some((p) => p.number === port && plainTcp(serviceEntryProtocol(p.protocol, mesh.features))))
+    return undefined;
   let role: Role;
   if (se.resolution === 'NONE') role = 'passthrough';
   else if (usesAllocatedAddress(se, mesh)) return undefined;

@@ -4,14 +4,14 @@ import { memoize } from '../memo.js';
 import { defaultSidecarKind, nativeByDefault } from '../mesh/injection.js';
 import { annotation, annotationsPatchable } from '../mesh/pod.js';
 import { skipReason } from '../mesh/reasons.js';
-import { HOLD as KEY, ownHold, PROXY_CONFIG, parseProxyConfig, withProxyConfigKey } from '../mesh/proxy-config.js';
-
-/**
- * A ProxyConfig is a few hundred bytes. Re-writing YAML that has aliases costs quadratic time in
- * its nodes (js-yaml's writer looks for repeated nodes in a list of all of them), so the annotation
- * is only read up to this size; the API server allows 256 KiB of annotations.
- */
-export const MAX_PROXY_CONFIG = 16 * 1024;
+import {
+  HOLD as KEY,
+  MAX_PROXY_CONFIG,
+  ownHold,
+  PROXY_CONFIG,
+  parseProxyConfig,
+  withProxyConfigKey,
+} from '../mesh/proxy-config.js';
 const summary = `set ${KEY}: true in ${PROXY_CONFIG}`;
 
 /** What an existing annotation text calls for: it depends on the text alone. */

@@ -2,12 +2,14 @@ import { createTwoFilesPatch } from 'diff';
 import jsonpatch from 'fast-json-patch';
 import yaml from 'js-yaml';
 import { mergePatches, type PatchOp } from '../admission/patch.js';
+import { combineProxyConfig } from '../mesh/proxy-config.js';
 import { requestFor } from '../admission/request.js';
 import type { KubeObject } from '../admission/types.js';
 import { evaluate, type Engine } from '../engine/evaluate.js';
 import type { Decision } from '../engine/types.js';
 import { blocks, line, verdictOf } from '../engine/verdict.js';
 import { templatePath } from '../engine/workloads.js';
+import { nameForMessage } from '../guards.js';
 import type { Finding, ObjectReport } from './model.js';
 
 /** An object to judge: where it came from, and its namespace ("" cluster-scoped, null unknown). */
@@ -142,13 +144,13 @@ export function judge(items: readonly Judged[], engine: Engine, options: JudgeOp
       apiVersion,
       kind: request.kind.kind,
       namespace,
-      name: request.name ?? object.metadata?.generateName ?? '',
+      name: nameForMessage(object),
       policies: [...new Set(decisions.map((d) => d.policy))],
       denied: !verdictOf(verified, engine.scope.config).allowed,
       findings: findings(decisions, unverified),
     };
     if (patches.length > 0) {
-      const patch = mergePatches(patches);
+      const patch = mergePatches(patches, combineProxyConfig);
       report.patch = patch;
       if (options.diff)
         report.diff = diffOf(object, patch, `${report.kind} ${namespace ? `${namespace}/` : ''}${report.name}`);

@@ -18,6 +18,7 @@ import { verdictOf } from '../engine/verdict.js';
 import { workloadKinds } from '../engine/workloads.js';
 import { decisionRecorder } from './decisions.js';
 import { parseJsonBody } from './json-body.js';
+import { settleUnreadBody } from './unread-body.js';
 import type { Metrics } from './metrics.js';
 
 /** Room for a 3 MiB object plus its oldObject and the review around them. */
@@ -139,6 +140,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       const outcome = !verdict.allowed ? 'denied' : verdict.patch.length > 0 ? 'patched' : 'allowed';
       // Kinds come from the caller: only the ones meshguard handles become label values.
       metrics.countRequest(stage, knownKinds.has(req.kind.kind) ? req.kind.kind : 'other', req.operation, outcome);
+      if (verdict.warnings.length > 0) metrics.countWarnings(stage, verdict.warnings.length);
       metrics.observeDuration(stage, (performance.now() - started) / 1000);
       const answer = answerJson({
         apiVersion: review.apiVersion,
@@ -164,10 +166,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     };
   });
 
-  app.setErrorHandler((err: { statusCode?: number; message: string }, request, reply) => {
+  // Refusals can come before the body is read (415, 413, 404): settleUnreadBody lets the client
+  // finish writing, so it reads the answer instead of a broken pipe.
+  const bodyLimit = options.bodyLimit;
+  app.setErrorHandler(async (err: { statusCode?: number; message: string }, request, reply) => {
     const code = err.statusCode ?? 500;
     if (code >= 500) logger.error({ err, method: request.method, url: request.url }, 'request failed');
-    return reply.code(code).send({ statusCode: code, error: STATUS_CODES[code] ?? 'Error', message: err.message });
+    await settleUnreadBody(request, reply, bodyLimit);
+    reply.code(code);
+    return { statusCode: code, error: STATUS_CODES[code] ?? 'Error', message: err.message };
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    await settleUnreadBody(request, reply, bodyLimit);
+    reply.code(404);
+    return { statusCode: 404, error: 'Not Found', message: `Route ${request.method}:${request.url} not found` };
   });
   return app;
 }

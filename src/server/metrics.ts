@@ -77,6 +77,24 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1],
     registers: [registry],
   });
+  const warnings = new Counter({
+    name: 'meshguard_admission_warnings_total',
+    help: 'Warnings sent in admission answers, by endpoint (at most 20 per answer, the last saying how many more).',
+    labelNames: ['endpoint'] as const,
+    registers: [registry],
+  });
+  const meshChanges = new Counter({
+    name: 'meshguard_mesh_profile_changes_total',
+    help: 'Changes of the mesh profile in force (the Istio the guardrails follow), from discovery or configuration.',
+    registers: [registry],
+  });
+  const meshInfo = new Gauge({
+    name: 'meshguard_mesh_profile_info',
+    help: 'The mesh profile in force: 1, labelled with its Istio version and root namespace.',
+    labelNames: ['istio_version', 'root_namespace'] as const,
+    registers: [registry],
+  });
+  let lastProfile: string | undefined;
   return {
     registry,
     requests,
@@ -104,5 +122,22 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: 'Generation of the configuration in force; increases with every change that takes effect.',
       registers: [registry],
     }),
+    /** Warnings an answer carries, the ones the person applying reads. */
+    countWarnings(endpoint: string, n: number): void {
+      warnings.inc({ endpoint }, n);
+    },
+    /**
+     * The mesh profile in force (as `summarize` gives it): its version and root namespace as an
+     * info metric, and a change counted when it differs from the one before. The store announces
+     * every rediscovery, most of which change nothing.
+     */
+    setMeshProfile(summary: { istioVersion: string; rootNamespace: string }): void {
+      const fingerprint = JSON.stringify(summary);
+      if (fingerprint === lastProfile) return;
+      if (lastProfile !== undefined) meshChanges.inc();
+      lastProfile = fingerprint;
+      meshInfo.reset();
+      meshInfo.set({ istio_version: summary.istioVersion, root_namespace: summary.rootNamespace }, 1);
+    },
   };
 }

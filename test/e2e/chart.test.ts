@@ -172,15 +172,15 @@ async function dryRunAll(t: Sub, docs: Doc[], namespace: string): Promise<void> 
   t.equal(cm.status, 404, 'dry-run: nothing stored');
 }
 
-// --- the cluster: release namespaces, minimal cert-manager CRDs --------------------------------
+// --- the cluster: release namespaces, minimal cert-manager and ServiceMonitor CRDs --------------
 
-function certManagerCrd(kind: string, plural: string): V1CustomResourceDefinition {
+function looseCrd(group: string, kind: string, plural: string): V1CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.cert-manager.io` },
+    metadata: { name: `${plural}.${group}` },
     spec: {
-      group: 'cert-manager.io',
+      group,
       scope: 'Namespaced',
       names: { plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List` },
       // In @kubernetes/client-node 1.x the model's property name; the wire name would be dropped.
@@ -198,7 +198,12 @@ function certManagerCrd(kind: string, plural: string): V1CustomResourceDefinitio
 
 const crds = kc.makeApiClient(ApiextensionsV1Api);
 await Promise.all(
-  [certManagerCrd('Certificate', 'certificates'), certManagerCrd('Issuer', 'issuers')].map(async (body) => {
+  [
+    looseCrd('cert-manager.io', 'Certificate', 'certificates'),
+    looseCrd('cert-manager.io', 'Issuer', 'issuers'),
+    // The Prometheus Operator's, for the chart's optional ServiceMonitor.
+    looseCrd('monitoring.coreos.com', 'ServiceMonitor', 'servicemonitors'),
+  ].map(async (body) => {
     await crds.createCustomResourceDefinition({ body });
     const name = body.metadata?.name ?? '';
     for (let i = 0; ; i++) {
@@ -392,7 +397,29 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
         failurePolicy: validatingFailurePolicy,
         clientConfig: { service: { path: '/validate' } },
       },
+      // Namespaces always fail open, whatever the value says.
+      {
+        name: 'namespaces.meshguard.io',
+        failurePolicy: 'Ignore',
+        clientConfig: { service: { path: '/validate' } },
+        rules: [{ apiGroups: [''], resources: ['namespaces'], operations: ['CREATE', 'UPDATE'], scope: 'Cluster' }],
+      },
+      // Security settings (PeerAuthentications) fail open whatever the values say.
+      {
+        name: 'security.validate.meshguard.io',
+        failurePolicy: 'Ignore',
+        clientConfig: { service: { path: '/validate' } },
+        rules: [
+          {
+            apiGroups: ['security.istio.io'],
+            resources: ['peerauthentications'],
+            operations: ['CREATE', 'UPDATE'],
+            scope: 'Namespaced',
+          },
+        ],
+      },
     ]);
+    t.equal(validating.webhooks.length, 3);
     t.equal(mutating.metadata.name, webhookSpec.mutating.configurationName);
   });
 }
@@ -590,6 +617,55 @@ t.test(
     }
   },
 );
+
+// --- monitoring: ServiceMonitor and Grafana dashboard, both off by default ------------------------
+
+t.test('monitoring: nothing by default; asked, a ServiceMonitor on the metrics port and the dashboard', async (t) => {
+  const base = { tls: { existingSecret: 'meshguard-tls', caBundle: 'Y2E=' } };
+  const plain = await renderOk(t, NS_TLS, base);
+  t.notOk(
+    plain.some((d) => d.obj.kind === 'ServiceMonitor'),
+    'no ServiceMonitor by default',
+  );
+  t.equal(plain.filter((d) => d.obj.kind === 'ConfigMap').length, 1, 'no dashboard ConfigMap by default');
+
+  const docs = await renderOk(t, NS_TLS, {
+    ...base,
+    serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' }, interval: '15s' },
+    grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Istio' } },
+  });
+  type Endpoint = { port: string; path: string; scheme: string; interval: string; scrapeTimeout: string };
+  const sm = one(docs, 'ServiceMonitor') as Obj & {
+    spec: { selector: { matchLabels: Record<string, string> }; namespaceSelector: unknown; endpoints: Endpoint[] };
+  };
+  const service = one(docs, 'Service') as Obj & { spec: { ports: { name: string; targetPort: string }[] } };
+  const container = (one(docs, 'Deployment') as Obj & { spec: DeploymentSpec }).spec.template.spec
+    .containers[0] as Container;
+  t.match(service.metadata.labels, sm.spec.selector.matchLabels, 'it selects the release Service');
+  t.strictSame(sm.spec.namespaceSelector, { matchNames: [NS_TLS] });
+  t.equal(sm.metadata.labels?.release, 'kube-prometheus-stack', 'with the labels Prometheus selects by');
+  t.match(sm.spec.endpoints, [{ port: 'http-metrics', path: '/metrics', scheme: 'http', interval: '15s' }]);
+  // The Service port it names leads to the container port serve listens on with --metrics-port.
+  const port = service.spec.ports.find((p) => p.name === sm.spec.endpoints[0]?.port);
+  const target = container.ports.find((p) => p.name === port?.targetPort);
+  t.ok(target, `Service port ${port?.name} targets container port ${port?.targetPort}`);
+  t.ok(container.args.includes(`--metrics-port=${target?.containerPort}`), 'where serve serves /metrics');
+
+  const dashboard = docs.find((d) => d.obj.kind === 'ConfigMap' && d.obj.metadata.labels?.grafana_dashboard === '1');
+  t.ok(dashboard, "a ConfigMap with the Grafana sidecar's label");
+  t.equal(dashboard?.obj.metadata.annotations?.grafana_folder, 'Istio');
+  const data = (dashboard?.obj as { data?: Record<string, string> } | undefined)?.data ?? {};
+  t.strictSame(
+    JSON.parse(data['meshguard.json'] ?? 'null'),
+    JSON.parse(readFileSync(join(chartDir, 'dashboards/meshguard.json'), 'utf8')),
+    'holding dashboards/meshguard.json as it is',
+  );
+  await dryRunAll(
+    t,
+    docs.filter((d) => d.obj.kind === 'ServiceMonitor' || d === dashboard),
+    NS_TLS,
+  );
+});
 
 // --- the renderer's Helm behaviour the chart relies on ------------------------------------------
 

@@ -14,18 +14,21 @@ import {
   type V1Container,
   type V1Pod,
 } from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { discoverFromCluster } from '../../src/commands/istio-objects.js';
+import { listKinds } from '../../src/cluster/list.js';
+import { buildProfile } from '../../src/mesh/build.js';
+import { discoverMesh } from '../../src/mesh/discover.js';
+import { istioSources } from '../../src/mesh/sources.js';
 import { sidecarOf } from '../../src/mesh/injection.js';
-import { resolveProfile } from '../../src/mesh/profile.js';
 import { defaultConfigPath } from '../../src/paths.js';
-import { startCluster } from './cluster.js';
+import { apiRequest, startCluster } from './cluster.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
 import { installRelease } from './release.js';
-import { ISTIO_VERSION } from './tools.js';
+import { ISTIO_VERSION, kubectl } from './tools.js';
 
 const cluster = await startCluster({ istioCrds: false });
 t.teardown(() => cluster.stop());
@@ -33,6 +36,8 @@ const kc = cluster.kubeConfig;
 const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
+/** The cluster as meshguard's one-off commands connect to it. */
+const connection = { kc, from: 'the e2e cluster', inCluster: false };
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -123,10 +128,24 @@ async function predicted(pod: V1Pod, namespace: string): Promise<string> {
       metadata: { name, labels },
     })),
   );
-  const mesh = resolveProfile({}, await discoverFromCluster(kc, ISTIO_NS));
+  const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
   const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
   return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
 }
+
+t.test("what meshguard keeps of Istio's objects is what discovery reads of them (a real install)", async (t) => {
+  const whole = await listKinds(
+    connection,
+    istioSources.map((s) => ({
+      kind: s.kind,
+      apiVersions: [s.apiVersion],
+      ...(s.inIstioNamespace && { namespace: ISTIO_NS }),
+    })),
+  );
+  const { mesh } = await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } });
+  t.ok(mesh.discovered.webhooks.length > 0, "Istio's webhooks were read");
+  t.strictSame(mesh.discovered, discoverMesh(whole), 'the same mesh from the whole objects');
+});
 
 // --- injection: which pods Istio injects, and which revision -------------------------------------
 
@@ -208,6 +227,55 @@ t.test("Istio's injector decides: namespace labels, revisions, pod labels, hostN
   }
   // meshguard's prediction (src/mesh/injection.ts sidecarOf on the discovered profile) against Istio's own answers.
   t.strictSame(disagreements, [], 'meshguard predicts exactly the pods Istio injects, and by which revision');
+});
+
+// --- injection labels: meshguard's warnings at kubectl apply, Istio's answer ----------------------
+
+t.test('namespace-injection: a Namespace labelled for a revision that is not installed', async (t) => {
+  const name = 'ns-rev-missing';
+  const labels = { 'istio.io/rev': 'stable' };
+  const applied = await kubectl(
+    cluster.kubeconfigPath,
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
+  );
+  t.equal(applied.status, 0, `created, not denied: ${applied.stderr}`);
+  // The installed names come from the injector webhooks meshguard discovered (Istio's chart, via Helm).
+  t.match(
+    applied.stderr,
+    /^Warning: meshguard namespace-injection: istio\.io\/rev=stable names no installed revision or tag \(canary, default\), so its pods get no sidecar/m,
+  );
+  NAMESPACES[name] = labels;
+  const pod = await createPod(name, {});
+  t.equal(injectedBy(pod), 'none', 'the real API server calls no injector: the pod is stored without a sidecar');
+  t.equal(await predicted(pod, name), 'none', "meshguard's model agrees");
+});
+
+t.test('sidecar-inject-label: an annotation that means to opt in, at kubectl apply and in its pods', async (t) => {
+  const labels = { app: 'annotated' };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'annotated', namespace: 'ns-plain' },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations: { 'sidecar.istio.io/inject': 'true' } },
+        spec: { serviceAccountName: 'default', containers: [container()] },
+      },
+    },
+  };
+  const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(deployment));
+  t.equal(applied.status, 0, applied.stderr);
+  t.match(
+    applied.stderr,
+    /^Warning: meshguard sidecar-inject-label: the annotation sidecar\.istio\.io\/inject="true" opts nothing in \(webhooks select pods by label\)\. Here: no sidecar\. Fix: make it a pod label$/m,
+  );
+  const pod = await eventually(
+    'the Deployment pod',
+    async () => (await core.listNamespacedPod({ namespace: 'ns-plain', labelSelector: 'app=annotated' })).items[0],
+  );
+  t.equal(injectedBy(pod), 'none', "Istio's injector was never called for it");
 });
 
 // --- meshguard before Istio ---------------------------------------------------------------------
@@ -323,6 +391,111 @@ t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", asyn
   );
 });
 
+t.test(
+  "drain: meshguard's EXIT_ON_ZERO_ACTIVE_CONNECTIONS reaches istio-proxy's environment, beside hold",
+  async (t) => {
+    const pod = await createPod(
+      'ns-enabled',
+      { annotations: { 'proxy.istio.io/config': "# the team's own\nconcurrency: 2\n" } },
+      { terminationGracePeriodSeconds: 120 },
+    );
+    const text = pod.metadata?.annotations?.['proxy.istio.io/config'] ?? '';
+    // hold and termination-drain edited the one annotation in one review: both keys, the user's kept.
+    t.match(text, /^# the team's own\nconcurrency: 2\n/, "the user's text kept");
+    t.match(text, /holdApplicationUntilProxyStarts: true/, 'hold');
+    t.match(text, /EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"/, 'drain');
+    const env = proxyOf(pod)?.env ?? [];
+    t.equal(
+      env.find((e) => e.name === 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS')?.value,
+      'true',
+      "Istio's template put proxyMetadata into istio-proxy's environment, where the agent reads it",
+    );
+    t.match(pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command, ['pilot-agent', 'wait'], 'hold read too');
+    t.equal(
+      JSON.parse(env.find((e) => e.name === 'PROXY_CONFIG')?.value ?? '{}').concurrency,
+      2,
+      "the user's key reached the proxy's ProxyConfig",
+    );
+
+    // Istio's own chart sets neither drain key, and no CNI: meshguard's profile says so.
+    const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
+    for (const name of ['default', 'canary']) {
+      const r = mesh.revisions.get(name);
+      t.equal(r?.cni, false, `${name}: values.pilot.cni.enabled false`);
+      t.equal(r?.terminationDrainDuration, undefined, `${name}: Istio's default drain`);
+      t.equal(r?.exitOnZeroActiveConnections, undefined);
+      t.equal(r?.proxyPreStop, false);
+    }
+    t.ok(istioInit(pod), 'no CNI: Istio injected istio-init, not istio-validation');
+  },
+);
+
+// --- annotations Istio's injector refuses --------------------------------------------------------
+
+/** meshguard's configuration as the chart rendered it, with one policy's mode changed. */
+async function setPolicyMode(policy: string, mode: string): Promise<void> {
+  const cm = await core.readNamespacedConfigMap({ name: 'meshguard', namespace: release.namespace });
+  const config = yaml.load(cm.data?.['config.yaml'] ?? '') as { policies: Record<string, { mode: string }> };
+  config.policies[policy] = { ...config.policies[policy], mode };
+  await core.replaceNamespacedConfigMap({
+    name: 'meshguard',
+    namespace: release.namespace,
+    body: { metadata: { name: 'meshguard' }, data: { 'config.yaml': yaml.dump(config) } },
+  });
+}
+
+t.test("sidecar-annotations: what Istio's injector refuses, meshguard denies at kubectl apply", async (t) => {
+  // The FAQ's trap: a space after the comma of a CIDR list (validate.go validateCIDRList).
+  const annotations = { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '10.0.0.0/8, 172.16.0.0/12' };
+  const labels = { app: 'bad-cidrs' };
+  const manifest = JSON.stringify({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'bad-cidrs', namespace: 'ns-enabled' },
+    spec: {
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels, annotations },
+        spec: { serviceAccountName: 'default', containers: [container()] },
+      },
+    },
+  });
+  const denied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+  t.equal(denied.status, 1, 'kubectl apply exits 1');
+  t.match(
+    denied.stderr,
+    /admission webhook "validate\.meshguard\.io" denied the request: meshguard sidecar-annotations: Istio's injector \(revision default, Istio [0-9.]+\) refuses the pod: traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges: " 172\.16\.0\.0\/12" has spaces/,
+    'the denial names the annotation and why',
+  );
+  const pod = await createPod('ns-enabled', { annotations }).then(
+    () => 'created',
+    (err: Error) => err.message,
+  );
+  t.match(pod, /mutate\.meshguard\.io.*sidecar-annotations/s, 'a Pod is denied at /mutate, before the injector');
+
+  // With meshguard's policy off, the Deployment is stored and Istio's injector refuses its pods:
+  // the ReplicaSet reports it, and no pod exists.
+  await setPolicyMode('sidecar-annotations', 'off');
+  t.teardown(() => setPolicyMode('sidecar-annotations', 'enforce'));
+  await eventually('meshguard to read its configuration', async () => {
+    const dry = await kubectl(cluster.kubeconfigPath, ['apply', '--dry-run=server', '-f', '-'], manifest);
+    return dry.status === 0 ? dry : undefined;
+  });
+  const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], manifest);
+  t.equal(applied.status, 0, `kubectl apply: ${applied.stderr}`);
+  const failure = await eventually('the ReplicaSet to fail creating pods', async () => {
+    const sets = await apps.listNamespacedReplicaSet({ namespace: 'ns-enabled', labelSelector: 'app=bad-cidrs' });
+    return sets.items[0]?.status?.conditions?.find((c) => c.type === 'ReplicaFailure')?.message;
+  });
+  t.match(
+    failure,
+    /sidecar-injector\.istio\.io" denied the request: .*invalid value '10\.0\.0\.0\/8, 172\.16\.0\.0\/12' for annotation 'traffic\.sidecar\.istio\.io\/excludeOutboundIPRanges'/s,
+    `Istio's injector refuses the pods for the same annotation: ${failure}`,
+  );
+  const pods = await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=bad-cidrs' });
+  t.equal(pods.items.length, 0, 'no pod was created');
+});
+
 // --- native sidecars ----------------------------------------------------------------------------
 
 t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container', async (t) => {
@@ -383,6 +556,77 @@ t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container
   );
   t.strictSame(job.spec?.containers.find((c) => c.name === 'report')?.command, ['/bin/sh', '-c'], 'not wrapped');
   t.equal(job.spec?.initContainers?.find((c) => c.name === 'istio-proxy')?.restartPolicy, 'Always');
+});
+
+// --- mTLS: a DestinationRule's tls against a STRICT PeerAuthentication (Istio's own CRDs) --------
+
+/** `kubectl apply` of one object as a user runs it (or --dry-run=server): exit status and output. */
+const apply = (object: unknown, dryRun = false) =>
+  kubectl(
+    cluster.kubeconfigPath,
+    ['apply', ...(dryRun ? ['--dry-run=server'] : []), '-f', '-'],
+    JSON.stringify(object),
+  );
+const mtlsService = (name: string, namespace: string) => ({
+  metadata: { name, namespace },
+  spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080, targetPort: 9080 }] },
+});
+const peerAuthentication = (namespace: string, mode: string) => ({
+  apiVersion: 'security.istio.io/v1',
+  kind: 'PeerAuthentication',
+  metadata: { name: 'strict', namespace },
+  spec: { mtls: { mode } },
+});
+const destinationRule = (name: string, namespace: string, host: string, tls: string) => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'DestinationRule',
+  metadata: { name, namespace },
+  spec: { host, trafficPolicy: { tls: { mode: tls } } },
+});
+
+t.test('mtls-conflict: tls DISABLE under a STRICT PeerAuthentication is denied at kubectl apply', async (t) => {
+  await core.createNamespacedService({ namespace: 'ns-enabled', body: mtlsService('reviews', 'ns-enabled') });
+  const pa = await apply(peerAuthentication('ns-enabled', 'STRICT'));
+  t.equal(pa.status, 0, `the PeerAuthentication is applied: ${pa.stderr}`);
+  t.notMatch(pa.stderr, /meshguard/, 'no rule breaks it yet: no warning');
+  // meshguard's view follows the PeerAuthentication by its watch, within a moment: dry runs meanwhile.
+  await eventually('the denial', async () => {
+    const r = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'DISABLE'), true);
+    return r.status !== 0 ? r : undefined;
+  });
+  const denied = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'DISABLE'));
+  t.not(denied.status, 0, 'kubectl apply fails');
+  t.match(
+    denied.stderr,
+    /denied the request: meshguard mtls-conflict: tls DISABLE sends plain text to Service ns-enabled\/reviews:9080, where PeerAuthentication ns-enabled\/strict is STRICT: sidecar and gateway clients fail/,
+  );
+  const stored = await apiRequest(
+    cluster,
+    'GET',
+    '/apis/networking.istio.io/v1/namespaces/ns-enabled/destinationrules/reviews',
+  );
+  t.equal(stored.status, 404, 'nothing stored');
+  const mutual = await apply(destinationRule('reviews', 'ns-enabled', 'reviews', 'ISTIO_MUTUAL'));
+  t.equal(mutual.status, 0, `ISTIO_MUTUAL is applied: ${mutual.stderr}`);
+  t.notMatch(mutual.stderr, /mtls-conflict/);
+});
+
+t.test('mtls-conflict: a STRICT PeerAuthentication over a DISABLE rule is applied, with a warning', async (t) => {
+  // ns-rev-default is injected (istio.io/rev=default) and PERMISSIVE: the rule is fine for now.
+  await core.createNamespacedService({ namespace: 'ns-rev-default', body: mtlsService('ratings', 'ns-rev-default') });
+  const rule = await apply(destinationRule('ratings', 'ns-rev-default', 'ratings', 'DISABLE'));
+  t.equal(rule.status, 0, `a DISABLE rule for PERMISSIVE pods is applied: ${rule.stderr}`);
+  t.notMatch(rule.stderr, /mtls-conflict/);
+  await eventually('the warning', async () => {
+    const r = await apply(peerAuthentication('ns-rev-default', 'STRICT'), true);
+    return /mtls-conflict/.test(r.stderr) ? r : undefined;
+  });
+  const warned = await apply(peerAuthentication('ns-rev-default', 'STRICT'));
+  t.equal(warned.status, 0, `applied: PeerAuthentications are never denied (${warned.stderr})`);
+  t.match(
+    warned.stderr,
+    /Warning: meshguard mtls-conflict: makes Service ns-rev-default\/ratings:9080 STRICT, where DestinationRule ns-rev-default\/ratings's tls DISABLE sends plain text/,
+  );
 });
 
 t.test('Istio namespace objects came from Helm', async (t) => {

@@ -18,6 +18,20 @@ const { values } = parseArgs({
 const seed = Number(values.seed);
 const count = Number(values.cases);
 const httpsCount = Number(values.https);
+for (const [name, n] of Object.entries({
+  seed,
+  cases: count,
+  https: httpsCount,
+  concurrency: Number(values.concurrency),
+})) {
+  // A seed that is not a number would make fast-check pick one of its own: the run could not be replayed.
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(
+      `npm run fuzz: --${name} must be a whole number, not ${JSON.stringify(values[name as keyof typeof values])}`,
+    );
+    process.exit(2);
+  }
+}
 
 function report(title: string, tally: Tally, ms: number): void {
   console.log(`\n== ${title} (${(ms / 1000).toFixed(1)} s)`);
@@ -71,7 +85,7 @@ if (httpsCount > 0) {
     await pool(fuzzCases(httpsCount, seed + 1), Number(values.concurrency), async (c) => {
       tally.add(c, await httpsCase(served.port, cas, c));
     });
-    report('HTTPS to meshguard serve', tally, performance.now() - started);
+    report(`HTTPS to meshguard serve (cases of seed ${seed + 1})`, tally, performance.now() - started);
     failed += tally.failures.length;
     const probe = { kind: 'after', path: '/mutate' as const, contentType: 'application/json', body: Buffer.from('{}') };
     const alive = served.proc.exitCode === null && judge(probe, await httpsCase(served.port, cas, probe)) === null;
@@ -86,5 +100,7 @@ if (httpsCount > 0) {
   }
 }
 
-console.log(`\n${failed === 0 ? 'OK' : 'FAILED'}: ${failed} failures`);
+console.log(
+  `\n${failed === 0 ? 'OK' : 'FAILED'}: ${failed} failures (seed ${seed}; npm run fuzz -- --seed ${seed} replays the same cases)`,
+);
 process.exit(failed === 0 ? 0 : 1);

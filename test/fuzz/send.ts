@@ -62,9 +62,11 @@ export async function injectCase(app: FastifyInstance, c: FuzzCase): Promise<Ans
 }
 
 /**
- * One request on a new connection; an Error when there is no answer within `timeoutMs`. A body
- * over the limit is sent only if no answer comes to its headers: the server answers 413 at once and
- * closes, and a client still writing would see EPIPE instead of the answer.
+ * One request on a new connection (`connection: close`, as Node's client asks without an agent);
+ * an Error when there is no answer within `timeoutMs`. A body within the limit is sent at once, as
+ * the API server sends it: a refusal must reach a client still writing (the server reads the body
+ * first). A body over the limit is sent only if no answer comes to its headers: the server answers
+ * 413 at once without reading it and closes, and a client still writing would see EPIPE instead.
  */
 export function httpsCase(port: number, cas: string[], c: FuzzCase, timeoutMs = 10_000): Promise<Answer | Error> {
   return new Promise((resolve) => {

@@ -108,6 +108,14 @@ const proxyConfigCorpus = [
   'ü: ✓\n',
   '<<: {a: 1}\n',
   '{a: {b: {c: {d: 1}}}}',
+  // termination-drain: the drain keys in both spellings, proxyMetadata in every shape.
+  'proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"\n',
+  'proxy_metadata:\n    FOO: bar\n',
+  'proxyMetadata:\n',
+  'proxyMetadata: # env\n  # first\n  A: "1"\nholdApplicationUntilProxyStarts: true\n',
+  'proxyMetadata: {A: "1"}',
+  'proxyMetadata: [a]',
+  'termination_drain_duration: 9s',
 ] as const;
 
 const proxyConfig = fc.oneof(
@@ -274,9 +282,16 @@ const command = fc.oneof(
 );
 const args = fc.option(fc.array(userString, { maxLength: 4 }), { nil: undefined, freq: 3 });
 
+/** Who a container runs as: init-containers-network lets the proxy's UID or GID through. */
+const securityContext = fc.record(
+  { runAsUser: fc.constantFrom(0, 1000, 1337, 1500), runAsGroup: fc.constantFrom(1000, 1337) },
+  { requiredKeys: [] },
+);
+
 const container = fc.record(
   {
     name: fc.constantFrom('app', 'worker', 'sidecar', 'istio-proxy', 'init-like'),
+    securityContext,
     image: fc.constantFrom('nginx:1.27', 'busybox', 'gcr.io/distroless/static'),
     command,
     args,
@@ -312,9 +327,24 @@ export const pod: fc.Arbitrary<KubeObject> = fc
     hostNetwork: fc.constantFrom(undefined, undefined, undefined, undefined, true, false),
     containers: fc.uniqueArray(container, { minLength: 1, maxLength: 3, selector: (c) => c.name }),
     initContainers: fc.option(fc.array(container, { maxLength: 1 }), { nil: undefined, freq: 4 }),
+    /** termination-drain: both sides of Istio's 5 s drain, and Kubernetes' unset 30 s. */
+    terminationGracePeriodSeconds: fc.constantFrom(undefined, undefined, 0, 5, 6, 120),
+    podSecurityContext: fc.option(securityContext, { nil: undefined, freq: 4 }),
   })
   .map(
-    ({ name, labels, annotations, owner, restartPolicy, oneContainer, hostNetwork, containers, initContainers }) =>
+    ({
+      name,
+      labels,
+      annotations,
+      owner,
+      restartPolicy,
+      oneContainer,
+      hostNetwork,
+      containers,
+      initContainers,
+      terminationGracePeriodSeconds,
+      podSecurityContext,
+    }) =>
       plain({
         apiVersion: 'v1',
         kind: 'Pod',
@@ -324,6 +354,8 @@ export const pod: fc.Arbitrary<KubeObject> = fc
           restartPolicy: owner?.kind === 'Job' ? restartPolicy : undefined,
           containers: (owner?.kind === 'Job' && oneContainer ? containers.slice(0, 1) : containers).map(defined),
           initContainers: initContainers?.map(defined),
+          terminationGracePeriodSeconds,
+          securityContext: podSecurityContext,
         }),
       }) as KubeObject,
   );
@@ -364,44 +396,65 @@ export interface World {
   config: Record<string, unknown>;
 }
 
-const partialConfig = fc.record(
-  {
-    mode: fc.constantFrom('enforce', 'enforce', 'warn'),
-    // The mesh profile: both sides of each setting the pod policies follow.
-    mesh: fc.record(
-      {
-        istioVersion: fc.constantFrom('1.11', '1.12', '1.13', '1.22', '1.26', '1.30'),
-        nativeSidecars: fc.constantFrom('disabled', 'disabled', 'enabled', 'auto'),
-        kubeletVersion: fc.constantFrom('1.28', '1.33'),
-        rewriteProbes: fc.constantFrom(false, false, true),
-        holdApplicationUntilProxyStarts: fc.constantFrom(false, false, false, true),
-        revisions: fc.constantFrom(['default'], ['default', '1-24'], ['default', '1-24']),
-      },
-      { requiredKeys: [] },
-    ),
-    policies: fc.record(
-      {
-        'hold-application-until-proxy-starts': fc.record({
-          mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
-        }),
-        'probe-port-exclusion': fc.record(
-          { mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off') },
-          { requiredKeys: ['mode'] },
-        ),
-        'job-sidecar-quit': fc.record(
-          {
+const partialConfig = fc
+  .record(
+    {
+      mode: fc.constantFrom('enforce', 'enforce', 'warn'),
+      // The mesh profile: both sides of each setting the pod policies follow.
+      mesh: fc.record(
+        {
+          istioVersion: fc.constantFrom('1.11', '1.12', '1.13', '1.22', '1.26', '1.30'),
+          nativeSidecars: fc.constantFrom('disabled', 'disabled', 'enabled', 'auto'),
+          kubeletVersion: fc.constantFrom('1.28', '1.33'),
+          rewriteProbes: fc.constantFrom(false, false, true),
+          holdApplicationUntilProxyStarts: fc.constantFrom(false, false, false, true),
+          revisions: fc.constantFrom(['default'], ['default', '1-24'], ['default', '1-24']),
+          cni: fc.boolean(),
+          dnsCapture: fc.constantFrom(false, false, true),
+        },
+        { requiredKeys: [] },
+      ),
+      /** A mesh-wide drain of the operator's: rare, or termination-drain would seldom act. */
+      drain: fc.constantFrom<Record<string, unknown>>(
+        {},
+        {},
+        {},
+        {},
+        {},
+        {},
+        { terminationDrainDuration: '30s' },
+        { exitOnZeroActiveConnections: false },
+        { proxyPreStop: true },
+      ),
+      policies: fc.record(
+        {
+          'hold-application-until-proxy-starts': fc.record({
             mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
-            readyTimeoutSeconds: fc.constantFrom(0, 1, 60, 3600),
-            requireShellCommand: fc.boolean(),
-          },
-          { requiredKeys: ['mode'] },
-        ),
-      },
-      { requiredKeys: [] },
-    ),
-  },
-  { requiredKeys: [] },
-);
+          }),
+          'probe-port-exclusion': fc.record(
+            { mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off') },
+            { requiredKeys: ['mode'] },
+          ),
+          'termination-drain': fc.record({ mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off') }),
+          'init-containers-network': fc.record({ mode: fc.constantFrom('enforce', 'warn', 'warn', 'off') }),
+          'job-sidecar-quit': fc.record(
+            {
+              mode: fc.constantFrom('enforce', 'enforce', 'warn', 'off'),
+              readyTimeoutSeconds: fc.constantFrom(0, 1, 60, 3600),
+              requireShellCommand: fc.boolean(),
+            },
+            { requiredKeys: ['mode'] },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+    },
+    { requiredKeys: [] },
+  )
+  .map(({ drain, ...config }) =>
+    // The drain settings belong to `mesh:`; kept apart above only to make them rare.
+    drain === undefined || Object.keys(drain).length === 0 ? config : { ...config, mesh: { ...config.mesh, ...drain } },
+  );
 
 export const world: fc.Arbitrary<World> = fc
   .record({

@@ -23,6 +23,9 @@ import { ownHold, parseProxyConfig, PROXY_CONFIG } from '../../src/mesh/proxy-co
 import { parseVersion } from '../../src/mesh/releases.js';
 import { policies } from '../../src/policies/index.js';
 import { judge } from '../../src/report/index.js';
+import { injectionLabels } from './injection-labels.js';
+import { cniDifference, componentValue } from './cni.js';
+import { invalidAnnotations, refusalDifferences } from './annotations.js';
 
 /** The folder is missing or not laid out like shared/istio/: one line, exit 2. */
 export class LayoutError extends Error {}
@@ -270,6 +273,8 @@ async function installation(dir: string, index: Obj, c: Obj): Promise<{ objects:
   for (const flag of list(c.setFlags)) {
     const m = typeof flag === 'string' ? /^(values|meshConfig)\.([^=]+)=(.*)$/.exec(flag) : null;
     if (m) setPath(m[1] === 'values' ? values : mesh, m[2] ?? '', scalar(m[3] ?? ''));
+    const component = componentValue(flag);
+    if (component) setPath(values, component.path, component.value);
   }
   for (const change of list(c.mesh_changes)) {
     if (isRecord(change) && typeof change.path === 'string')
@@ -355,16 +360,19 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
     `proxy ${p.proxy}, rewrite ${p.rewrite}, hold ${p.hold}`;
   const problems = mesh.problems.length > 0 ? `; profile problems: ${mesh.problems.join('; ')}` : '';
 
-  if (c.expects_error === true || goldenFile === '') {
-    // No golden: Istio rejects the pod (an invalid annotation). meshguard's model does not validate
-    // the injector's annotations, so there is nothing to compare its predictions with.
+  // sidecar-annotations denies exactly the pods Istio's injector refuses (test/istio/annotations.ts).
+  const refused = c.expects_error === true || goldenFile === '';
+  const sidecars = input.map((t) => ({ ...t, sidecar: sidecarOf(t.pod, namespaceOf(t), cluster, mesh) }));
+  const refusals = refusalDifferences(sidecars, refused);
+  if (refused) {
+    // No golden: Istio rejects the pod (an invalid annotation): only the denial is compared.
     return {
       kind: 'inject',
       id,
       detail: input.map((t, i) => `${t.label}: meshguard ${show(predictions[i] as Predicted)}`).join('; '),
-      differences: [],
-      compared: false,
-      note: `Istio rejects the pod (error containing "${str(c.expected_error_substring) ?? '?'}"); no golden output${problems}`,
+      differences: refusals,
+      compared: true,
+      note: `Istio rejects the pod (error containing "${str(c.expected_error_substring) ?? '?'}"), sidecar-annotations denies it${problems}`,
     };
   }
   const golden = templates(await readDocs(join(dir, 'inject'), goldenFile));
@@ -377,7 +385,7 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
       differences: [`${goldenFile} has ${golden.length} pod templates, ${inputFile} ${input.length}`],
     };
   }
-  const differences: string[] = [];
+  const differences: string[] = [...refusals];
   const details: string[] = [];
   input.forEach((t, i) => {
     const p = predictions[i] as Predicted;
@@ -391,6 +399,8 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
     }
     if (p.rewrite !== o.rewrite) differences.push(`${t.label}: rewrite: meshguard ${p.rewrite}, Istio ${o.rewrite}`);
     if (p.hold !== o.hold) differences.push(`${t.label}: hold: meshguard ${p.hold}, Istio ${o.hold}`);
+    const cni = cniDifference(t.label, sidecarOf(t.pod, namespaceOf(t), cluster, mesh), (golden[i] as Template).pod);
+    if (cni) differences.push(cni);
   });
   const notes = [
     c.skipInjection === true ? 'kube-inject not run by Istio for this case: golden is the webhook result' : '',
@@ -409,7 +419,7 @@ async function injectorRow(dir: string, index: Obj, c: Obj): Promise<Row> {
 
 // ── Analyzer cases ──────────────────────────────────────────────────────────────────────────────
 
-interface AnalyzerInput {
+export interface AnalyzerInput {
   objects: readonly KubeObject[];
   reports: ReturnType<typeof judge>;
   cluster: MemoryClusterView;
@@ -495,6 +505,20 @@ const domain: Record<
       return out;
     },
   },
+  // IST0118 PortNameIsNotUnderNamingConvention (service/portname.go): ConvertProtocol gives
+  // Unsupported, Istio sniffs. (IST0150, ExternalName port names, is not this trap.)
+  'service.PortNameAnalyzer': {
+    codes: ['IST0118'],
+    counterpart: 'service-port-protocol findings on the Service',
+    findings: (input) => flagged(input, 'service-port-protocol', 'Service'),
+  },
+  // IST0125 InvalidAnnotation (annotations/annotations.go): the injector's validation table on a
+  // Pod's annotations (test/istio/annotations.ts). Its IST0107/0108/0135 are not compared.
+  'annotations.K8sAnalyzer': {
+    codes: ['IST0125'],
+    counterpart: "sidecar-annotations' validation table refuses a value of the Pod",
+    findings: ({ objects, mesh }) => invalidAnnotations(objects, mesh, resourceOf),
+  },
   // IST0174 UnknownDestinationRuleHost (destinationrule/subset.go). IST0173 (subsets selecting no
   // pods) is not meshguard's concern.
   'destinationrule.SubsetSelectPodAnalyzer': {
@@ -509,7 +533,7 @@ export const HOST_MATCHES_NOTHING = /\bmatch(es)? (no|nothing)\b|\bunknown host\
 
 async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   const analyzers = list(c.analyzers).map(String);
-  const entries = analyzers.flatMap((a) => (domain[a] ? [domain[a]] : []));
+  const entries = analyzers.flatMap((a) => [...(domain[a] ? [domain[a]] : []), ...(injectionLabels[a] ?? [])]);
   if (entries.length === 0) return undefined;
   const id = `analyze ${str(c.test) ?? '?'} [${String(c.index)}] ${str(c.name) ?? '?'}`;
   const base = join(dir, 'analyzers');
@@ -548,13 +572,22 @@ async function analyzerRow(dir: string, c: Obj): Promise<Row | undefined> {
   const istio = new Set(expected.filter((m) => codes.has(str(m.code) ?? '')).map((m) => str(m.resource) ?? '?'));
   const other = expected.filter((m) => !codes.has(str(m.code) ?? '')).map((m) => `${str(m.code)} ${str(m.resource)}`);
   const ours = new Map<string, string[]>();
-  for (const e of entries) for (const [k, v] of e.findings(input)) ours.set(k, [...(ours.get(k) ?? []), ...v]);
+  // The codes a resource is compared on: those Istio gave it, else those of the entries that flagged it.
+  const codesOf = new Map<string, Set<string>>();
+  const tag = (r: string, c: string) => codesOf.set(r, (codesOf.get(r) ?? new Set()).add(c));
+  for (const m of expected) if (codes.has(str(m.code) ?? '')) tag(str(m.resource) ?? '?', str(m.code) ?? '');
+  for (const e of entries)
+    for (const [k, v] of e.findings(input)) {
+      ours.set(k, [...(ours.get(k) ?? []), ...v]);
+      if (!istio.has(k)) e.codes.forEach((c) => tag(k, c));
+    }
   const code = [...codes].join('/');
   const differences: string[] = [];
   for (const r of [...new Set([...istio, ...ours.keys()])].sort()) {
-    if (istio.has(r) && !ours.has(r)) differences.push(`${code} ${r}: Istio reports it, meshguard does not`);
+    const its = [...(codesOf.get(r) ?? [])].sort().join('/');
+    if (istio.has(r) && !ours.has(r)) differences.push(`${its} ${r}: Istio reports it, meshguard does not`);
     if (!istio.has(r) && ours.has(r)) {
-      differences.push(`${code} ${r}: meshguard reports it, Istio does not (${(ours.get(r) ?? []).join(' / ')})`);
+      differences.push(`${its} ${r}: meshguard reports it, Istio does not (${(ours.get(r) ?? []).join(' / ')})`);
     }
   }
   differences.push(...input.errors);
