@@ -1,4 +1,4 @@
-// npm run bench [-- load|micro|instructions|apiserver|check] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR]
+// npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR] | scale [--divisor N] [--starts N] [--with-instructions]
 // Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
 // figures against the targets of the performance issue. `instructions` (not part of the default
 // run: it needs valgrind and takes minutes) counts instructions per request under callgrind.
@@ -10,6 +10,7 @@ import { ensureWrk, formatLoad, runLoad, type LoadReport } from './load.js';
 import { startStack, type Stack } from './stack.js';
 import { formatApiserver, runApiserver, type ApiserverReport } from './apiserver.js';
 import { formatCheckScale, runCheckScale, type CheckScaleReport } from './check-scale.js';
+import { formatScale, runScale, type ScaleReport } from './scale.js';
 import { LABELS, LIVE_TARGETS, type TargetName } from './targets.js';
 import { formatMicro, runMicro, type MicroReport } from './micro.js';
 import { ensureValgrind, formatInstructions, runInstructions, type InstructionReport } from './instructions.js';
@@ -46,19 +47,23 @@ const { values, positionals } = parseArgs({
     formats: { type: 'string', default: 'text,json' },
     // check: another build (a checkout with dist/ built) measured beside this one.
     baseline: { type: 'string' },
+    // scale: the issue's counts divided by N (a quick run), serve starts per level, callgrind per level.
+    divisor: { type: 'string', default: '1' },
+    starts: { type: 'string', default: '3' },
+    'with-instructions': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- load|micro|instructions|apiserver|check] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR]\n',
+    'usage: npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR] | scale [--divisor N] [--starts N] [--with-instructions]\n',
   );
   process.exit(0);
 }
 const what = positionals[0] ?? 'all';
-if (!['all', 'load', 'micro', 'instructions', 'apiserver', 'check'].includes(what)) {
+if (!['all', 'load', 'micro', 'instructions', 'apiserver', 'check', 'scale'].includes(what)) {
   process.stderr.write(
-    `unknown part ${JSON.stringify(what)}: load, micro, instructions, apiserver, check, or nothing for load and micro\n`,
+    `unknown part ${JSON.stringify(what)}: load, micro, instructions, apiserver, check, scale, or nothing for load and micro\n`,
   );
   process.exit(2);
 }
@@ -166,6 +171,17 @@ if (what === 'check') {
   });
   process.stdout.write(formatCheckScale(checkScale) + '\n\n');
 }
+let scale: ScaleReport | undefined;
+if (what === 'scale') {
+  process.stderr.write('meshguard on a large cluster\n');
+  scale = await runScale({
+    divisor: num(values.divisor, 'divisor'),
+    starts: num(values.starts, 'starts'),
+    instructions: values['with-instructions'],
+    log,
+  });
+  process.stdout.write(formatScale(scale) + '\n\n');
+}
 if (what === 'all' || what === 'micro') {
   process.stderr.write('micro-benchmarks\n');
   micro = await runMicro({
@@ -219,7 +235,7 @@ if (values.json)
   writeFileSync(
     values.json,
     JSON.stringify(
-      { started, machine, load, micro, instructions, apiserver, checkScale },
+      { started, machine, load, micro, instructions, apiserver, checkScale, scale },
       (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v),
       2,
     ),

@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'node:https';
 import { packageRoot } from '../src/paths.js';
-import { startCluster, type Cluster } from '../test/e2e/cluster.js';
+import { startCluster, type Cluster, type ClusterOptions } from '../test/e2e/cluster.js';
+import { installIstioBase } from '../test/e2e/istiod.js';
 import type { Config } from '../src/config/types.js';
 import type { LiveSetup } from './servers.js';
 
@@ -121,18 +122,25 @@ export interface Stack {
 
 /**
  * A control plane with `objects` written to it, and `config` in a file for `meshguard serve`.
- * Controllers only when asked (the pod-create benchmark's Deployments need them).
+ * Minimal Istio CRDs unless `istioBase` installs Istio's own (its base chart, with Helm);
+ * `cluster` passes options to the control plane (its controllers, API server flags).
  */
 export async function startStack(opts: {
   objects: Iterable<unknown>;
   config: Config;
-  controllers?: boolean;
+  istioBase?: boolean;
+  cluster?: Pick<ClusterOptions, 'waitForControllers' | 'controllers' | 'apiserverArgs'>;
   log: (line: string) => void;
 }): Promise<Stack> {
   e2eBinaries(opts.log);
-  const cluster = await startCluster({ istioCrds: true, waitForControllers: opts.controllers ?? false });
+  const cluster = await startCluster({
+    istioCrds: !opts.istioBase,
+    waitForControllers: false,
+    ...opts.cluster,
+  });
   try {
     opts.log(`e2e control plane ready in ${(cluster.startupMs / 1000).toFixed(1)} s (${cluster.server})`);
+    if (opts.istioBase) await installIstioBase(cluster);
     await createAll(cluster, opts.objects);
     const configFile = join(cluster.logDir, '..', 'meshguard-bench.yaml');
     // JSON is YAML; the configuration as parsed, defaults filled: serve reads the same one.
