@@ -24,7 +24,7 @@ import { createAll, e2eBinaries } from './stack.js';
 
 export const SETUPS = ['none', 'istio', 'meshguard'] as const;
 export type Setup = (typeof SETUPS)[number];
-/** patched: meshguard sets holdApplicationUntilProxyStarts (classic sidecars); alone: it has nothing to change. */
+/** patched: meshguard sets the hold and the drain (classic sidecars); alone: it has nothing to change. */
 export const POD_KINDS = ['patched', 'alone'] as const;
 export type PodKind = (typeof POD_KINDS)[number];
 
@@ -66,6 +66,9 @@ export interface ApiserverReport {
   versions: string;
 }
 
+const ALONE_CONFIG =
+  'holdApplicationUntilProxyStarts: true\nproxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"\n';
+
 function pod(name: string, kind: PodKind): unknown {
   return {
     apiVersion: 'v1',
@@ -73,8 +76,8 @@ function pod(name: string, kind: PodKind): unknown {
     metadata: {
       name,
       labels: { app: 'bench' },
-      // Already holding: meshguard's hold guardrail passes, and nothing else applies on this mesh.
-      ...(kind === 'alone' && { annotations: { 'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true\n' } }),
+      // Already holding and draining: meshguard's hold and drain guardrails pass, nothing else applies.
+      ...(kind === 'alone' && { annotations: { 'proxy.istio.io/config': ALONE_CONFIG } }),
     },
     // The ServiceAccount admission plugin is off in the e2e API server; Istio's template mounts its token.
     spec: {

@@ -1,8 +1,10 @@
 // `meshguard check` on a large tree: documents per second and peak memory, with and without
-// findings. The tree is generated: namespaces, and per app a file with a Deployment and the Service
-// in front of it, as a platform repository holds them. With findings, the namespaces are injected
-// on the FAQs' mesh (Istio 1.11): every Deployment gets the hold patch (a diff in the report) and a
-// probe port warning or exclusion; without, injection is off: every pod policy skips.
+// findings. The tree is generated: namespaces, and per app a file with a Deployment, the Service
+// in front of it, and what a platform repository keeps beside them that no guardrail reads (a
+// ConfigMap, a ServiceAccount, an HPA, a PDB: two thirds of the documents). With findings, the
+// namespaces are injected on the FAQs' mesh (Istio 1.11): every Deployment gets the hold and drain
+// patch (a diff in the report) and probe port findings; without, injection is off and every pod
+// policy skips.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -13,8 +15,8 @@ import { fmt, table } from './common.js';
 export interface CheckScaleOptions {
   /** Sizes of the trees, in MB of YAML: memory that grows with the tree shows across them. */
   megabytes: readonly number[];
-  /** Another build of meshguard (a checkout with dist/ built) measured beside this one, run for run. */
-  baseline?: string;
+  /** Other builds of meshguard (checkouts with dist/ built) measured beside this one, run for run. */
+  baselines?: readonly string[];
   /** Report formats to run (each a separate check). */
   formats: readonly string[];
   log: (line: string) => void;
@@ -27,6 +29,8 @@ export interface CheckRun {
   documents: number;
   bytes: number;
   seconds: number;
+  /** user + system CPU seconds: moves less with the machine's load than wall time. */
+  cpuSeconds: number;
   peakMiB: number;
   exit: number | null;
   outputBytes: number;
@@ -39,6 +43,7 @@ export interface CheckScaleReport {
 }
 
 const NAMESPACES = 200;
+const fromSource = import.meta.url.endsWith('.ts');
 
 function deployment(name: string, ns: string, i: number): string {
   return `apiVersion: apps/v1
@@ -95,6 +100,54 @@ spec:
 `;
 }
 
+/** What else a platform repository keeps beside each app: its configuration, identity, scaling and budget. */
+function companions(name: string, ns: string, i: number): string {
+  return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ${name}-config
+  namespace: ${ns}
+data:
+  LOG_LEVEL: info
+  FEATURE_FLAGS: "search,checkout-v${i % 3}"
+  application.yaml: |
+    server:
+      port: 8080
+    upstream:
+      url: http://svc-${(i + 1) % 1000}.${ns}.svc.cluster.local
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: ${name}
+  namespace: ${ns}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: ${name}
+  namespace: ${ns}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: ${name}}
+  minReplicas: 3
+  maxReplicas: 12
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: ${name}
+  namespace: ${ns}
+spec:
+  minAvailable: 2
+  selector:
+    matchLabels:
+      app: ${name}
+`;
+}
+
 function service(name: string, ns: string): string {
   return `apiVersion: v1
 kind: Service
@@ -131,10 +184,10 @@ export function writeTree(dir: string, megabytes: number, findings: boolean): { 
     const folder = join(dir, 'apps', ns);
     if (i < NAMESPACES) mkdirSync(folder, { recursive: true });
     const name = `svc-${i}`;
-    const text = `${deployment(name, ns, i)}---\n${service(name, ns)}`;
+    const text = `${deployment(name, ns, i)}---\n${service(name, ns)}---\n${companions(name, ns, i)}`;
     writeFileSync(join(folder, `${name}.yaml`), text);
     bytes += text.length;
-    documents += 2;
+    documents += 6;
   }
   return { documents, bytes };
 }
@@ -145,15 +198,18 @@ function check(
   dir: string,
   format: string,
   configFile: string,
-): Promise<{ seconds: number; peakMiB: number; exit: number | null; outputBytes: number }> {
+): Promise<{ seconds: number; cpuSeconds: number; peakMiB: number; exit: number | null; outputBytes: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn(
       '/usr/bin/time',
       [
         '-f',
-        'MGTIME %e %M',
+        'MGTIME %e %M %U %S',
         process.execPath,
-        join(root, 'dist/src/cli.js'),
+        // This build from source under tsx when the benchmark itself runs so (the smoke test).
+        ...(fromSource && root === packageRoot
+          ? ['--import', 'tsx', join(root, 'src/cli.ts')]
+          : [join(root, 'dist/src/cli.js')]),
         'check',
         '--config',
         configFile,
@@ -170,10 +226,16 @@ function check(
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
     p.on('close', () => {
-      const m = /MGTIME ([\d.]+) (\d+)/.exec(err);
+      const m = /MGTIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(err);
       if (!m) return reject(new Error(`no timing from /usr/bin/time: ${err.slice(-500)}`));
       const exit = Number(/Command exited with non-zero status (\d+)/.exec(err)?.[1] ?? 0);
-      resolve({ seconds: Number(m[1]), peakMiB: Number(m[2]) / 1024, exit, outputBytes });
+      resolve({
+        seconds: Number(m[1]),
+        cpuSeconds: Number(m[3]) + Number(m[4]),
+        peakMiB: Number(m[2]) / 1024,
+        exit,
+        outputBytes,
+      });
     });
   });
 }
@@ -188,7 +250,7 @@ export async function runCheckScale(opts: CheckScaleOptions): Promise<CheckScale
     writeFileSync(configFile, 'mesh: {istioVersion: "1.11"}\n');
     const builds = [
       { name: 'this tree', root: packageRoot },
-      ...(opts.baseline ? [{ name: opts.baseline, root: opts.baseline }] : []),
+      ...(opts.baselines ?? []).map((b) => ({ name: b, root: b })),
     ];
     for (const megabytes of opts.megabytes) {
       const trees = (['findings', 'clean'] as const).map((tree) => {
@@ -204,7 +266,7 @@ export async function runCheckScale(opts: CheckScaleOptions): Promise<CheckScale
           for (const b of builds) {
             const r = await check(b.root, t.dir, format, configFile);
             opts.log(
-              `${b.name}: ${t.tree} ${fmt(t.bytes / 1e6, 0)} MB --output ${format}: ${fmt(r.seconds, 1)} s, ${fmt(t.documents / r.seconds, 0)} documents/s, peak ${fmt(r.peakMiB, 0)} MiB, exit ${r.exit}`,
+              `${b.name}: ${t.tree} ${fmt(t.bytes / 1e6, 0)} MB --output ${format}: ${fmt(r.seconds, 1)} s (CPU ${fmt(r.cpuSeconds, 1)} s), ${fmt(t.documents / r.seconds, 0)} documents/s, peak ${fmt(r.peakMiB, 0)} MiB, exit ${r.exit}`,
             );
             runs.push({ build: b.name, tree: t.tree, format, documents: t.documents, bytes: t.bytes, ...r });
           }
@@ -214,7 +276,7 @@ export async function runCheckScale(opts: CheckScaleOptions): Promise<CheckScale
     rmSync(root, { recursive: true, force: true });
   }
   return {
-    options: { megabytes: opts.megabytes, formats: opts.formats, ...(opts.baseline && { baseline: opts.baseline }) },
+    options: { megabytes: opts.megabytes, formats: opts.formats, ...(opts.baselines && { baselines: opts.baselines }) },
     runs,
     load: { start, end: loadavg() },
   };
@@ -222,10 +284,22 @@ export async function runCheckScale(opts: CheckScaleOptions): Promise<CheckScale
 
 export function formatCheckScale(r: CheckScaleReport): string {
   return [
-    `meshguard check on generated trees of ${r.options.megabytes.join(', ')} MB (a Deployment and its Service per file, ${NAMESPACES} namespaces); load average ${r.load.start.map((x) => fmt(x)).join(' ')} at start, ${r.load.end.map((x) => fmt(x)).join(' ')} at the end. Wall time and peak RSS from /usr/bin/time:`,
+    `meshguard check on generated trees of ${r.options.megabytes.join(', ')} MB (per app a file with a Deployment, its Service, a ConfigMap, a ServiceAccount, an HPA and a PDB; ${NAMESPACES} namespaces); load average ${r.load.start.map((x) => fmt(x)).join(' ')} at start, ${r.load.end.map((x) => fmt(x)).join(' ')} at the end. Wall time, CPU time (user + system) and peak RSS from /usr/bin/time; CPU time moves less with the machine's load than wall time:`,
     '',
     table(
-      ['build', 'tree', 'output', 'documents', 'MB', 'seconds', 'documents/s', 'peak RSS MiB', 'report MB', 'exit'],
+      [
+        'build',
+        'tree',
+        'output',
+        'documents',
+        'MB',
+        'seconds',
+        'CPU seconds',
+        'documents/s (wall)',
+        'peak RSS MiB',
+        'report MB',
+        'exit',
+      ],
       r.runs.map((x) => [
         x.build,
         x.tree === 'findings' ? 'every Deployment with findings' : 'no findings',
@@ -233,6 +307,7 @@ export function formatCheckScale(r: CheckScaleReport): string {
         String(x.documents),
         fmt(x.bytes / 1e6, 1),
         fmt(x.seconds, 1),
+        fmt(x.cpuSeconds, 1),
         fmt(x.documents / x.seconds, 0),
         fmt(x.peakMiB, 0),
         fmt(x.outputBytes / 1e6, 1),

@@ -20,6 +20,8 @@ export interface InstructionOptions {
   serverCpu: string;
   loaderCpu: string;
   targets?: readonly TargetName[];
+  /** Seconds counted with no request in flight before the live target's count (default 60). */
+  idleSeconds?: number;
   /**
    * Processes counted per target, interleaved. A process's JIT state (what got optimised, what
    * stayed in baseline code) can put its count a few per cent off for its whole life.
@@ -40,6 +42,10 @@ export interface InstructionCount {
   target: TargetName;
   /** 1-based: which of the target's processes. */
   process: number;
+  /** Instructions per second of the server's main thread with no request in flight (0: not counted). */
+  idlePerSecond: number;
+  /** Of perRequest, the idle rate over the counted window's wall time, per request. */
+  background: number;
   /** Instructions of the server's main thread per request: JavaScript, TLS, HTTP, GC. */
   perRequest: number;
   /**
@@ -52,7 +58,7 @@ export interface InstructionCount {
 export interface InstructionReport {
   options: InstructionOptions;
   counts: InstructionCount[];
-  /** Per target, the median over its processes of the count without the nextTick state. */
+  /** Per target, the median over its processes of the count without the nextTick state and the idle rate. */
   medians: { target: TargetName; perRequest: number }[];
   /** meshguard ÷ bare (medians), without the nextTick state in either. */
   ratios: { target: TargetName; ratio: number }[];
@@ -94,8 +100,8 @@ async function send(
 }
 
 /** The count callgrind dumped for the main thread (part 1, thread 1). */
-function mainThreadTotal(dir: string, name: string): { file: string; total: number } {
-  const file = readdirSync(dir).find((f) => f.startsWith(`${name}.out.`) && f.endsWith('-01'));
+function mainThreadTotal(dir: string, name: string, part = 1): { file: string; total: number } {
+  const file = readdirSync(dir).find((f) => f === `${name}.out.${part}-01`);
   if (!file) throw new Error(`callgrind wrote no dump for ${name}`);
   const total = /^totals: (\d+)$/m.exec(readFileSync(join(dir, file), 'utf8'))?.[1];
   if (!total) throw new Error(`no totals line in ${file}`);
@@ -169,18 +175,36 @@ async function countOne(
     await send(server.port, t, ca, expected, opts.warmup, opts.connections);
     const pid = String(server.proc.pid);
     spawnSync('callgrind_control', ['-i', 'on', pid], { stdio: 'ignore' });
+    // What the server does with no request in flight (watches, timers), per second of wall time:
+    // under valgrind a review takes some 50 times longer, so work that comes with time and not
+    // with reviews would count about 50 times over per review.
+    const idle = t.server === 'meshguard-live' ? (opts.idleSeconds ?? 60) : 0;
+    let idlePerSecond = 0;
+    if (idle > 0) {
+      log(`${t.label} (${p}): ${idle} s idle`);
+      await new Promise((r) => setTimeout(r, idle * 1000));
+      spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
+      idlePerSecond = mainThreadTotal(out, name, 1).total / idle;
+    }
+    const started = performance.now();
     await send(server.port, t, ca, expected, opts.requests, opts.connections);
+    const seconds = (performance.now() - started) / 1000;
     spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
-    const { file, total } = mainThreadTotal(out, name);
+    const { file, total } = mainThreadTotal(out, name, idle > 0 ? 2 : 1);
     if (opts.keep) {
       copyFileSync(`/tmp/perf-${pid}.map`, join(opts.keep, `${name}.perf.map`));
       rmSync(`/tmp/perf-${pid}.map`, { force: true });
     }
-    log(`${t.label} (${p}): ${Math.round(total / opts.requests)} instructions per request`);
+    const background = (idlePerSecond * seconds) / opts.requests;
+    log(
+      `${t.label} (${p}): ${Math.round(total / opts.requests)} instructions per request${idle > 0 ? `, of which ${Math.round(background)} the idle rate's over the ${fmt(seconds, 0)} s counted` : ''}`,
+    );
     return {
       target: t.name,
       process: p,
       perRequest: total / opts.requests,
+      idlePerSecond,
+      background,
       nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests,
     };
   } finally {
@@ -210,7 +234,7 @@ export async function runInstructions(opts: InstructionOptions): Promise<Instruc
     rmSync(dir, { recursive: true, force: true });
     if (cpusBefore) pinSelf(cpusBefore);
   }
-  const steady = (c: InstructionCount) => c.perRequest - c.nextTickRuntime;
+  const steady = (c: InstructionCount) => c.perRequest - c.nextTickRuntime - c.background;
   const medians = [...new Set(counts.map((c) => c.target))].map((target) => ({
     target,
     perRequest: median(counts.filter((c) => c.target === target).map(steady)),
@@ -230,7 +254,10 @@ export function formatInstructions(r: InstructionReport): string {
     return [
       LABELS[m.target],
       fmt(m.perRequest, 0),
-      mine.length > 1 ? mine.map((c) => fmt(c.perRequest, 0)).join(', ') : '',
+      mine.map((c) => fmt(c.perRequest, 0)).join(', '),
+      mine.some((c) => c.idlePerSecond > 0)
+        ? mine.map((c) => `${fmt(c.idlePerSecond / 1e6, 1)} M/s → ${fmt(c.background, 0)}`).join(', ')
+        : '',
       nextTick.map((c) => `${c.process}: ${fmt(c.nextTickRuntime, 0)}`).join(', '),
       ratio ? `${fmt(ratio.ratio)}×` : '',
     ];
@@ -241,8 +268,9 @@ export function formatInstructions(r: InstructionReport): string {
     table(
       [
         'target',
-        'instructions per request (median, without nextTick through the runtime)',
-        'each process',
+        'instructions per request (median, net of the idle rate and of nextTick through the runtime)',
+        'each process, as counted',
+        'idle rate → its share per request, each process',
         'nextTick through the runtime (process: per request)',
         '÷ bare',
       ],

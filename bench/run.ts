@@ -1,4 +1,4 @@
-// npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR] | scale [--divisor N] [--starts N] [--with-instructions]
+// npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR[,DIR]] | scale [--divisor N] [--starts N] [--with-instructions]
 // Runs the load benchmark (wrk, HTTPS) and the in-process micro-benchmarks, and prints the
 // figures against the targets of the performance issue. `instructions` (not part of the default
 // run: it needs valgrind and takes minutes) counts instructions per request under callgrind.
@@ -45,7 +45,7 @@ const { values, positionals } = parseArgs({
     // check: MB of YAML per generated tree, report formats.
     megabytes: { type: 'string', default: '10,50' },
     formats: { type: 'string', default: 'text,json' },
-    // check: another build (a checkout with dist/ built) measured beside this one.
+    // check: other builds (checkouts with dist/ built) measured beside this one.
     baseline: { type: 'string' },
     // scale: the issue's counts divided by N (a quick run), serve starts per level, callgrind per level.
     divisor: { type: 'string', default: '1' },
@@ -56,7 +56,7 @@ const { values, positionals } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR] | scale [--divisor N] [--starts N] [--with-instructions]\n',
+    'usage: npm run bench [-- load|micro|instructions|apiserver|check|scale] [--duration S] [--rounds N] [--processes N] [--warmup S|N] [--requests N] [--connections N] [--json FILE] [--profile DIR] [--only bare,mutate,validate,mutate-quiet,mutate-live] [--live] [--keep DIR] | apiserver [--pods N] [--rounds N] [--clients 10,50] [--applies N] | check [--megabytes 10,50] [--formats text,json] [--baseline DIR[,DIR]] | scale [--divisor N] [--starts N] [--with-instructions]\n',
   );
   process.exit(0);
 }
@@ -97,7 +97,8 @@ if (
   process.stderr.write('e2e control plane for the live target\n');
   // Stopped at the end; if this process dies first, test/e2e/cluster.ts's exit handler and
   // watchdog kill the control plane.
-  stack = await startStack({ objects: benchObjects(), config: (await benchConfig()).config, log });
+  // Istio's own CRDs (its base chart): every resource the view watches is served, as in a mesh.
+  stack = await startStack({ objects: benchObjects(), config: (await benchConfig()).config, istioBase: true, log });
 }
 const live = stack && { live: stack.live };
 
@@ -165,7 +166,7 @@ if (what === 'check') {
   process.stderr.write('meshguard check on large trees\n');
   checkScale = await runCheckScale({
     megabytes: values.megabytes.split(',').map((m) => num(m, 'megabytes')),
-    ...(values.baseline && { baseline: values.baseline }),
+    ...(values.baseline && { baselines: values.baseline.split(',') }),
     formats: values.formats.split(','),
     log,
   });

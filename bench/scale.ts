@@ -51,7 +51,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const fromSource = import.meta.url.endsWith('.ts');
 
 /** The view alone at a scale, in a fresh process with --expose-gc. */
-function viewChild(scale: Scale): Promise<NonNullable<Level['view']>> {
+export function viewChild(scale: Scale): Promise<NonNullable<Level['view']>> {
   const args = [
     '--expose-gc',
     ...(fromSource ? ['--import', 'tsx'] : []),

@@ -7,6 +7,9 @@ import t from 'tap';
 import { ensureValgrind, formatInstructions, runInstructions } from '../bench/instructions.js';
 import { ensureWrk, formatLoad, runLoad } from '../bench/load.js';
 import { formatMicro, runMicro } from '../bench/micro.js';
+import { formatCheckScale, runCheckScale } from '../bench/check-scale.js';
+import { divided, SCALES } from '../bench/scale-objects.js';
+import { viewChild } from '../bench/scale.js';
 
 t.test('micro-benchmarks, tiny counts', async (t) => {
   const report = await runMicro({
@@ -75,3 +78,20 @@ t.test(
     t.match(formatInstructions(report), /bare fastify/);
   },
 );
+
+t.test('check on a generated tree: documents, time and peak memory of each build', async (t) => {
+  const report = await runCheckScale({ megabytes: [0.05], formats: ['text'], log: () => {} });
+  t.equal(report.runs.length, 2, 'the tree with findings and the clean one');
+  for (const r of report.runs) {
+    t.ok(r.documents > 20 && r.peakMiB > 10 && r.cpuSeconds > 0, `${r.tree}: ${r.documents} documents`);
+    t.equal(r.exit, 0, 'nothing denied');
+  }
+  t.ok(report.runs.find((r) => r.tree === 'findings')!.outputBytes > 1000, 'findings reported');
+  t.match(formatCheckScale(report), /peak RSS MiB/);
+});
+
+t.test('the cluster view at a small scale: heap per object, µs per watch event', async (t) => {
+  const scale = divided(SCALES[0]!, 100);
+  const report = await viewChild(scale);
+  t.ok(report.perObject.Service !== undefined && report.events.serviceModified! > 0, JSON.stringify(report.events));
+});
