@@ -161,7 +161,7 @@ spec:
     app: ${name}
   ports:
   - {name: http, port: 80, targetPort: http}
-  - {name: metrics, port: 9102, targetPort: 9102}
+  - {name: http-metrics, port: 9102, targetPort: 9102}
 `;
 }
 

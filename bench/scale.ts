@@ -32,6 +32,8 @@ export interface Level {
   objects: number;
   writeSeconds: number;
   readyMs: number[];
+  /** The same lists meshguard makes at start (pages of 500, concurrently), fetched and parsed alone. */
+  listMs: number;
   rssMiB: number;
   heapMiB: number;
   /** ms from the API server's answer to a create (delete) to the first review answered differently. */
@@ -156,6 +158,34 @@ async function eventLatency(stack: Stack, s: Serve, ca: string, rounds: number):
   return out;
 }
 
+/** What the view lists at start, as serve lists it: every kind at once, pages of 500. */
+const LISTED = [
+  '/api/v1/namespaces',
+  '/api/v1/services',
+  '/apis/networking.istio.io/v1/serviceentries',
+  '/apis/security.istio.io/v1/peerauthentications',
+  '/apis/networking.istio.io/v1/destinationrules',
+];
+
+/** The API server's share of start to ready: the lists alone, each page fetched and JSON-parsed. */
+async function listTime(stack: Stack): Promise<number> {
+  const started = performance.now();
+  await Promise.all(
+    LISTED.map(async (path) => {
+      let token = '';
+      do {
+        const r = await apiRequest(
+          stack.cluster,
+          'GET',
+          `${path}?limit=500${token ? `&continue=${encodeURIComponent(token)}` : ''}`,
+        );
+        token = (r.body as { metadata?: { continue?: string } }).metadata?.continue ?? '';
+      } while (token);
+    }),
+  );
+  return performance.now() - started;
+}
+
 export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
   const { log } = opts;
   const start = loadavg();
@@ -194,6 +224,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
         log(`${name}: serve ready in ${fmt(last.readyMs, 0)} ms`);
       }
       const s = last as Serve & { readyMs: number };
+      const listMs = await listTime(stack);
       // Discovery of Istio's objects (the Nodes) is not waited for by /readyz: a few seconds.
       await new Promise((r) => setTimeout(r, 3000));
       const m = await metrics(s.metricsPort);
@@ -204,6 +235,7 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleReport> {
         objects,
         writeSeconds,
         readyMs,
+        listMs,
         rssMiB: gauge(m, 'process_resident_memory_bytes') / 2 ** 20,
         heapMiB: gauge(m, 'nodejs_heap_size_used_bytes') / 2 ** 20,
         eventMs,
@@ -244,7 +276,7 @@ export function formatScale(r: ScaleReport): string {
   const b = (l: Level, kind: string) => (l.view ? fmt(l.view.perObject[kind] ?? NaN, 0) : '');
   const us = (l: Level, event: string) => (l.view ? fmt(l.view.events[event] ?? NaN, 1) : '');
   return [
-    `meshguard serve against the e2e API server as the cluster grows (counts ÷ ${r.options.divisor}); objects written through the API server, Istio's CRDs from its base chart; load average ${r.load.start.map((x) => fmt(x)).join(' ')} at start, ${r.load.end.map((x) => fmt(x)).join(' ')} at the end. Ready: from spawning serve to /readyz 200 (median of ${r.options.starts}); memory from its /metrics 3 s after ready; a watch event: from the API server's answer to a Service create or delete in the pod's namespace to the first pod review answered accordingly (polled back to back; 5 of each). The view alone (fresh process, --expose-gc): heap per object and µs per event (the object parsed from JSON, as the watch delivers it, and applied).`,
+    `meshguard serve against the e2e API server as the cluster grows (counts ÷ ${r.options.divisor}); objects written through the API server, Istio's CRDs from its base chart; load average ${r.load.start.map((x) => fmt(x)).join(' ')} at start, ${r.load.end.map((x) => fmt(x)).join(' ')} at the end. Ready: from spawning serve to /readyz 200 (median of ${r.options.starts}), beside the time the same lists take alone (pages of 500, all kinds at once, fetched and JSON-parsed: the API server's share); memory from its /metrics 3 s after ready; a watch event: from the API server's answer to a Service create or delete in the pod's namespace to the first pod review answered accordingly (polled back to back; 5 of each). The view alone (fresh process, --expose-gc): heap per object and µs per event (the object parsed from JSON, as the watch delivers it, and applied).`,
     '',
     table(
       [
@@ -252,6 +284,7 @@ export function formatScale(r: ScaleReport): string {
         'objects beyond the bench cluster',
         'written in s',
         'ready ms',
+        'of which the lists alone (API server) ms',
         'RSS MiB',
         'heap MiB',
         'watch event → answer ms (median, max)',
@@ -263,6 +296,7 @@ export function formatScale(r: ScaleReport): string {
         String(l.objects),
         l.writeSeconds > 0 ? fmt(l.writeSeconds, 0) : '',
         fmt(median(l.readyMs), 0),
+        fmt(l.listMs, 0),
         fmt(l.rssMiB, 0),
         fmt(l.heapMiB, 0),
         `${fmt(median(l.eventMs), 1)}, ${fmt(Math.max(...l.eventMs), 1)}`,

@@ -1,4 +1,5 @@
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import type { KubeObject } from './admission/types.js';
@@ -213,7 +214,10 @@ export async function manifestSources(paths: readonly string[], stdin: () => Pro
     try {
       const files = await walk(path, skipped);
       out.push(...skipped.map((s) => ({ skipped: s })));
-      for (const file of files) out.push({ name: file, text: () => readFile(file, 'utf8') });
+      // Read synchronously: a tree is many small files, read one after the other (check reads each
+      // twice), and each asynchronous read costs four trips through the thread pool (open, stat,
+      // read, close): a third of check's time on a tree of 20 000 files.
+      for (const file of files) out.push({ name: file, text: async () => readFileSync(file, 'utf8') });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       out.push({

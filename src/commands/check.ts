@@ -14,6 +14,7 @@ import { UNKNOWN_NAMESPACE } from '../report/judge.js';
 import type { Connection } from '../cluster/connect.js';
 import { connect, listKinds, viewKinds } from '../cluster/list.js';
 import { buildProfile } from '../mesh/build.js';
+import { istioSourceOf, trimIstioObject } from '../mesh/sources.js';
 import type { MeshProfile } from '../mesh/profile.js';
 import type { MeshSettings } from '../config/types.js';
 import {
@@ -134,10 +135,19 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
   return finish(report.totals, problems, values.verbose === true);
 }
 
+/** API groups no CRD can use (a CRD's group has a dot): their kinds' scope is known before any CRD is read. */
+const BUILT_IN_GROUPS = new Set(['', 'apps', 'batch']);
+const groupOf = (o: KubeObject) =>
+  typeof o.apiVersion === 'string' && o.apiVersion.includes('/')
+    ? o.apiVersion.slice(0, o.apiVersion.lastIndexOf('/'))
+    : '';
+
 /**
  * What every object is judged against, from the documents that may hold it (check-view.ts): the
- * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile. The
- * objects read for it are dropped once it is built.
+ * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile. Objects
+ * of built-in groups go into the view as they are read (it keeps slim records of them); objects of
+ * other groups (Istio's) wait for every CRD to be read, which may make their kind cluster-scoped;
+ * Istio's objects for the mesh profile are kept as discovery reads them (trimIstioObject).
  */
 async function judgedAgainst(
   sources: readonly Source[],
@@ -151,18 +161,26 @@ async function judgedAgainst(
     istioNamespace: string;
   },
 ): Promise<{ scopes: KindScopes; view: MemoryClusterView; mesh: MeshProfile }> {
-  const objects: KubeObject[] = [];
-  for (const source of sources)
-    for (const m of (await sourceInputs(source, mayHoldClusterObject)).manifests) objects.push(m.object);
-  const scopes = new KindScopes().addObjects(objects);
   const view = new MemoryClusterView(true, o.services);
   // The cluster first: the inputs are what will be applied over it.
   if (o.connection) for (const c of await listKinds(o.connection, viewKinds)) view.addObject(c);
-  for (const object of objects) view.addObject(inNamespace(object, scopes.namespaceOf(object, o.namespace)));
+  const builtIn = new KindScopes();
+  const later: KubeObject[] = [];
+  const istio: unknown[] = [];
+  for (const source of sources)
+    for (const { object } of (await sourceInputs(source, mayHoldClusterObject)).manifests) {
+      if (BUILT_IN_GROUPS.has(groupOf(object)))
+        view.addObject(inNamespace(object, builtIn.namespaceOf(object, o.namespace)));
+      else later.push(object);
+      const kept = istioSourceOf(object);
+      if (kept) istio.push(trimIstioObject(kept, object));
+    }
+  const scopes = new KindScopes().addObjects(later);
+  for (const object of later) view.addObject(inNamespace(object, scopes.namespaceOf(object, o.namespace)));
   // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
   // generate), else the cluster's, under the configuration's mesh: section.
   const { mesh } = await buildProfile(o.declared, {
-    manifests: { objects, paths: o.paths },
+    manifests: { objects: istio, paths: o.paths },
     ...(o.connection && { cluster: { connection: o.connection, istioNamespace: o.istioNamespace } }),
   });
   return { scopes, view, mesh: mesh.current };
