@@ -3,13 +3,14 @@
 // Each server runs under valgrind on one core: warmed up first, then counted over a fixed number
 // of requests over keep-alive TLS, every answer checked against the verified one.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AdmissionReviewResponse } from '../src/admission/types.js';
-import { ensureTools, fmt, servingPair, table, type ToolOptions } from './common.js';
-import { LABELS, pinSelf, post, startServer, targets, untilAnswering, type Target, type TargetName } from './load.js';
+import { ensureTools, fmt, median, servingPair, table, type ToolOptions } from './common.js';
+import { pinSelf, post, startServer, untilAnswering, type LiveSetup } from './servers.js';
+import { LABELS, LIVE_TARGETS, targets, type Target, type TargetName } from './targets.js';
 
 export interface InstructionOptions {
   /** Requests before the count starts (the JIT compilers need thousands). */
@@ -19,11 +20,26 @@ export interface InstructionOptions {
   serverCpu: string;
   loaderCpu: string;
   targets?: readonly TargetName[];
+  /**
+   * Processes counted per target, interleaved. A process's JIT state (what got optimised, what
+   * stayed in baseline code) can put its count a few per cent off for its whole life.
+   */
+  processes?: number;
+  /**
+   * Keep callgrind's dumps here instead of deleting them, with V8's map of its generated code
+   * (--perf-basic-prof) beside each, so bench/callgrind.ts can name the JavaScript functions.
+   * Writing the map costs a little at each compile: such counts are for diagnosis.
+   */
+  keep?: string;
+  /** The e2e API server the live target's `meshguard serve` watches (bench/stack.ts). */
+  live?: LiveSetup;
   log?: (line: string) => void;
 }
 
 export interface InstructionCount {
   target: TargetName;
+  /** 1-based: which of the target's processes. */
+  process: number;
   /** Instructions of the server's main thread per request: JavaScript, TLS, HTTP, GC. */
   perRequest: number;
   /**
@@ -36,7 +52,9 @@ export interface InstructionCount {
 export interface InstructionReport {
   options: InstructionOptions;
   counts: InstructionCount[];
-  /** meshguard ÷ bare, without the nextTick state in either. */
+  /** Per target, the median over its processes of the count without the nextTick state. */
+  medians: { target: TargetName; perRequest: number }[];
+  /** meshguard ÷ bare (medians), without the nextTick state in either. */
   ratios: { target: TargetName; ratio: number }[];
 }
 
@@ -93,82 +111,142 @@ function costOf(file: string, fn: string): number {
   return line ? Number(/^\s*([\d,]+)/.exec(line)?.[1]?.replaceAll(',', '') ?? 0) : 0;
 }
 
+/** One process of a target under callgrind: warmed up, then counted over `requests`. */
+async function countOne(
+  t: Target,
+  p: number,
+  {
+    opts,
+    ca,
+    dir,
+    out,
+    log,
+  }: { opts: InstructionOptions; ca: string; dir: string; out: string; log: (l: string) => void },
+): Promise<InstructionCount> {
+  const name = (opts.processes ?? 1) > 1 ? `${t.name}-${p}` : t.name;
+  const valgrind = [
+    'valgrind',
+    '--tool=callgrind',
+    '--smc-check=all-non-file', // V8 writes and rewrites code in its heap
+    '--instr-atstart=no',
+    '--separate-threads=yes', // the compilers' background threads apart from the request's work
+    `--callgrind-out-file=${join(out, `${name}.out`)}`,
+    `--log-file=${join(dir, `${name}.valgrind.log`)}`,
+  ];
+  // GC on the main thread, builtins called as in the plain binary: the same for every target.
+  // No memory reducer: it starts full collections when the allocation rate per second of wall
+  // time is low, which a server slowed down by valgrind (and more so on a busy machine) seems
+  // to be; with it, counts of one build moved by 15 % with the machine's load, without it by
+  // 0.4 %. A server under real load allocates too fast for it to act.
+  // The young generation at a fixed size, the largest V8 grows it to on its own (16 MB semi-spaces):
+  // left to grow, it settled at different sizes in different processes of one build, and the
+  // scavenges per request with it (one process of a pair spent 7 500 instructions per request
+  // scanning roots, its twin 500), so that counts of one tree spread over 10 %.
+  const server = await startServer(
+    t.server,
+    opts.serverCpu,
+    [
+      '--single-threaded-gc',
+      '--no-short-builtin-calls',
+      '--no-memory-reducer',
+      '--min-semi-space-size=16',
+      '--max-semi-space-size=16',
+      // The perf map also turns on V8's log: into the kept directory, not the working one.
+      ...(opts.keep
+        ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(out, `${name}.v8.log`)}`]
+        : []),
+    ],
+    dir,
+    valgrind,
+    opts.live,
+  );
+  try {
+    // Node under valgrind on a busy machine can take minutes to listen.
+    const expected = await untilAnswering(server, t, ca, 900_000, log);
+    const problem = t.verify(JSON.parse(expected) as AdmissionReviewResponse);
+    if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}`);
+    log(`${t.label} (${p}): ${opts.warmup} requests to warm up under valgrind`);
+    await send(server.port, t, ca, expected, opts.warmup, opts.connections);
+    const pid = String(server.proc.pid);
+    spawnSync('callgrind_control', ['-i', 'on', pid], { stdio: 'ignore' });
+    await send(server.port, t, ca, expected, opts.requests, opts.connections);
+    spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
+    const { file, total } = mainThreadTotal(out, name);
+    if (opts.keep) {
+      copyFileSync(`/tmp/perf-${pid}.map`, join(opts.keep, `${name}.perf.map`));
+      rmSync(`/tmp/perf-${pid}.map`, { force: true });
+    }
+    log(`${t.label} (${p}): ${Math.round(total / opts.requests)} instructions per request`);
+    return {
+      target: t.name,
+      process: p,
+      perRequest: total / opts.requests,
+      nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests,
+    };
+  } finally {
+    server.proc.kill('SIGKILL');
+    await server.exited;
+  }
+}
+
 export async function runInstructions(opts: InstructionOptions): Promise<InstructionReport> {
   const log = opts.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-instructions-'));
+  const out = opts.keep ?? dir;
+  if (opts.keep) mkdirSync(opts.keep, { recursive: true });
   const cpusBefore = pinSelf(opts.loaderCpu);
   const counts: InstructionCount[] = [];
   try {
     const ca = await servingPair(dir);
-    for (const t of targets().filter((x) => (opts.targets ?? ['bare', 'mutate', 'mutate-quiet']).includes(x.name))) {
-      const valgrind = [
-        'valgrind',
-        '--tool=callgrind',
-        '--smc-check=all-non-file', // V8 writes and rewrites code in its heap
-        '--instr-atstart=no',
-        '--separate-threads=yes', // the compilers' background threads apart from the request's work
-        `--callgrind-out-file=${join(dir, `${t.name}.out`)}`,
-        `--log-file=${join(dir, `${t.name}.valgrind.log`)}`,
-      ];
-      // GC on the main thread, builtins called as in the plain binary: the same for every target.
-      // No memory reducer: it starts full collections when the allocation rate per second of wall
-      // time is low, which a server slowed down by valgrind (and more so on a busy machine) seems
-      // to be; with it, counts of one build moved by 15 % with the machine's load, without it by
-      // 0.4 %. A server under real load allocates too fast for it to act.
-      const server = await startServer(
-        t.server,
-        opts.serverCpu,
-        ['--single-threaded-gc', '--no-short-builtin-calls', '--no-memory-reducer'],
-        dir,
-        valgrind,
-      );
-      try {
-        const expected = await untilAnswering(server, t, ca, 120_000);
-        const problem = t.verify(JSON.parse(expected) as AdmissionReviewResponse);
-        if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}`);
-        log(`${t.label}: ${opts.warmup} requests to warm up under valgrind`);
-        await send(server.port, t, ca, expected, opts.warmup, opts.connections);
-        const pid = String(server.proc.pid);
-        spawnSync('callgrind_control', ['-i', 'on', pid], { stdio: 'ignore' });
-        await send(server.port, t, ca, expected, opts.requests, opts.connections);
-        spawnSync('callgrind_control', ['-d', pid], { stdio: 'ignore' });
-        const { file, total } = mainThreadTotal(dir, t.name);
-        counts.push({
-          target: t.name,
-          perRequest: total / opts.requests,
-          nextTickRuntime: costOf(file, 'Runtime_DefineKeyedOwnPropertyInLiteral') / opts.requests,
-        });
-        log(`${t.label}: ${Math.round(total / opts.requests)} instructions per request`);
-      } finally {
-        server.proc.kill('SIGKILL');
-        await server.exited;
+    const wanted = opts.targets ?? ['bare', 'mutate', 'mutate-quiet', ...(opts.live ? LIVE_TARGETS : [])];
+    const chosen = targets().filter((x) => wanted.includes(x.name));
+    for (let p = 1; p <= (opts.processes ?? 1); p++)
+      // Rotated: no target is always counted first, or right after the same one.
+      for (let i = 0; i < chosen.length; i++) {
+        const t = chosen[(i + p - 1) % chosen.length] as Target;
+        counts.push(await countOne(t, p, { opts, ca, dir, out, log }));
       }
-    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
     if (cpusBefore) pinSelf(cpusBefore);
   }
   const steady = (c: InstructionCount) => c.perRequest - c.nextTickRuntime;
-  const bare = counts.find((c) => c.target === 'bare');
+  const medians = [...new Set(counts.map((c) => c.target))].map((target) => ({
+    target,
+    perRequest: median(counts.filter((c) => c.target === target).map(steady)),
+  }));
+  const bare = medians.find((c) => c.target === 'bare');
   const ratios = bare
-    ? counts.filter((c) => c !== bare).map((c) => ({ target: c.target, ratio: steady(c) / steady(bare) }))
+    ? medians.filter((c) => c !== bare).map((c) => ({ target: c.target, ratio: c.perRequest / bare.perRequest }))
     : [];
-  return { options: opts, counts, ratios };
+  return { options: opts, counts, medians, ratios };
 }
 
 export function formatInstructions(r: InstructionReport): string {
-  const rows = r.counts.map((c) => {
-    const ratio = r.ratios.find((x) => x.target === c.target);
+  const rows = r.medians.map((m) => {
+    const mine = r.counts.filter((c) => c.target === m.target);
+    const ratio = r.ratios.find((x) => x.target === m.target);
+    const nextTick = mine.filter((c) => c.nextTickRuntime > 0);
     return [
-      LABELS[c.target],
-      fmt(c.perRequest, 0),
-      c.nextTickRuntime > 0 ? fmt(c.nextTickRuntime, 0) : '',
+      LABELS[m.target],
+      fmt(m.perRequest, 0),
+      mine.length > 1 ? mine.map((c) => fmt(c.perRequest, 0)).join(', ') : '',
+      nextTick.map((c) => `${c.process}: ${fmt(c.nextTickRuntime, 0)}`).join(', '),
       ratio ? `${fmt(ratio.ratio)}×` : '',
     ];
   });
   return [
-    `Instructions per request (callgrind, main thread), counted over ${r.options.requests} requests after ${r.options.warmup}; servers on CPU ${r.options.serverCpu}, the client on CPU ${r.options.loaderCpu}:`,
+    `Instructions per request (callgrind, main thread), counted over ${r.options.requests} requests after ${r.options.warmup}, ${r.options.processes ?? 1} process(es) per target; servers on CPU ${r.options.serverCpu}, the client on CPU ${r.options.loaderCpu}:`,
     '',
-    table(['target', 'instructions per request', 'of which nextTick through the runtime', '÷ bare, without it'], rows),
+    table(
+      [
+        'target',
+        'instructions per request (median, without nextTick through the runtime)',
+        'each process',
+        'nextTick through the runtime (process: per request)',
+        '÷ bare',
+      ],
+      rows,
+    ),
   ].join('\n');
 }

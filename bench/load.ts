@@ -1,26 +1,14 @@
 // The load benchmark: wrk over keep-alive HTTPS against meshguard (/mutate, /validate) and a bare
 // fastify server, server pinned to one core and wrk to the other, interleaved rounds on several
 // processes of each server, medians.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import jsonpatch from 'fast-json-patch';
-import type { AdmissionReviewResponse, KubeObject } from '../src/admission/types.js';
-import {
-  ensureTools,
-  fmt,
-  freePort,
-  median,
-  REVIEWS,
-  review,
-  reviewText,
-  servingPair,
-  table,
-  type ToolOptions,
-} from './common.js';
+import type { AdmissionReviewResponse } from '../src/admission/types.js';
+import { ensureTools, fmt, median, servingPair, table, type ToolOptions } from './common.js';
+import { pinSelf, startServer, untilAnswering, type LiveSetup, type Server } from './servers.js';
+import { LABELS, LIVE_TARGETS, targets, type Target, type TargetName } from './targets.js';
 
 export interface LoadOptions {
   /** Seconds of each measured run. */
@@ -42,28 +30,10 @@ export interface LoadOptions {
   targets?: readonly TargetName[];
   /** Extra node flags for the servers, e.g. --cpu-prof (profiling changes the figures: not for the record). */
   serverNodeArgs?: readonly string[];
+  /** The e2e API server the live target's `meshguard serve` watches (bench/stack.ts). */
+  live?: LiveSetup;
   /** Progress lines go here. */
   log?: (line: string) => void;
-}
-
-export type TargetName = 'bare' | 'mutate' | 'validate' | 'mutate-quiet';
-type ServerKind = 'bare' | 'meshguard' | 'meshguard-quiet';
-
-export const LABELS: Record<TargetName, string> = {
-  bare: 'bare fastify (limit)',
-  mutate: 'meshguard /mutate (pod)',
-  validate: 'meshguard /validate (DR)',
-  'mutate-quiet': 'meshguard /mutate, no decision logs',
-};
-
-export interface Target {
-  name: TargetName;
-  label: string;
-  server: ServerKind;
-  path: string;
-  body: string;
-  /** Checks the one verified answer; returns a problem or null. */
-  verify(answer: AdmissionReviewResponse): string | null;
 }
 
 export interface RunResult {
@@ -100,45 +70,9 @@ export interface LoadReport {
   requestsToMeshguard: number;
 }
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-// Under tsx (the smoke test) the sibling is a .ts file that needs the loader; built, plain .js.
-const fromSource = import.meta.url.endsWith('.ts');
-const serverScript = join(here, fromSource ? 'server.ts' : 'server.js');
-const nodeArgs = fromSource ? ['--import', 'tsx'] : [];
-
 /** wrk from Debian's package (and taskset): what is missing, or null; see ensureTools. */
 export function ensureWrk(opts: ToolOptions): string | null {
   return ensureTools('wrk', ['wrk'], 'npm run bench', opts);
-}
-
-/** POSTs a JSON body over HTTPS: on a connection of its own, or on one of `agent`'s. */
-export function post(
-  port: number,
-  path: string,
-  body: string,
-  ca: string,
-  agent: Agent | false = false,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        ca,
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** CPU time of a process so far, in clock ticks (utime + stime). */
@@ -164,65 +98,6 @@ function coreTicks(): Map<string, { busy: number; total: number }> {
 }
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-export function targets(): Target[] {
-  const pod = review(REVIEWS.pod);
-  const dr = review(REVIEWS.destinationRule);
-  const mutate = (name: TargetName, server: ServerKind): Target => ({
-    name,
-    label: LABELS[name],
-    server,
-    path: '/mutate',
-    body: reviewText(REVIEWS.pod),
-    verify(a) {
-      if (a.response.uid !== pod.request.uid || a.response.allowed !== true || a.response.patchType !== 'JSONPatch')
-        return 'expected an allowed JSONPatch answer echoing the uid';
-      const ops = JSON.parse(Buffer.from(a.response.patch ?? '', 'base64').toString()) as jsonpatch.Operation[];
-      const patched = jsonpatch.applyPatch(
-        structuredClone(pod.request.object as KubeObject),
-        ops,
-        true,
-        false,
-      ).newDocument;
-      const want = {
-        'proxy.istio.io/config': 'terminationDrainDuration: 20s\nholdApplicationUntilProxyStarts: true\n',
-        'traffic.sidecar.istio.io/excludeInboundPorts': '8087',
-      };
-      return JSON.stringify(patched.metadata?.annotations) === JSON.stringify(want)
-        ? null
-        : `unexpected patch result ${JSON.stringify(patched.metadata?.annotations)}`;
-    },
-  });
-  return [
-    {
-      name: 'bare',
-      label: LABELS.bare,
-      server: 'bare',
-      path: '/mutate',
-      body: reviewText(REVIEWS.pod),
-      verify: (a) =>
-        a.response.uid === pod.request.uid && a.response.allowed === true
-          ? null
-          : 'expected an allowed answer echoing the uid',
-    },
-    mutate('mutate', 'meshguard'),
-    {
-      name: 'validate',
-      label: LABELS.validate,
-      server: 'meshguard',
-      path: '/validate',
-      body: reviewText(REVIEWS.destinationRule),
-      verify: (a) =>
-        a.response.uid === dr.request.uid &&
-        a.response.allowed === false &&
-        a.response.status?.code === 403 &&
-        /destinationrule-placement/.test(a.response.status.message)
-          ? null
-          : 'expected a 403 denial by destinationrule-placement echoing the uid',
-    },
-    mutate('mutate-quiet', 'meshguard-quiet'),
-  ];
-}
 
 const luaString = (s: string) => {
   let eq = '=';
@@ -252,79 +127,6 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 `;
-}
-
-interface Server {
-  proc: ChildProcess;
-  port: number;
-  exited: Promise<void>;
-  /** Decision lines the server logged so far. */
-  decisions(): number;
-}
-
-const DECISION = '"msg":"decision"';
-
-/** A server pinned to `cpu`, run under `wrapper` (a command line such as valgrind's) when given. */
-export async function startServer(
-  kind: ServerKind,
-  cpu: string,
-  extra: readonly string[],
-  dir: string,
-  wrapper: readonly string[] = [],
-): Promise<Server> {
-  const port = await freePort();
-  // taskset execs node: the child's pid is the server's. Its stdout is a pipe this process
-  // drains, as a container runtime would: lines are counted, then dropped (a file would grow by
-  // hundreds of MB, and the file system's cost is not meshguard's).
-  const proc = spawn(
-    'taskset',
-    [
-      '-c',
-      cpu,
-      ...wrapper,
-      process.execPath,
-      ...extra,
-      ...nodeArgs,
-      serverScript,
-      kind,
-      String(port),
-      join(dir, 'tls.crt'),
-      join(dir, 'tls.key'),
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  let decisions = 0;
-  let tail = '';
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    const text = tail + chunk;
-    let at = text.indexOf(DECISION);
-    while (at >= 0) {
-      decisions++;
-      at = text.indexOf(DECISION, at + DECISION.length);
-    }
-    tail = text.slice(-(DECISION.length - 1));
-  });
-  // 'close': exited, and its stdout read to the end.
-  const exited = new Promise<void>((resolve) => proc.on('close', () => resolve()));
-  return { proc, port, exited, decisions: () => decisions };
-}
-
-/** The first answer the server gives to the target's request, waiting up to `waitMs` for it to listen. */
-export async function untilAnswering(server: Server, target: Target, ca: string, waitMs = 30_000): Promise<string> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return (await post(server.port, target.path, target.body, ca)).body;
-    } catch (err) {
-      if (server.proc.exitCode !== null)
-        throw new Error(`the ${target.server} server exited (${server.proc.exitCode})`);
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 function runWrk(
@@ -370,18 +172,6 @@ function parseWrk(out: string): Record<string, number> {
   );
 }
 
-/**
- * Sets this process's CPUs (all its threads) and returns the ones it had. It drains the meshguard
- * server's log pipe: woken by each write, it would run on the server's core (the kernel wakes a
- * pipe reader next to its writer), taking CPU time and caches from the server it measures.
- */
-export function pinSelf(cpus: string): string | undefined {
-  const pid = String(process.pid);
-  const before = /list:\s*(\S+)/.exec(spawnSync('taskset', ['-c', '-p', pid], { encoding: 'utf8' }).stdout)?.[1];
-  spawnSync('taskset', ['-a', '-c', '-p', cpus, pid], { stdio: 'ignore' });
-  return before;
-}
-
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const log = opts.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-bench-'));
@@ -392,21 +182,24 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     // The same kind of certificate meshguard serves in production: ECDSA P-256 from src/tls.
     const ca = await servingPair(dir);
 
-    const all = targets().filter((t) => !opts.targets || opts.targets.includes(t.name));
+    // The live target only with a control plane to watch, unless named.
+    const all = targets().filter((t) =>
+      opts.targets ? opts.targets.includes(t.name) : opts.live !== undefined || !LIVE_TARGETS.includes(t.name),
+    );
     // Each target's answer, verified once; wrk then demands exactly it, from every process.
     const scripts = new Map<TargetName, string>();
     let decisionLines = 0;
     const stopServers = async () => {
       for (const s of servers.values()) s.proc.kill('SIGTERM');
       await Promise.all([...servers.values()].map((s) => s.exited));
-      decisionLines += servers.get('meshguard')?.decisions() ?? 0;
+      for (const s of servers.values()) decisionLines += s.decisions();
       servers.clear();
     };
     const startServers = async () => {
       for (const kind of new Set(all.map((t) => t.server)))
-        servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir));
+        servers.set(kind, await startServer(kind, opts.serverCpu, opts.serverNodeArgs ?? [], dir, [], opts.live));
       for (const t of all) {
-        const body = await untilAnswering(servers.get(t.server) as Server, t, ca);
+        const body = await untilAnswering(servers.get(t.server) as Server, t, ca, 120_000, log);
         if (!scripts.has(t.name)) {
           const problem = t.verify(JSON.parse(body) as AdmissionReviewResponse);
           if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}\n${body}`);
@@ -414,7 +207,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
           writeFileSync(file, wrkScript(t.body, body));
           scripts.set(t.name, file);
           log(
-            `verified ${t.label}: ${body.length} bytes, ${t.name === 'mutate' ? 'patch as expected' : t.name === 'validate' ? 'denied as expected' : 'allowed'}`,
+            `verified ${t.label}: ${body.length} bytes, ${t.server === 'bare' ? 'allowed' : t.path === '/validate' ? 'denied as expected' : 'patch as expected'}`,
           );
         }
       }
@@ -532,7 +325,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       }
     }
     const mgRequests = runs
-      .filter((r) => r.target === 'mutate' || r.target === 'validate')
+      .filter((r) => r.target !== 'bare' && r.target !== 'mutate-quiet')
       .reduce((a, r) => a + r.requests, 0);
     await stopServers();
     return {
@@ -599,7 +392,7 @@ export function formatLoad(r: LoadReport): string {
   );
   if (r.requestsToMeshguard > 0) {
     parts.push(
-      `The meshguard server (info) wrote ${r.logLines.toLocaleString('en-US')} decision log lines for ${r.requestsToMeshguard.toLocaleString('en-US')} measured requests plus warm-up.`,
+      `The meshguard servers at info wrote ${r.logLines.toLocaleString('en-US')} decision log lines for ${r.requestsToMeshguard.toLocaleString('en-US')} measured requests plus warm-up.`,
     );
   }
   return parts.join('\n');

@@ -122,11 +122,17 @@ function tooLarge(root: unknown, max: number): boolean {
  * Objects of a multi-document YAML (or JSON) text; `kind: List` is unpacked. A text with no
  * Kubernetes object at all is skipped (it is something else: values, a chart, a workflow); in one
  * that has objects, a document that is not one is an error.
+ *
+ * `only` leaves out documents that cannot hold what the caller wants (they are not parsed), where
+ * that changes no object kept: not in a text that could be skipped whole (a broken document there
+ * decides it). The skipped files and errors of such a reading are not the text's.
  */
-export function parseManifests(text: string, source: string): Inputs {
+export function parseManifests(text: string, source: string, only?: (document: string) => boolean): Inputs {
   const result: Inputs = { manifests: [], skipped: [], errors: [] };
   const docs: { document: number; line: number; value?: unknown; error?: string }[] = [];
+  const filter = only && !TEMPLATE_ACTION.test(text) && LOOKS_LIKE_MANIFEST.test(text) ? only : undefined;
   splitDocuments(text).forEach((d, i) => {
+    if (filter && !filter(d.text)) return;
     try {
       docs.push({ document: i + 1, line: d.line, value: yaml.load(d.text) });
     } catch (err) {
@@ -186,49 +192,76 @@ function isKustomize(m: Manifest): boolean {
 }
 
 /**
+ * Where manifests come from, in the order they are read: a file or stdin (read once), or what
+ * walking a path found instead (a chart's templates skipped, a path that cannot be read).
+ */
+export type Source = { name: string; text(): Promise<string> } | { skipped: Skipped } | { error: InputError };
+
+/**
+ * The sources under `paths`, in order: files, directories (recursively: *.yaml, *.yml, *.json;
+ * never .git or node_modules) and `-` for stdin. Listing them reads no file.
+ */
+export async function manifestSources(paths: readonly string[], stdin: () => Promise<string>): Promise<Source[]> {
+  const out: Source[] = [];
+  for (const path of paths) {
+    if (path === '-') {
+      let text: Promise<string> | undefined;
+      out.push({ name: '<stdin>', text: () => (text ??= stdin()) });
+      continue;
+    }
+    const skipped: Skipped[] = [];
+    try {
+      const files = await walk(path, skipped);
+      out.push(...skipped.map((s) => ({ skipped: s })));
+      for (const file of files) out.push({ name: file, text: () => readFile(file, 'utf8') });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      out.push({
+        error: new InputError(`${path}: ${code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * A source's objects as `check` takes them (kustomize's own files skipped); what cannot be read is
+ * in `errors`. `only`: see parseManifests.
+ */
+export async function sourceInputs(source: Source, only?: (document: string) => boolean): Promise<Inputs> {
+  if ('skipped' in source) return { manifests: [], skipped: [source.skipped], errors: [] };
+  if ('error' in source) return { manifests: [], skipped: [], errors: [source.error] };
+  let text: string;
+  try {
+    text = await source.text();
+  } catch (err) {
+    return { manifests: [], skipped: [], errors: [new InputError(`${source.name}: ${(err as Error).message}`)] };
+  }
+  const r = parseManifests(text, source.name, only);
+  const kustomize = r.manifests.filter(isKustomize);
+  if (kustomize.length > 0 && kustomize.length === r.manifests.length)
+    return {
+      manifests: [],
+      skipped: [
+        { source: kustomize[0]?.source ?? '', reason: 'kustomize configuration (check `kubectl kustomize` output)' },
+        ...r.skipped,
+      ],
+      errors: r.errors,
+    };
+  return { manifests: r.manifests.filter((m) => !isKustomize(m)), skipped: r.skipped, errors: r.errors };
+}
+
+/**
  * Manifests from files, directories (recursively: *.yaml, *.yml, *.json; never .git or
  * node_modules) and `-` for stdin. Nothing stops the reading: what cannot be read is in `errors`.
  */
 export async function readManifests(paths: readonly string[], stdin: () => Promise<string>): Promise<Inputs> {
   const all: Inputs = { manifests: [], skipped: [], errors: [] };
-  const add = (r: Inputs) => {
-    const kustomize = r.manifests.filter(isKustomize);
-    if (kustomize.length > 0 && kustomize.length === r.manifests.length) {
-      all.skipped.push({
-        source: kustomize[0]?.source ?? '',
-        reason: 'kustomize configuration (check `kubectl kustomize` output)',
-      });
-    } else {
-      all.manifests.push(...r.manifests.filter((m) => !isKustomize(m)));
-    }
+  for (const source of await manifestSources(paths, stdin)) {
+    const r = await sourceInputs(source);
+    all.manifests.push(...r.manifests);
     all.skipped.push(...r.skipped);
     all.errors.push(...r.errors);
-  };
-  for (const path of paths) {
-    if (path === '-') {
-      add(parseManifests(await stdin(), '<stdin>'));
-      continue;
-    }
-    let files: string[];
-    try {
-      files = await walk(path, all.skipped);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      all.errors.push(
-        new InputError(`${path}: ${code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`),
-      );
-      continue;
-    }
-    for (const file of files) {
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (err) {
-        all.errors.push(new InputError(`${file}: ${(err as Error).message}`));
-        continue;
-      }
-      add(parseManifests(text, file));
-    }
   }
   return all;
 }

@@ -12,7 +12,8 @@ import { KindScopes } from '../src/kinds.js';
 import { parseManifests } from '../src/manifests.js';
 import { packageRoot } from '../src/paths.js';
 import { policies } from '../src/policies/index.js';
-import { judge, render, totals, type ObjectReport } from '../src/report/index.js';
+import { formats, judge, render, totals, type ObjectReport } from '../src/report/index.js';
+import { reportStream } from '../src/report/stream.js';
 import { renderPolicyReports } from '../src/report/policyreport.js';
 import { configOf, engineOf } from './support.js';
 
@@ -173,6 +174,25 @@ const sarifSchema = JSON.parse(
     'utf8',
   ),
 ) as object;
+
+t.test('written as judged: each format streamed is what render writes for all the reports at once', async (t) => {
+  const reports = check(
+    faq('destinationrule.yaml') + '---\n' + faq('databases.yaml') + '---\n' + faq('workloads.yaml'),
+    {
+      namespace: 'shop',
+    },
+  );
+  t.ok(reports.some((r) => r.findings.length === 0) && reports.some((r) => r.diff !== undefined), 'a mixed set');
+  for (const format of formats)
+    for (const set of [reports, [], reports.slice(0, 1)]) {
+      const stream = reportStream(format);
+      let text = '';
+      for (const r of set) text += stream.add(r);
+      text += await stream.end();
+      t.equal(text, await render(set, format), `${format}, ${set.length} reports`);
+      t.strictSame(stream.totals, totals(set));
+    }
+});
 
 t.test("sarif: valid SARIF 2.1.0 by its JSON schema and by Microsoft's validator", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'meshguard-sarif-'));

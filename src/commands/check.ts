@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { KubeObject } from '../admission/types.js';
 import { MemoryClusterView } from '../cluster/memory.js';
 import { loadConfig } from '../config/load.js';
@@ -5,12 +6,16 @@ import type { Engine } from '../engine/evaluate.js';
 import { Registry } from '../engine/registry.js';
 import { compileScope } from '../config/scope.js';
 import { KindScopes } from '../kinds.js';
-import { readManifests } from '../manifests.js';
+import { manifestSources, sourceInputs, type Inputs, type Source } from '../manifests.js';
 import { policies } from '../policies/index.js';
-import { exitCode, formats, judge, render, type Judged, type ObjectReport } from '../report/index.js';
+import { formats, judge, type Judged, type Totals } from '../report/index.js';
+import { reportStream } from '../report/stream.js';
 import { UNKNOWN_NAMESPACE } from '../report/judge.js';
+import type { Connection } from '../cluster/connect.js';
 import { connect, listKinds, viewKinds } from '../cluster/list.js';
 import { buildProfile } from '../mesh/build.js';
+import type { MeshProfile } from '../mesh/profile.js';
+import type { MeshSettings } from '../config/types.js';
 import {
   helpText,
   istioNamespaceFlag,
@@ -21,6 +26,7 @@ import {
   UsageError,
   type Flag,
 } from './flags.js';
+import { mayHoldClusterObject } from './check-view.js';
 
 /** The flags of the commands that report findings (check, audit). */
 export const reportFlags: Flag[] = [
@@ -93,35 +99,79 @@ export async function check(argv: string[], env: NodeJS.ProcessEnv, stdin: () =>
     throw new UsageError(`--namespace: expected a namespace name, got ${JSON.stringify(namespace)}`);
   if (positionals.length === 0) throw new UsageError('check needs at least one PATH (or - for stdin)');
   const { config } = await loadConfig(str(values, 'config'));
-  const inputs = await readManifests(positionals, stdin);
-  const objects = inputs.manifests.map((m) => m.object);
-  const scopes = new KindScopes().addObjects(objects);
-  const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
-
+  const sources = await manifestSources(positionals, stdin);
   const kubeconfig = str(values, 'kubeconfig');
   // Explicit, so never undefined: a kubeconfig that cannot be loaded is an error.
   const connection = kubeconfig === undefined ? undefined : await connect(kubeconfig, env);
-  // A live cluster lists every Service; manifests hold them all only when the user says so.
-  const view = new MemoryClusterView(true, connection !== undefined || values['services-complete'] === true);
-  // The cluster first: the inputs are what will be applied over it.
-  if (connection) for (const o of await listKinds(connection, viewKinds)) view.addObject(o);
-  for (const { object, namespace: ns } of items) view.addObject(inNamespace(object, ns));
-
-  // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
-  // generate), else the cluster's, under the configuration's mesh: section.
-  const { mesh } = await buildProfile(config.mesh, {
-    manifests: { objects, paths: positionals },
-    ...(connection && { cluster: { connection, istioNamespace: istioNamespaceOf(values) } }),
+  // The inputs are read twice, so that memory does not grow with the tree: first only what every
+  // object is judged against, then file by file to judge and report.
+  const { scopes, view, mesh } = await judgedAgainst(sources, {
+    services: connection !== undefined || values['services-complete'] === true,
+    connection,
+    namespace,
+    declared: config.mesh,
+    paths: positionals,
+    istioNamespace: istioNamespaceOf(values),
   });
   const engine: Engine = {
     registry: new Registry(policies),
     scope: compileScope(config),
     cluster: view,
-    mesh: mesh.current,
+    mesh,
   };
-  const reports = judge(items, engine, { diff: values['no-diff'] !== true });
-  process.stdout.write(await render(reports, output));
-  return finish(reports, inputs, values.verbose === true);
+  const report = reportStream(output);
+  const problems: Pick<Inputs, 'skipped' | 'errors'> = { skipped: [], errors: [] };
+  for (const source of sources) {
+    const inputs = await sourceInputs(source);
+    problems.skipped.push(...inputs.skipped);
+    problems.errors.push(...inputs.errors);
+    const items: Judged[] = inputs.manifests.map((m) => ({ ...m, namespace: scopes.namespaceOf(m.object, namespace) }));
+    let text = '';
+    for (const r of judge(items, engine, { diff: values['no-diff'] !== true })) text += report.add(r);
+    await write(text);
+  }
+  await write(await report.end());
+  return finish(report.totals, problems, values.verbose === true);
+}
+
+/**
+ * What every object is judged against, from the documents that may hold it (check-view.ts): the
+ * kind scopes of CRDs, the cluster view (the cluster's, then the inputs'), the mesh profile. The
+ * objects read for it are dropped once it is built.
+ */
+async function judgedAgainst(
+  sources: readonly Source[],
+  o: {
+    /** The view holds every Service of its namespaces (a live cluster, or --services-complete). */
+    services: boolean;
+    connection: Connection | undefined;
+    namespace: string | undefined;
+    declared: MeshSettings;
+    paths: readonly string[];
+    istioNamespace: string;
+  },
+): Promise<{ scopes: KindScopes; view: MemoryClusterView; mesh: MeshProfile }> {
+  const objects: KubeObject[] = [];
+  for (const source of sources)
+    for (const m of (await sourceInputs(source, mayHoldClusterObject)).manifests) objects.push(m.object);
+  const scopes = new KindScopes().addObjects(objects);
+  const view = new MemoryClusterView(true, o.services);
+  // The cluster first: the inputs are what will be applied over it.
+  if (o.connection) for (const c of await listKinds(o.connection, viewKinds)) view.addObject(c);
+  for (const object of objects) view.addObject(inNamespace(object, scopes.namespaceOf(object, o.namespace)));
+  // The mesh profile: Istio's own objects among the inputs (helm template, istioctl manifest
+  // generate), else the cluster's, under the configuration's mesh: section.
+  const { mesh } = await buildProfile(o.declared, {
+    manifests: { objects, paths: o.paths },
+    ...(o.connection && { cluster: { connection: o.connection, istioNamespace: o.istioNamespace } }),
+  });
+  return { scopes, view, mesh: mesh.current };
+}
+
+/** Writes to stdout, waiting while a slow reader (a pipe) catches up: the report never piles up in memory. */
+function write(text: string): Promise<void> {
+  if (text === '' || process.stdout.write(text)) return Promise.resolve();
+  return once(process.stdout, 'drain').then(() => undefined);
 }
 
 /** The object as stored in its namespace (the cluster view indexes Services by it). */
@@ -132,11 +182,7 @@ function inNamespace(object: KubeObject, ns: string | null): KubeObject {
 }
 
 /** Skipped files and input errors on stderr; the exit code: 2 on any input error or no objects. */
-function finish(
-  reports: readonly ObjectReport[],
-  inputs: Awaited<ReturnType<typeof readManifests>>,
-  verbose: boolean,
-): number {
+function finish(totals: Totals, inputs: Pick<Inputs, 'skipped' | 'errors'>, verbose: boolean): number {
   const err = (line: string) => process.stderr.write(`meshguard: ${line}\n`);
   if (inputs.skipped.length > 0) {
     if (verbose) for (const s of inputs.skipped) err(`skipped ${s.source}: ${s.reason}`);
@@ -149,9 +195,9 @@ function finish(
     err(`${inputs.errors.length} input error${inputs.errors.length === 1 ? '' : 's'}: exit 2`);
     return 2;
   }
-  if (reports.length === 0) {
+  if (totals.objects === 0) {
     err('no Kubernetes objects in the input');
     return 2;
   }
-  return exitCode(reports);
+  return totals.denied > 0 ? 1 : 0;
 }

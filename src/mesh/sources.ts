@@ -17,6 +17,8 @@ export interface IstioSource {
   inIstioNamespace: boolean;
   /** Which objects of the kind are Istio's, by name; the others are not read. */
   names?: RegExp;
+  /** Text every name `names` accepts begins with: `meshguard check` parses such documents only when they hold it. */
+  nameText?: string;
   /** What discovery reads of them; the rest is dropped. */
   fields: readonly Path[];
 }
@@ -46,6 +48,7 @@ export const istioSources: readonly IstioSource[] = [
     resource: 'configmaps',
     inIstioNamespace: true,
     names: /^istio(-.+)?$/,
+    nameText: 'istio',
     fields: [['metadata', 'name'], REV, ['data', 'config'], ['data', 'values'], ['data', 'mesh']],
   },
   {
@@ -54,6 +57,7 @@ export const istioSources: readonly IstioSource[] = [
     resource: 'deployments',
     inIstioNamespace: true,
     names: /^istiod(-.+)?$/,
+    nameText: 'istiod',
     fields: [
       ['metadata', 'name'],
       REV,

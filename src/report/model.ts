@@ -46,17 +46,26 @@ export interface Totals {
   unverified: number;
 }
 
+/** Totals counted one report at a time (reports can be written out as they come). */
+export class Tally {
+  readonly totals: Totals = { objects: 0, denied: 0, withWarnings: 0, patched: 0, errors: 0, unverified: 0 };
+
+  add(r: ObjectReport): void {
+    const t = this.totals;
+    const has = (action: Finding['action']) => r.findings.some((f) => f.action === action);
+    t.objects++;
+    if (r.denied) t.denied++;
+    if (has('warn')) t.withWarnings++;
+    if (r.patch !== undefined) t.patched++;
+    if (has('error')) t.errors++;
+    if (r.findings.some((f) => f.unverified !== undefined)) t.unverified++;
+  }
+}
+
 export function totals(reports: readonly ObjectReport[]): Totals {
-  const count = (p: (r: ObjectReport) => boolean) => reports.filter(p).length;
-  const has = (r: ObjectReport, action: Finding['action']) => r.findings.some((f) => f.action === action);
-  return {
-    objects: reports.length,
-    denied: count((r) => r.denied),
-    withWarnings: count((r) => has(r, 'warn')),
-    patched: count((r) => r.patch !== undefined),
-    errors: count((r) => has(r, 'error')),
-    unverified: count((r) => r.findings.some((f) => f.unverified !== undefined)),
-  };
+  const tally = new Tally();
+  for (const r of reports) tally.add(r);
+  return tally.totals;
 }
 
 /** How an object is named in reports: `Kind ns/name`, `Kind name` (cluster-scoped), or with its namespace unknown. */

@@ -53,7 +53,13 @@ async function check(what: string, r: Promise<{ status: number; stdout: string; 
   return out.stdout;
 }
 
-export async function installRelease(cluster: Cluster, namespace: string, helmSet: string[] = []): Promise<Release> {
+/** `serveFlags`: more `meshguard serve` flags (e.g. a --metrics-port to scrape); later ones win. */
+export async function installRelease(
+  cluster: Cluster,
+  namespace: string,
+  helmSet: string[] = [],
+  serveFlags: string[] = [],
+): Promise<Release> {
   const kc = cluster.kubeConfig;
   const certDir = join(cluster.logDir, '..', 'meshguard-certs');
   const { stdout: caBundle } = await execFileAsync(
@@ -139,6 +145,7 @@ export async function installRelease(cluster: Cluster, namespace: string, helmSe
     namespace,
     '--shutdown-delay',
     '0',
+    ...serveFlags,
   ];
   const served = await startServe(serveArgs, { compiled: true, reuse });
 
