@@ -62,12 +62,15 @@ export async function fakeApiServer(objects: readonly Obj[]): Promise<FakeApiSer
       return;
     }
     const kind = Object.keys(kinds).find((k) => plural(k) === resource);
-    const items = objects.filter(
-      (o) =>
-        o.kind === kind &&
-        o.apiVersion === groupVersion &&
-        (namespace === undefined || o.metadata?.namespace === namespace),
-    );
+    // A real API server leaves kind and apiVersion out of a list's items (the list carries them).
+    const items = objects
+      .filter(
+        (o) =>
+          o.kind === kind &&
+          o.apiVersion === groupVersion &&
+          (namespace === undefined || o.metadata?.namespace === namespace),
+      )
+      .map(({ kind: _kind, apiVersion: _apiVersion, ...item }) => item);
     res.end(
       JSON.stringify({ kind: `${kind}List`, apiVersion: groupVersion, metadata: { resourceVersion: '1' }, items }),
     );

@@ -38,11 +38,11 @@ const flags: Flag[] = [
 
 export const auditHelp = helpText(
   'meshguard audit [flags]',
-  'Runs the policies on what a cluster already holds: Namespaces, DestinationRules, Services, workloads\n' +
-    'and Pods not owned by a controller (the controller is audited instead); injected Pods are counted\n' +
-    'per namespace. --output policyreport writes OpenReports Reports (one per namespace) and a\n' +
-    'ClusterReport for cluster-scoped objects, or with --report-api wgpolicyk8s.io/v1alpha2\n' +
-    'PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
+  'Runs the policies on what a cluster already holds: Namespaces, DestinationRules, PeerAuthentications,\n' +
+    'Services, ServiceEntries, workloads and Pods not owned by a controller (the controller is audited\n' +
+    'instead); injected Pods are counted per namespace. --output policyreport writes\n' +
+    'OpenReports Reports (one per namespace) and a ClusterReport for cluster-scoped objects, or with\n' +
+    '--report-api wgpolicyk8s.io/v1alpha2 PolicyReports and a ClusterPolicyReport, for kubectl apply.\n' +
     'Exit codes: 0 nothing denied, 1 something would be denied, 2 usage, cluster or configuration errors.',
   flags,
 );

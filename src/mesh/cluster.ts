@@ -4,7 +4,7 @@ import type { Connection } from '../cluster/connect.js';
 import { ClusterError, listKind } from '../cluster/list.js';
 import { Reflector, type Sink } from '../cluster/reflector.js';
 import { idOf } from '../cluster/watch.js';
-import { istioSourceOf, istioSources, trimIstioObject, type IstioSource } from './sources.js';
+import { isOf, istioSources, trimIstioObject, type IstioSource } from './sources.js';
 
 // Istio's objects in a cluster, as sources.ts lists them: listed once (audit, check, meshguard
 // mesh) or watched (serve), kept slim either way. What cannot be read is said, never guessed: the
@@ -30,7 +30,7 @@ export async function listIstioObjects(connection: Connection, istioNamespace: s
     const namespace = namespaceOf(source, istioNamespace);
     try {
       const listed = await listKind(connection, { kind: source.kind, apiVersions: [source.apiVersion], namespace });
-      for (const o of listed) if (istioSourceOf(o)) objects.push(trimIstioObject(source, o));
+      for (const o of listed) if (isOf(source, o)) objects.push(trimIstioObject(source, o));
     } catch (err) {
       if (!(err instanceof ClusterError)) throw err;
       failures.push(err);
@@ -66,7 +66,7 @@ export function watchIstioObjects(
     const key = (o: unknown) => `${source.kind}/${idOf(o).namespace}/${idOf(o).name}`;
     /** Whether what is kept changed. */
     const put = (o: unknown) => {
-      if (!istioSourceOf(o)) return kept.delete(key(o));
+      if (!isOf(source, o)) return kept.delete(key(o));
       const slim = trimIstioObject(source, o);
       const text = JSON.stringify(slim);
       if (kept.get(key(o))?.text === text) return false;

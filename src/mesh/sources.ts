@@ -88,7 +88,15 @@ const nameOf = (o: Record<string, unknown>) =>
 export function istioSourceOf(o: unknown): IstioSource | undefined {
   if (!isRecord(o)) return undefined;
   const source = istioSources.find((s) => s.kind === o.kind);
-  return source && (!source.names || source.names.test(nameOf(o))) ? source : undefined;
+  return source && isOf(source, o) ? source : undefined;
+}
+
+/**
+ * An object listed or watched as `source`'s kind is one discovery reads (its name counts). Items of
+ * a list carry no kind of their own (the list does), so the kind is the source's, not the object's.
+ */
+export function isOf(source: IstioSource, o: unknown): boolean {
+  return isRecord(o) && (!source.names || source.names.test(nameOf(o)));
 }
 
 /**
