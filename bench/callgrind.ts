@@ -45,7 +45,11 @@ function lookup(ranges: readonly Range[], address: number): string | undefined {
 
 /** Self instructions by function name in a target's main-thread dump. */
 export function byFunction(dir: string, target: string): Map<string, number> {
-  const dump = readdirSync(dir).find((f) => f.startsWith(`${target}.out.`) && f.endsWith('-01'));
+  // The last part: a live target's first is its idle window.
+  const dump = readdirSync(dir)
+    .filter((f) => f.startsWith(`${target}.out.`) && f.endsWith('-01'))
+    .sort((a, b) => parseInt(a.slice(target.length + 5)) - parseInt(b.slice(target.length + 5)))
+    .at(-1);
   if (!dump) throw new Error(`no callgrind dump for ${target} in ${dir}`);
   const ranges = perfMap(join(dir, `${target}.perf.map`));
   const text =

@@ -3,6 +3,7 @@
 // functions; only the view keeps anything. Prints one JSON line (MemoryResult).
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { namespaceRecord, serviceRecord } from '../src/cluster/records.js';
+import { servicePorts } from './scale-objects.js';
 
 const services = Number(process.argv[2] ?? 50_000);
 const namespaces = Number(process.argv[3] ?? 5_000);
@@ -19,33 +20,6 @@ function settle(): NodeJS.MemoryUsage {
 
 const nsName = (n: number) => `tenant-${String(n).padStart(4, '0')}-apps`;
 const kinds = ['checkout', 'payments', 'catalog', 'search', 'accounts'];
-
-/** Port layouts as clusters have them: a few very common ones, and many used by a few Services. */
-function portsOf(i: number): unknown[] {
-  switch (i % 10) {
-    case 0:
-    case 1:
-    case 2:
-    case 3:
-    case 4:
-      return [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }];
-    case 5:
-    case 6:
-      return [
-        { name: 'http', protocol: 'TCP', port: 80, targetPort: 'http' },
-        { name: 'grpc', protocol: 'TCP', port: 9090, targetPort: 'grpc' },
-      ];
-    case 7:
-      return [{ name: 'https', protocol: 'TCP', port: 443, targetPort: 8443 }];
-    case 8:
-      return [{ name: 'tcp', protocol: 'TCP', port: 7000 + (i % 300), targetPort: 7000 + (i % 300) }];
-    default:
-      return [
-        { name: 'http', protocol: 'TCP', port: 8000 + (i % 1000), targetPort: 'http' },
-        { name: 'metrics', protocol: 'TCP', port: 9102, targetPort: 9102 },
-      ];
-  }
-}
 
 // A Service as the API server lists it: most of it is dropped by serviceRecord. Names longer than
 // V8 interns when parsing JSON (10 characters), as real names mostly are.
@@ -81,7 +55,7 @@ function serviceJson(i: number): string {
             clusterIP: `10.96.${(i >> 8) & 255}.${i & 255}`,
             clusterIPs: [`10.96.${(i >> 8) & 255}.${i & 255}`],
             selector: { app, version: 'v1' },
-            ports: portsOf(i),
+            ports: servicePorts(i),
             sessionAffinity: 'None',
             ipFamilies: ['IPv4'],
             ipFamilyPolicy: 'SingleStack',

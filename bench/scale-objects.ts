@@ -58,7 +58,8 @@ const nsName = (n: number) => `tenant-${String(n).padStart(4, '0')}`;
 const kinds = ['checkout', 'payments', 'catalog', 'search', 'accounts'];
 const svcName = (i: number) => `${kinds[i % kinds.length] ?? ''}-service-${i}`;
 
-function ports(i: number): unknown[] {
+/** Port layouts as clusters have them: a few very common ones, and many used by a few Services. */
+export function servicePorts(i: number): unknown[] {
   switch (i % 10) {
     case 0:
     case 1:
@@ -115,7 +116,7 @@ export function* objectsBetween(from: Scale | undefined, to: Scale): Generator<u
         : {
             ...(i >= to.clusterIpServices && { clusterIP: 'None' }),
             selector: { app: name, version: 'v1' },
-            ports: ports(i),
+            ports: servicePorts(i),
           },
     };
   }
