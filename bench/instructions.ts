@@ -20,6 +20,12 @@ export interface InstructionOptions {
   serverCpu: string;
   loaderCpu: string;
   targets?: readonly TargetName[];
+  /**
+   * How long a server under valgrind may take to answer (default 15 minutes: on a busy machine node
+   * can take minutes to start under valgrind). A caller with a deadline of its own (a test runner's
+   * timeout, which would kill this process and orphan the server) passes a shorter one.
+   */
+  startWaitMs?: number;
   /** Seconds counted with no request in flight before the live target's count (default 60). */
   idleSeconds?: number;
   /**
@@ -168,7 +174,7 @@ async function countOne(
   );
   try {
     // Node under valgrind on a busy machine can take minutes to listen.
-    const expected = await untilAnswering(server, t, ca, 900_000, log);
+    const expected = await untilAnswering(server, t, ca, opts.startWaitMs ?? 900_000, log);
     const problem = t.verify(JSON.parse(expected) as AdmissionReviewResponse);
     if (problem) throw new Error(`${t.label}: the verified request failed: ${problem}`);
     log(`${t.label} (${p}): ${opts.warmup} requests to warm up under valgrind`);
