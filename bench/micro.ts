@@ -43,6 +43,8 @@ export interface MicroOptions {
   sampleMs: number;
   /** Sizes of the cluster for the ExternalName lookup. */
   externalNameSizes: readonly number[];
+  /** Services added to the pod's namespace for the pod review's timing (none select the pod). */
+  namespaceSizes: readonly number[];
   memory: { services: number; namespaces: number };
   startRuns: number;
   log?: (line: string) => void;
@@ -298,6 +300,8 @@ export interface MicroReport {
   edge: Timing[];
   externalName: { services: number; medianUs: number }[];
   externalNameRatio: number;
+  /** The engine on the pod review, its namespace holding more Services. */
+  namespace: { services: number; medianUs: number }[];
   memory: MemoryResult;
   startMs: Record<Starter, number[]>;
   startMedianMs: number;
@@ -385,6 +389,31 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
   const first = ext[0]?.medianUs ?? NaN;
   const last = ext[ext.length - 1]?.medianUs ?? NaN;
 
+  // The pod's own namespace: probe-port-exclusion looks for the Services that send it traffic,
+  // which the view finds by label, whatever else the namespace holds.
+  const crowded = opts.namespaceSizes.map((n) => {
+    const view = MemoryClusterView.fromObjects(benchObjects());
+    for (let i = 0; i < n; i++) {
+      const svc = serviceRecord({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `neighbour-${i}`, namespace: pod.namespace },
+        spec: { selector: { app: `neighbour-${i}` }, ports: [{ name: 'http', port: 80, targetPort: 8087 }] },
+      });
+      if (svc) view.setService(svc);
+    }
+    return {
+      name: `engine: pod review, ${n.toLocaleString('en-US')} more Services in its namespace`,
+      fn: engineRun(pod, 'mutate', config, view),
+      services: n,
+    };
+  });
+  settle();
+  const namespace = timeInterleaved(crowded, opts).map((r, i) => {
+    log(`${r.name}: ${fmt(r.medianUs, 3)} µs`);
+    return { services: crowded[i]?.services ?? 0, medianUs: r.medianUs };
+  });
+
   log(`memory: ${opts.memory.services} Services, ${opts.memory.namespaces} Namespaces (fresh process, --expose-gc)`);
   const memory = await memoryChild(opts.memory.services, opts.memory.namespaces);
   return {
@@ -393,6 +422,7 @@ export async function runMicro(opts: MicroOptions): Promise<MicroReport> {
     edge: edgeTimings,
     externalName: ext,
     externalNameRatio: last / first,
+    namespace,
     memory,
     startMs,
     startMedianMs: median(startMs.meshguard),
@@ -412,6 +442,11 @@ export function formatMicro(r: MicroReport): string {
       r.externalName.map((x) => [x.services.toLocaleString('en-US'), fmt(x.medianUs, 3)]),
     ),
     `ratio largest ÷ smallest: ${fmt(r.externalNameRatio)}×`,
+    '',
+    table(
+      ["pod review, more Services in the pod's namespace", 'median µs'],
+      r.namespace.map((x) => [x.services.toLocaleString('en-US'), fmt(x.medianUs, 3)]),
+    ),
     '',
     `Cluster view with ${m.services.toLocaleString('en-US')} Services and ${m.namespaces.toLocaleString('en-US')} Namespaces: ` +
       `${fmt(m.heapPerService, 0)} B heap per Service, ${fmt(m.heapPerNamespace, 0)} B per Namespace, ` +

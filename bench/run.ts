@@ -189,6 +189,7 @@ if (what === 'all' || what === 'micro') {
     samples: 15,
     sampleMs: 20,
     externalNameSizes: [100, 10_000, 100_000],
+    namespaceSizes: [0, 100, 1_000, 10_000],
     memory: { services: 50_000, namespaces: 5_000 },
     startRuns: 7,
     log,

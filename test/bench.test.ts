@@ -16,6 +16,7 @@ t.test('micro-benchmarks, tiny counts', async (t) => {
     samples: 2,
     sampleMs: 1,
     externalNameSizes: [100, 1000],
+    namespaceSizes: [0, 100],
     memory: { services: 2000, namespaces: 200 },
     startRuns: 1,
   });
@@ -25,6 +26,7 @@ t.test('micro-benchmarks, tiny counts', async (t) => {
   );
   t.equal(report.policies.length, 6, 'each policy is timed');
   t.equal(report.externalName.length, 2);
+  t.equal(report.namespace.length, 2, 'the pod review is timed at each size of its namespace');
   t.ok(report.memory.heapPerService > 0, 'the cluster view is weighed');
   t.equal(report.startMs.meshguard.length, 1, 'meshguard serve got ready');
   t.match(formatMicro(report), /start to \/readyz 200/);

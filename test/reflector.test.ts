@@ -93,9 +93,10 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
     kc,
     { name: 'services', kind: 'Service', apiVersions: ['v1'], path: () => '/api/v1/services' },
     {
-      reset: (objects) => {
+      keep: serviceRecord,
+      reset: (records) => {
         view.clearServices();
-        for (const o of objects) view.setService(serviceRecord(o)!);
+        for (const r of records) view.setService(r);
       },
       upsert: (o) => view.setService(serviceRecord(o)!),
       remove: () => undefined,
@@ -119,4 +120,72 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
     '/api/v1/services?list&rv=', // after the backoff
     '/api/v1/services?watch&rv=7',
   ]);
+});
+
+t.test('a list is kept page by page: each page becomes records before the next is asked for', async (t) => {
+  const events: string[] = [];
+  const pages = [['a', 'b'], ['c', 'd'], ['e']];
+  const server = createServer((req, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    res.setHeader('content-type', 'application/json');
+    if (url.pathname === '/api/v1') {
+      res.end(
+        JSON.stringify({
+          kind: 'APIResourceList',
+          groupVersion: 'v1',
+          resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }],
+        }),
+      );
+      return;
+    }
+    if (url.searchParams.get('watch')) return; // stays open until the reflector stops
+    const page = Number(url.searchParams.get('continue') || 0);
+    events.push(`page ${page}`);
+    res.end(
+      JSON.stringify({
+        kind: 'ServiceList',
+        apiVersion: 'v1',
+        metadata: { resourceVersion: '5', ...(page + 1 < pages.length && { continue: String(page + 1) }) },
+        items: (pages[page] ?? []).map((n) => ({
+          metadata: { name: n, namespace: 'shop' },
+          spec: { ports: [{ port: 80 }] },
+        })),
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      { name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
+    currentContext: 'c',
+  });
+  let reset: string[] | undefined;
+  const reflector = new Reflector(
+    kc,
+    { name: 'services', kind: 'Service', apiVersions: ['v1'], path: () => '/api/v1/services' },
+    {
+      keep: (o) => {
+        const name = (o as { metadata: { name: string } }).metadata.name;
+        events.push(`keep ${name}`);
+        return name === 'c' ? undefined : name.toUpperCase();
+      },
+      reset: (kept) => (reset = [...kept]),
+      upsert: () => undefined,
+      remove: () => undefined,
+    },
+    pino({ level: 'silent' }),
+  ).start();
+  t.teardown(() => reflector.stop());
+  const deadline = Date.now() + 10_000;
+  while (!reset && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.strictSame(events, ['page 0', 'keep a', 'keep b', 'page 1', 'keep c', 'keep d', 'page 2', 'keep e']);
+  t.strictSame(reset, ['A', 'B', 'D', 'E'], 'the sink is reset with what it kept, nothing for what it did not');
 });

@@ -62,16 +62,17 @@ export async function connect(kubeconfig: string | undefined, env: NodeJS.Proces
 export async function listKind(connection: Connection, spec: KindSpec): Promise<KubeObject[]> {
   const { KubernetesObjectApi } = await import('@kubernetes/client-node');
   const { listAll } = await import('./reflector.js');
-  let listed;
   try {
-    listed = await listAll(KubernetesObjectApi.makeApiClient(connection.kc), spec);
+    const listed = await listAll(
+      KubernetesObjectApi.makeApiClient(connection.kc),
+      spec,
+      (item, apiVersion) => ({ ...item, apiVersion, kind: spec.kind }) as KubeObject,
+    );
+    return listed?.items ?? [];
   } catch (err) {
     const server = connection.kc.getCurrentCluster()?.server ?? connection.from;
     throw new ClusterError(`cluster ${server}: listing ${spec.kind}: ${reason(err)}`, { cause: err });
   }
-  return (listed?.items ?? []).map(
-    (item) => ({ ...item, apiVersion: listed?.apiVersion, kind: spec.kind }) as KubeObject,
-  );
 }
 
 /** Every object of these kinds, in order; the first that cannot be listed is a ClusterError. */

@@ -1,3 +1,4 @@
+import { selects, type Labels } from './labels.js';
 import type {
   ClusterView,
   DestinationRuleRecord,
@@ -37,6 +38,21 @@ const drHostKey = (dr: DestinationRuleRecord) =>
     ? { short: `${dr.namespace}/${dr.host.toLowerCase()}` }
     : { host: dr.host.toLowerCase() };
 
+/**
+ * The Services of one namespace that send traffic to pods, by one label of their selector (the
+ * first): label key → value → Services. Those without a selector are under the key '', which no
+ * label has. One array per value, not a Map: most values belong to one Service, and a Map costs
+ * about three times an array's bytes (the goal: under 300 B per Service in the view).
+ */
+type BySelector = Map<string, Map<string, ServiceRecord[]>>;
+
+function selectorKey(svc: ServiceRecord): [string, string] {
+  for (const k in svc.selector) return [k, svc.selector[k] as string];
+  return ['', ''];
+}
+
+const byName = (a: ServiceRecord, b: ServiceRecord) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
 function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string, id: string): void {
   const bucket = index.get(k);
   if (bucket?.delete(id) && bucket.size === 0) index.delete(k);
@@ -51,6 +67,7 @@ function drop<V>(index: Map<number | string, Map<string, V>>, k: number | string
 export class MemoryClusterView implements ClusterView {
   private readonly namespaces = new Map<string, Readonly<Record<string, string>>>();
   private readonly services = new Map<string, Map<string, ServiceRecord>>();
+  private readonly selecting = new Map<string, BySelector>();
   private readonly externalNames = new Map<number | string, Map<string, ServiceRecord>>();
   private readonly serviceEntries = new Map<string, ServiceEntryRecord>();
   private readonly entriesByPort = new Map<number | string, Map<string, ServiceEntryRecord>>();
@@ -139,14 +156,39 @@ export class MemoryClusterView implements ClusterView {
   setService(svc: ServiceRecord): void {
     this.deleteService(svc.namespace, svc.name);
     put(this.services, svc.namespace, svc.name, svc);
-    if (svc.type === 'ExternalName') for (const p of svc.ports) put(this.externalNames, p.port, key(svc), svc);
+    if (svc.type === 'ExternalName') {
+      for (const p of svc.ports) put(this.externalNames, p.port, key(svc), svc);
+      return;
+    }
+    const [k, v] = selectorKey(svc);
+    let index = this.selecting.get(svc.namespace);
+    if (!index) this.selecting.set(svc.namespace, (index = new Map()));
+    let values = index.get(k);
+    if (!values) index.set(k, (values = new Map()));
+    const list = values.get(v);
+    if (list) list.push(svc);
+    else values.set(v, [svc]);
   }
 
   deleteService(namespace: string, name: string): void {
     const old = this.services.get(namespace)?.get(name);
     if (!old) return;
     drop(this.services, namespace, name);
-    if (old.type === 'ExternalName') for (const p of old.ports) drop(this.externalNames, p.port, key(old));
+    if (old.type === 'ExternalName') {
+      for (const p of old.ports) drop(this.externalNames, p.port, key(old));
+      return;
+    }
+    const [k, v] = selectorKey(old);
+    const index = this.selecting.get(namespace);
+    const values = index?.get(k);
+    const list = values?.get(v);
+    if (!index || !values || !list) return;
+    list.splice(list.indexOf(old), 1);
+    if (list.length > 0) return;
+    values.delete(v);
+    if (values.size > 0) return;
+    index.delete(k);
+    if (index.size === 0) this.selecting.delete(namespace);
   }
 
   setServiceEntry(se: ServiceEntryRecord): void {
@@ -203,6 +245,7 @@ export class MemoryClusterView implements ClusterView {
 
   clearServices(): void {
     this.services.clear();
+    this.selecting.clear();
     this.externalNames.clear();
   }
 
@@ -230,6 +273,21 @@ export class MemoryClusterView implements ClusterView {
 
   servicesIn(namespace: string): Iterable<ServiceRecord> {
     return this.services.get(namespace)?.values() ?? none;
+  }
+
+  servicesFor(namespace: string, labels: Labels | undefined): Iterable<ServiceRecord> {
+    const index = this.selecting.get(namespace);
+    if (!index) return none;
+    const manual = index.get('')?.get('');
+    const out: ServiceRecord[] = manual ? [...manual] : [];
+    // A Service is under one label of its selector: each is met at most once.
+    if (labels) {
+      for (const k in labels) {
+        const list = index.get(k)?.get(labels[k] as string);
+        if (list) for (const svc of list) if (selects(svc.selector as Labels, labels)) out.push(svc);
+      }
+    }
+    return out.length > 1 ? out.sort(byName) : out;
   }
 
   service(namespace: string, name: string): ServiceRecord | undefined {

@@ -3,9 +3,14 @@ import { KubernetesObjectApi, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 /** Where a reflector's objects go: slim records, never the objects themselves. */
-export interface Sink {
-  /** Everything there is now (after a list): replaces what the sink held. */
-  reset(objects: readonly unknown[]): void;
+export interface Sink<R = unknown> {
+  /**
+   * What is kept of a listed object, made as each page of a list arrives, so that a list of 100 000
+   * Services never holds 100 000 whole objects; undefined keeps nothing.
+   */
+  keep(object: unknown): R | undefined;
+  /** Everything there is now (what `keep` made of a whole list): replaces what the sink held. */
+  reset(kept: readonly R[]): void;
   upsert(object: unknown): void;
   remove(object: unknown): void;
 }
@@ -27,16 +32,18 @@ export interface ReflectorSpec {
 const PAGE = 500;
 
 /**
- * Every object of a kind, page by page, from the first of its apiVersions the server serves;
- * undefined when an optional resource (a CRD) is served in none of them.
+ * What `keep` makes of every object of a kind, page by page, from the first of its apiVersions the
+ * server serves; undefined when an optional resource (a CRD) is served in none of them. Each page's
+ * objects are garbage once kept: only what `keep` returns lives to the end of the list.
  */
-export async function listAll(
+export async function listAll<R>(
   client: KubernetesObjectApi,
   spec: Pick<ReflectorSpec, 'kind' | 'apiVersions' | 'namespace' | 'fieldSelector' | 'optional'>,
-): Promise<{ items: KubernetesObject[]; resourceVersion: string; apiVersion: string } | undefined> {
+  keep: (object: KubernetesObject, apiVersion: string) => R | undefined,
+): Promise<{ items: R[]; resourceVersion: string; apiVersion: string } | undefined> {
   for (const apiVersion of spec.apiVersions) {
     try {
-      const items: KubernetesObject[] = [];
+      const items: R[] = [];
       let token: string | undefined;
       let resourceVersion = '';
       do {
@@ -52,7 +59,10 @@ export async function listAll(
           PAGE,
           token,
         );
-        items.push(...page.items);
+        for (const item of page.items) {
+          const kept = keep(item, apiVersion);
+          if (kept !== undefined) items.push(kept);
+        }
         token = page.metadata?._continue || undefined;
         resourceVersion = page.metadata?.resourceVersion ?? '';
       } while (token);
@@ -82,7 +92,7 @@ const statusOf = (err: unknown): number | undefined => {
  * a watch, re-list when the version expired (410), back off (1 s doubling to 30 s) on errors.
  * Like client-go's reflector, without its cache of whole objects.
  */
-export class Reflector {
+export class Reflector<R = unknown> {
   synced = false;
   /** The optional resource is not installed. */
   missing = false;
@@ -94,7 +104,7 @@ export class Reflector {
   constructor(
     kc: KubeConfig,
     private readonly spec: ReflectorSpec,
-    private readonly sink: Sink,
+    private readonly sink: Sink<R>,
     private readonly logger: Logger,
     private readonly opts: { retryMissingMs?: number; maxBackoffMs?: number } = {},
   ) {
@@ -162,7 +172,7 @@ export class Reflector {
   }
 
   private list() {
-    return listAll(this.client, this.spec);
+    return listAll(this.client, this.spec, (o) => this.sink.keep(o));
   }
 
   private watchFrom(

@@ -1,4 +1,5 @@
 import type { KubeObject } from '../admission/types.js';
+import type { Labels } from './labels.js';
 
 // What policies may know about the cluster. Policies never do I/O: the server feeds this view
 // from watches, `meshguard check` from its input manifests, tests from plain data.
@@ -118,6 +119,13 @@ export interface ClusterView {
   /** Labels of a namespace, or undefined when the namespace is unknown. */
   namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
   servicesIn(namespace: string): Iterable<ServiceRecord>;
+  /**
+   * The Services of a namespace that may send traffic to a pod with these labels, sorted by name:
+   * those whose selector the labels match, and those without a selector, whose endpoints are
+   * written by hand and may name any pod; never an ExternalName Service. Indexed by label: costs
+   * what it finds, not the namespace's Service count.
+   */
+  servicesFor(namespace: string, labels: Labels | undefined): Iterable<ServiceRecord>;
   service(namespace: string, name: string): ServiceRecord | undefined;
   /** ExternalName Services that have a port with this number (any protocol). */
   externalNamesOnPort(port: number): Iterable<ServiceRecord>;

@@ -32,14 +32,27 @@ export const idOf = (obj: unknown) => {
   };
 };
 
-/** A sink that keeps one resource's slim records in the view. */
-function sink(add: (obj: unknown) => void, remove: (obj: unknown) => void, clear: () => void): Sink {
+/**
+ * A sink that keeps one resource's slim records in the view. An object that changed into one the
+ * view cannot record (a DestinationRule whose host was removed) is no longer what it held: dropped.
+ */
+function sink<R>(
+  record: (obj: unknown) => R | undefined,
+  set: (r: R) => void,
+  remove: (obj: unknown) => void,
+  clear: () => void,
+): Sink<R> {
   return {
-    reset(objects) {
+    keep: record,
+    reset(kept) {
       clear();
-      for (const o of objects) add(o);
+      for (const r of kept) set(r);
     },
-    upsert: add,
+    upsert(obj) {
+      const r = record(obj);
+      if (r) set(r);
+      else remove(obj);
+    },
     remove,
   };
 }
@@ -52,10 +65,8 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
     {
       spec: { name: 'namespaces', kind: 'Namespace', apiVersions: ['v1'], path: () => '/api/v1/namespaces' },
       sink: sink(
-        (o) => {
-          const n = namespaceRecord(o);
-          if (n) view.setNamespace(n.name, n.labels);
-        },
+        namespaceRecord,
+        (n) => view.setNamespace(n.name, n.labels),
         (o) => view.deleteNamespace(idOf(o).name),
         () => view.clearNamespaces(),
       ),
@@ -63,10 +74,8 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
     {
       spec: { name: 'services', kind: 'Service', apiVersions: ['v1'], path: () => '/api/v1/services' },
       sink: sink(
-        (o) => {
-          const svc = serviceRecord(o);
-          if (svc) view.setService(svc);
-        },
+        serviceRecord,
+        (svc) => view.setService(svc),
         (o) => view.deleteService(idOf(o).namespace, idOf(o).name),
         () => view.clearServices(),
       ),
@@ -81,10 +90,8 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
         optional: true,
       },
       sink: sink(
-        (o) => {
-          const se = serviceEntryRecord(o);
-          if (se) view.setServiceEntry(se);
-        },
+        serviceEntryRecord,
+        (se) => view.setServiceEntry(se),
         (o) => view.deleteServiceEntry(idOf(o).namespace, idOf(o).name),
         () => view.clearServiceEntries(),
       ),
@@ -99,10 +106,8 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
         optional: true,
       },
       sink: sink(
-        (o) => {
-          const pa = peerAuthenticationRecord(o);
-          if (pa) view.setPeerAuthentication(pa);
-        },
+        peerAuthenticationRecord,
+        (pa) => view.setPeerAuthentication(pa),
         (o) => view.deletePeerAuthentication(idOf(o).namespace, idOf(o).name),
         () => view.clearPeerAuthentications(),
       ),
@@ -116,12 +121,8 @@ export function watchCluster(kc: KubeConfig, logger: Logger, opts: WatchOptions 
         optional: true,
       },
       sink: sink(
-        (o) => {
-          const dr = destinationRuleRecord(o);
-          if (dr) view.setDestinationRule(dr);
-          // A rule whose host was removed is no longer one the view can index.
-          else view.deleteDestinationRule(idOf(o).namespace, idOf(o).name);
-        },
+        destinationRuleRecord,
+        (dr) => view.setDestinationRule(dr),
         (o) => view.deleteDestinationRule(idOf(o).namespace, idOf(o).name),
         () => view.clearDestinationRules(),
       ),

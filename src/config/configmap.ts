@@ -94,6 +94,7 @@ export function watchConfigMap(
       path: () => `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
     },
     {
+      keep: (o) => o,
       reset: (objects) => (objects[0] ? apply(objects[0]) : gone()),
       upsert: apply,
       remove: gone,

@@ -47,13 +47,19 @@ export async function listIstioObjects(connection: Connection, istioNamespace: s
  * Node's heartbeat) hands over nothing. Not waited for by readiness: until they are read, or when
  * they can't be, the configured profile holds.
  */
+/** An Istio object as discovery reads it, and its JSON text (a watch event that changes nothing kept changes nothing). */
+interface Kept {
+  slim: unknown;
+  text: string;
+}
+
 export function watchIstioObjects(
   kc: KubeConfig,
   logger: Logger,
   istioNamespace: string,
   onChange: (objects: unknown[]) => void,
 ): { stop(): void } {
-  const kept = new Map<string, { slim: unknown; text: string }>();
+  const kept = new Map<string, Kept>();
   let timer: NodeJS.Timeout | undefined;
   const changed = () => {
     timer ??= setTimeout(() => {
@@ -62,25 +68,29 @@ export function watchIstioObjects(
     }, 50);
     timer.unref?.();
   };
-  const sink = (source: IstioSource): Sink => {
+  const sink = (source: IstioSource): Sink<[string, Kept]> => {
     const key = (o: unknown) => `${source.kind}/${idOf(o).namespace}/${idOf(o).name}`;
-    /** Whether what is kept changed. */
-    const put = (o: unknown) => {
-      if (!isOf(source, o)) return kept.delete(key(o));
+    // A list's items carry no kind (the list does): the source's kind is theirs.
+    const keep = (o: unknown): [string, Kept] | undefined => {
+      if (!isOf(source, o)) return undefined;
       const slim = trimIstioObject(source, o);
-      const text = JSON.stringify(slim);
-      if (kept.get(key(o))?.text === text) return false;
-      kept.set(key(o), { slim, text });
-      return true;
+      return [key(o), { slim, text: JSON.stringify(slim) }];
     };
     return {
-      reset: (objects) => {
+      keep,
+      reset: (list) => {
         for (const k of [...kept.keys()]) if (k.startsWith(`${source.kind}/`)) kept.delete(k);
-        for (const o of objects) put(o);
+        for (const [k, v] of list) kept.set(k, v);
         changed();
       },
       upsert: (o) => {
-        if (put(o)) changed();
+        const found = keep(o);
+        if (!found) {
+          if (kept.delete(key(o))) changed();
+        } else if (kept.get(found[0])?.text !== found[1].text) {
+          kept.set(found[0], found[1]);
+          changed();
+        }
       },
       remove: (o) => {
         if (kept.delete(key(o))) changed();

@@ -1,6 +1,6 @@
 import type { MtlsSetting, PeerAuthenticationRecord } from '../cluster/view.js';
 import { older, oldestFirst } from './config-order.js';
-import type { Labels } from './selector.js';
+import { selects, type Labels } from '../cluster/labels.js';
 
 // The mTLS mode Istio's sidecar (or ztunnel) applies to a workload's inbound port, from the
 // PeerAuthentications that apply to it. istio/istio (master of 2026-08, the same rules since 1.5):
@@ -80,10 +80,6 @@ function compose({ mesh, namespace }: Scopes, workload: PeerAuthenticationRecord
   for (const p of workload.ports) ports.set(p.port, p.mode === 'UNSET' ? mode : { mode: p.mode, by: workload });
   return { mode, ports, workload };
 }
-
-/** Every label of the selector, with the same value (labels.Instance.SubsetOf): a PeerAuthentication's selector, a Service's, a subset's. */
-export const selects = (selector: Labels, labels: Labels) =>
-  Object.entries(selector).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v);
 
 /** The mTLS Istio applies to a workload (a pod) with these labels in this namespace. */
 export function workloadMtls(

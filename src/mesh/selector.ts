@@ -5,7 +5,9 @@ import { isRecord } from '../guards.js';
 // LabelSelectorAsSelector, pkg/labels/selector.go Requirement.Matches): matchLabels and every
 // matchExpression must hold; NotIn and DoesNotExist hold when the key is absent.
 
-export type Labels = Readonly<Record<string, string>>;
+import type { Labels } from '../cluster/labels.js';
+
+export type { Labels };
 
 export interface Requirement {
   key: string;

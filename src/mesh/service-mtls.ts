@@ -8,16 +8,9 @@ import type {
 } from '../cluster/view.js';
 import { isRecord } from '../guards.js';
 import { sidecarOf } from './injection.js';
-import {
-  portMtls,
-  possibleWorkloadMtls,
-  selects,
-  workloadMtls,
-  type PeerAuthentications,
-  type WorkloadMtls,
-} from './mtls.js';
+import { portMtls, possibleWorkloadMtls, workloadMtls, type PeerAuthentications, type WorkloadMtls } from './mtls.js';
 import type { MeshProfile } from './profile.js';
-import type { Labels } from './selector.js';
+import { selects, type Labels } from '../cluster/labels.js';
 
 // Whether the pods behind a Service port accept only Istio mTLS: they are in the mesh (a sidecar
 // injected) and the mode Istio applies to the container port the Service targets is STRICT

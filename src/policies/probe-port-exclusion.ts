@@ -13,29 +13,26 @@ import {
   containers,
   probes as probesOf,
   type Container,
+  type Probe,
 } from '../mesh/pod.js';
 import { appendPorts, portList } from '../mesh/ports.js';
 
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeInboundPorts';
 const INCLUDE = 'traffic.sidecar.istio.io/includeInboundPorts';
 
-function selects(selector: Readonly<Record<string, string>>, labels: Record<string, string> | undefined): boolean {
-  for (const k in selector) if (labels?.[k] !== selector[k]) return false;
-  return true;
-}
-
 interface Target {
-  /** Position of the (Service, port) pair in the view's order: the first match is named. */
+  /** Position of the (Service, port) pair in the order servicesFor gives: the first match is named. */
   order: number;
   service: string;
 }
 
 /**
- * Where the Services of the pod's namespace may send it traffic, by target port number and by port
- * name, each with the first such Service: those that select the pod, and those without a selector,
- * whose endpoints are written by hand and may name this pod (on their port or target port number).
- * ExternalName Services send nothing to pods. Built once per pod: matching each probe port against
- * every Service port would cost probe ports × Service ports, and a pod can have thousands.
+ * Where the Services that may send the pod traffic do so, by target port number and by port name,
+ * each with the first such Service: those that select the pod, and those without a selector, whose
+ * endpoints are written by hand and may name this pod (on their port or target port number). The
+ * view finds them by label, so a namespace of thousands of Services costs what selects the pod.
+ * Built once per pod: matching each probe port against every Service port would cost probe ports
+ * × Service ports, and a pod can have thousands.
  */
 function servedPorts(
   pod: KubeObject,
@@ -52,10 +49,8 @@ function servedPorts(
       byName.set(target, found);
     }
   };
-  for (const svc of cluster.servicesIn(namespace)) {
-    if (svc.type === 'ExternalName') continue;
+  for (const svc of cluster.servicesFor(namespace, pod.metadata?.labels)) {
     const manual = !svc.selector || Object.keys(svc.selector).length === 0;
-    if (!manual && !selects(svc.selector ?? {}, pod.metadata?.labels)) continue;
     for (const p of svc.ports) {
       const found = { order: order++, service: svc.name };
       add(p.targetPort ?? p.port, found);
@@ -86,10 +81,10 @@ const noNames: readonly string[] = [];
  * probe port would cost probes × ports, and a pod can have thousands of both. (A name listed twice
  * is looked up twice: cheaper than a Set for every port.)
  */
-function portNames(all: readonly Container[]): Map<number, string[]> {
+function portNames(all: readonly { container: Container }[]): Map<number, string[]> {
   const names = new Map<number, string[]>();
-  for (const c of all) {
-    for (const p of containerPorts(c)) {
+  for (const { container } of all) {
+    for (const p of containerPorts(container)) {
       if (!p.name) continue;
       const list = names.get(p.containerPort);
       if (list) list.push(p.name);
@@ -126,30 +121,31 @@ const policy: Policy<'probe-port-exclusion'> = {
     // A proxy of either kind captures inbound traffic; only its revision's settings matter here.
     const revision = sidecar.proxy === 'none' ? undefined : sidecar.revision;
     if (!revision) return { result: 'skip', reason: skipReason(sidecar) };
-    const version = showVersion(revision.version);
+    const version = () => showVersion(revision.version);
     const { own, on: rewritten, rewrites } = probeRewriting(pod, revision);
     if (rewritten && revision.features.tcpProbeRewrite && revision.features.grpcProbeRewrite)
-      return { result: 'skip', reason: `Istio ${version} rewrites every probe` };
-    const all = containers(pod).map((c) => c.container);
+      return { result: 'skip', reason: `Istio ${version()} rewrites every probe` };
+    const all = containers(pod);
     // The probes that reach the app through the proxy's inbound capture.
-    const trapped = all.flatMap((container) =>
-      probesOf(container)
-        .filter((p) => p.handler !== 'exec' && p.port !== undefined && !rewrites(p.handler))
-        .map((probe) => ({ container, probe })),
-    );
+    const trapped: { container: Container; probe: Probe }[] = [];
+    for (const { container } of all)
+      for (const probe of probesOf(container))
+        if (probe.handler !== 'exec' && probe.port !== undefined && !rewrites(probe.handler))
+          trapped.push({ container, probe });
     if (trapped.length === 0) {
       const handlers = revision.features.tcpProbeRewrite ? 'httpGet and tcpSocket' : 'httpGet';
       const why = !rewritten
         ? `no httpGet, tcpSocket or grpc probe (probe rewriting is off ${own === false ? `by ${REWRITE}` : 'mesh-wide'})`
-        : `no probe goes through the proxy: Istio ${version} rewrites ${handlers} probes, exec probes have no port`;
+        : `no probe goes through the proxy: Istio ${version()} rewrites ${handlers} probes, exec probes have no port`;
       return { result: 'skip', reason: why };
     }
     if (!annotationsPatchable(pod)) return { result: 'skip', reason: 'metadata.annotations is not a map' };
     const included = annotation(pod, INCLUDE);
     const intercepted = included === undefined || included.trim() === '*' ? undefined : new Set(portList(included));
     const excluded = portList(annotation(pod, EXCLUDE));
-    const names = portNames(all);
     const served = cluster.enabled ? servedPorts(pod, namespace, cluster) : undefined;
+    // The container ports' names matter only where a Service may send traffic to a port by name.
+    const names = served && served.byName.size > 0 ? portNames(all) : undefined;
 
     const add: number[] = [];
     const unverified: number[] = [];
@@ -170,12 +166,12 @@ const policy: Policy<'probe-port-exclusion'> = {
       if (seen.has(port)) continue;
       seen.add(port);
       if (excluded.includes(String(port)) || (intercepted && !intercepted.has(String(port)))) continue;
-      const service = served && serviceOnPort(served, port, names.get(port) ?? noNames);
+      const service = served && serviceOnPort(served, port, names?.get(port) ?? noNames);
       if (service) {
         // Rewriting helps only where this Istio rewrites the probe's handler.
         const instead = rewrittenOn(revision.features)(probe.handler)
           ? `turn probe rewriting on (${REWRITE}: "true")`
-          : `Istio ${version} does not rewrite ${probe.handler} probes: probe a dedicated port or use exec`;
+          : `Istio ${version()} does not rewrite ${probe.handler} probes: probe a dedicated port or use exec`;
         warnings.push(`probe port ${port} also serves Service ${service}: excluding it would bypass mTLS; ${instead}`);
       } else if (!cluster.servicesComplete) {
         unverified.push(port);

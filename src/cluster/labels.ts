@@ -1,0 +1,13 @@
+/** Labels as Kubernetes objects carry them (metadata.labels, a selector's matchLabels). */
+export type Labels = Readonly<Record<string, string>>;
+
+/**
+ * Every label of the selector, with the same value (Istio's labels.Instance.SubsetOf, Kubernetes'
+ * equality-based selectors): a Service's selector, a PeerAuthentication's, a subset's labels. An
+ * empty selector selects everything; the caller decides what that means for its kind.
+ */
+export function selects(selector: Labels, labels: Labels | undefined): boolean {
+  for (const k in selector)
+    if (labels === undefined || !Object.hasOwn(labels, k) || labels[k] !== selector[k]) return false;
+  return true;
+}
