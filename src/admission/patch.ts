@@ -38,8 +38,11 @@ const annotationPath = memoize((key) => pointer('metadata', 'annotations', key),
 export type Combine = (path: string, earlier: unknown, later: unknown) => unknown;
 const laterWins: Combine = (_path, _earlier, later) => later;
 
-/** A member of an annotations or labels map (a pod's, or a template's in `check`): two ops there set one value. */
-const MAP_MEMBER = /\/metadata\/(annotations|labels)\/[^/]+$/;
+/**
+ * A member of an annotations or labels map (a pod's, or a template's in `check`): two ops there set
+ * one value. Policies use a few constant paths: each is tested once, not on every review.
+ */
+const isMapMember = memoize((path) => /\/metadata\/(annotations|labels)\/[^/]+$/.test(path), 256, 1024);
 
 /** An add into an array (`/-` appends, `/3` inserts): two of them are two elements, never one. */
 const ARRAY_INSERT = /\/(-|[0-9]+)$/;
@@ -78,13 +81,15 @@ export function mergePatches(patches: readonly (readonly PatchOp[])[], combine: 
         continue;
       }
       if (op.op === 'add' || op.op === 'replace') {
-        const slash = op.path.lastIndexOf('/');
-        const parent = created?.get(op.path.slice(0, slash));
-        if (parent) {
-          put(parent, op.path, unescapePointer(op.path.slice(slash + 1)), op.value);
-          continue;
+        if (created) {
+          const slash = op.path.lastIndexOf('/');
+          const parent = created.get(op.path.slice(0, slash));
+          if (parent) {
+            put(parent, op.path, unescapePointer(op.path.slice(slash + 1)), op.value);
+            continue;
+          }
         }
-        if (MAP_MEMBER.test(op.path)) {
+        if (isMapMember(op.path)) {
           const prior = members?.get(op.path);
           if (prior) {
             prior.value = combine(op.path, prior.value, op.value);

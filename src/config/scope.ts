@@ -9,6 +9,8 @@ import type { Config, Mode, Override, PolicyId } from './types.js';
 export interface Scope {
   readonly config: Config;
   excluded(namespace: string): boolean;
+  /** Every policy's mode in a namespace, overrides and the global mode applied ('' for cluster-scoped objects). */
+  modesIn(namespace: string): ReadonlyMap<PolicyId, Mode>;
   modeOf(policy: PolicyId, namespace: string): Mode;
 }
 
@@ -26,38 +28,45 @@ const MAX_NAMESPACE_NAME = 63;
 
 interface NamespaceScope {
   excluded: boolean;
-  override: Override | null;
+  modes: ReadonlyMap<PolicyId, Mode>;
 }
-const notANamespace: NamespaceScope = { excluded: false, override: null };
 
 export function compileScope(config: Config, selfNamespace?: string): Scope {
   const excludedMatch = matcher(
     selfNamespace ? [...config.excludeNamespaces, selfNamespace] : config.excludeNamespaces,
   );
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
-  // Whether a namespace is excluded, and its override, worked out once per namespace: matching
-  // globs on every request cost more than the lookup. Namespaces are few and long-lived; the memo
-  // dies with this config, and its bound only matters if someone other than the API server sends
-  // made-up namespaces. Longer names than a namespace can have are neither matched nor kept.
+  const ids = Object.keys(config.policies) as PolicyId[];
+  const modesUnder = (override: Override | null): ReadonlyMap<PolicyId, Mode> =>
+    new Map(
+      ids.map((policy) => {
+        const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
+        const cap = override?.mode ?? config.mode;
+        return [policy, mode === 'off' ? 'off' : cap === 'warn' ? 'warn' : mode];
+      }),
+    );
+  const unscoped: NamespaceScope = { excluded: false, modes: modesUnder(null) };
+  // Whether a namespace is excluded, and the modes its override gives, worked out once per
+  // namespace: matching globs, and looking each policy's mode up, on every request cost more than
+  // one lookup. Namespaces are few and long-lived; the memo dies with this config, and its bound
+  // only matters if someone other than the API server sends made-up namespaces. Longer names than
+  // a namespace can have are neither matched nor kept.
   const namespaceScope = memoize(
-    (ns): NamespaceScope =>
-      ns.length <= MAX_NAMESPACE_NAME
-        ? { excluded: excludedMatch(ns), override: overrides.find((o) => o.match(ns))?.override ?? null }
-        : notANamespace,
+    (ns): NamespaceScope => {
+      if (ns.length > MAX_NAMESPACE_NAME) return unscoped;
+      const override = overrides.find((o) => o.match(ns))?.override ?? null;
+      return { excluded: excludedMatch(ns), modes: override ? modesUnder(override) : unscoped.modes };
+    },
     10_000,
     MAX_NAMESPACE_NAME,
   );
+  // Cluster-scoped objects have no namespace to exclude them by, nor an override.
+  const scopeOf = (ns: string) => (ns === '' ? unscoped : namespaceScope(ns));
 
   return {
     config,
-    // Cluster-scoped objects have no namespace to exclude them by.
-    excluded: (ns) => ns !== '' && namespaceScope(ns).excluded,
-    modeOf(policy, ns) {
-      const override = ns === '' ? null : namespaceScope(ns).override;
-      const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
-      if (mode === 'off') return 'off';
-      const cap = override?.mode ?? config.mode;
-      return cap === 'warn' ? 'warn' : mode;
-    },
+    excluded: (ns) => scopeOf(ns).excluded,
+    modesIn: (ns) => scopeOf(ns).modes,
+    modeOf: (policy, ns) => scopeOf(ns).modes.get(policy) ?? 'off',
   };
 }

@@ -62,13 +62,13 @@ export function evaluate(
   // is decided once, when the first pod policy asks. A pod policy that also judges a workload
   // itself (its own metadata) is told what its pods get.
   let sidecar: Sidecar | undefined;
-  const run = (policy: Policy, target: KubeObject, subject: Subject) => {
-    const mode = scope.modeOf(policy.id, namespace);
+  const modes = scope.modesIn(namespace);
+  const run = (policy: Policy, podPolicy: boolean, target: KubeObject, subject: Subject) => {
+    const mode = modes.get(policy.id) ?? 'off';
     if (mode === 'off') return;
     let pod: Sidecar = notAPod;
     const judged = subject === 'template' || isPod ? target : templatePod;
-    if (registry.isPodPolicy(policy) && judged)
-      pod = sidecar ??= sidecarOf(judged, namespace, cluster, mesh, unknownNamespaces);
+    if (podPolicy && judged) pod = sidecar ??= sidecarOf(judged, namespace, cluster, mesh, unknownNamespaces);
     let outcome: Outcome;
     if (policy.action === 'mutate' && skips(target, policy.id)) {
       outcome = { result: 'skip', reason: `${SKIP_ANNOTATION} annotation` };
@@ -90,22 +90,18 @@ export function evaluate(
         outcome = { result: 'error', error: err instanceof Error ? err : new Error(String(err)) };
       }
     }
-    decisions.push({
-      policy: policy.id,
-      action: policy.action,
-      mode,
-      subject,
-      outcome,
-      ...(pod.assumed && { assumed: true }),
-    });
+    const decision: Decision = { policy: policy.id, action: policy.action, mode, subject, outcome };
+    if (pod.assumed) decision.assumed = true;
+    decisions.push(decision);
   };
 
   for (const policy of registry.for(group, kind, request.operation)) {
+    const podPolicy = registry.isPodPolicy(policy);
     // Pods at /mutate, before Istio's injector; what else a pod policy targets, at /validate.
-    const at: Stage = policy.action === 'mutate' || (isPod && registry.isPodPolicy(policy)) ? 'mutate' : 'validate';
-    if (at === stage) run(policy, object, 'object');
+    const at: Stage = policy.action === 'mutate' || (isPod && podPolicy) ? 'mutate' : 'validate';
+    if (at === stage) run(policy, podPolicy, object, 'object');
   }
-  if (templatePod) for (const policy of registry.podPolicies) run(policy, templatePod, 'template');
+  if (templatePod) for (const policy of registry.podPolicies) run(policy, true, templatePod, 'template');
   if (sidecar?.proxy === 'unknown' && sidecar.lacking) sayWhyOnce(decisions, sidecar.lacking);
   return decisions;
 }

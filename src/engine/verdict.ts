@@ -37,34 +37,36 @@ export function verdictOf(decisions: readonly Decision[], config: Config): Verdi
   const denials: string[] = [];
   const warnings = new Set<string>();
   const patches: PatchOp[][] = [];
+  const warn = (policy: string, messages: readonly string[] | undefined) => {
+    if (messages) for (const m of messages) warnings.add(line(policy, m));
+  };
   for (const decision of decisions) {
     const { policy, mode, outcome } = decision;
-    const blocking = blocks(decision);
-    const warn = (messages: readonly string[] | undefined) => messages?.forEach((m) => warnings.add(line(policy, m)));
+    // Most decisions pass or skip: nothing to say, nothing to work out.
     switch (outcome.result) {
       case 'pass':
       case 'skip':
         break;
       case 'warn':
-        warn(outcome.warnings);
+        warn(policy, outcome.warnings);
         break;
       case 'fail':
-        if (blocking) denials.push(line(policy, outcome.message));
-        else warn([outcome.message]);
-        warn(outcome.warnings);
+        if (blocks(decision)) denials.push(line(policy, outcome.message));
+        else warn(policy, [outcome.message]);
+        warn(policy, outcome.warnings);
         break;
       case 'mutate':
-        if (blocking) patches.push(outcome.patch);
-        else if (mode === 'warn') warn([`would ${outcome.summary}`]);
+        if (blocks(decision)) patches.push(outcome.patch);
+        else if (mode === 'warn') warn(policy, [`would ${outcome.summary}`]);
         // A workload's template in enforce mode: its pods get this when created; say so now.
-        else warn([`when its pods are created, meshguard will ${outcome.summary}`]);
-        warn(outcome.warnings);
+        else warn(policy, [`when its pods are created, meshguard will ${outcome.summary}`]);
+        warn(policy, outcome.warnings);
         break;
       case 'error': {
-        const denied = blocking && config.onError === 'deny';
+        const denied = blocks(decision) && config.onError === 'deny';
         const message = `internal error (${outcome.error.message}); ${denied ? 'denied by onError: deny' : 'request allowed'}`;
         if (denied) denials.push(line(policy, message));
-        else warn([message]);
+        else warn(policy, [message]);
         break;
       }
     }

@@ -45,11 +45,19 @@ export function decisionRecorder(
   const decisionLine = lineWriter(logger, 'decision');
   return (decisions, req) => {
     let requestText: string | undefined;
+    // Most decisions pass or skip, logged at debug: whether debug is on is asked once per request.
+    let debug: boolean | undefined;
     for (const d of decisions) {
       const { result } = d.outcome;
       metrics.countPolicyResult(d.policy, result);
-      const level = result === 'error' ? 'error' : result === 'pass' || result === 'skip' ? 'debug' : 'info';
-      if (!logger.isLevelEnabled(level)) continue;
+      const quiet = result === 'pass' || result === 'skip';
+      if (
+        quiet
+          ? !(debug ??= logger.isLevelEnabled('debug'))
+          : !logger.isLevelEnabled(result === 'error' ? 'error' : 'info')
+      )
+        continue;
+      const level = quiet ? 'debug' : result === 'error' ? 'error' : 'info';
       if (d.outcome.result === 'error') {
         logger.error(
           { ...requestFields(req), policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error },
