@@ -258,7 +258,7 @@ t.test('a pod whose injection cannot be told: one warning per answer says why, n
   const decisions = evaluate({ request: requestFor(job), stage: 'mutate' }, engine);
   t.ok(decisions.length >= 3, 'every pod policy ran');
   t.strictSame(verdictOf(decisions, engine.scope.config).warnings, [
-    'meshguard hold-application-until-proxy-starts: cannot tell whether Istio injects this pod: the labels of namespace shop are unknown (cluster lookups are off)',
+    'meshguard hold-application-until-proxy-starts: cannot tell whether Istio injects this pod: the labels of namespace shop are unknown (cluster lookups are off: give serve credentials or --cluster-state)',
   ]);
   const hostNetwork = { ...job, spec: { ...(job.spec as object), hostNetwork: true } };
   t.strictSame(

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
+import { packageRoot } from '../src/paths.js';
 import { generateCa } from '../src/tls/generate.js';
 import { postJson, startServe, writeServingPair } from './serve-process.js';
 
@@ -84,4 +85,36 @@ t.test('certificate rotation, config reload and SIGTERM during a burst', async (
   const after = await postJson(served.port, '/validate', withUid('late'), cas).catch((e: NodeJS.ErrnoException) => e);
   t.match(after, { code: 'ECONNREFUSED' }, 'new connections refused after shutdown');
   agent.destroy();
+});
+
+t.test('--cluster-state: a recorded cluster decides, as a live one would', async (t) => {
+  const pod = readFileSync(
+    new URL('fixtures/reviews/pod-create-nginx-deployment-basic-5bc5489d6c.mutate.json', import.meta.url),
+    'utf8',
+  );
+  const patchOf = (body: string) => {
+    const r = JSON.parse(body).response as { patch?: string; warnings?: string[] };
+    return { ops: r.patch ? JSON.parse(Buffer.from(r.patch, 'base64').toString()) : [], warnings: r.warnings };
+  };
+  // Without it, cluster lookups are off: meshguard cannot tell whether Istio injects the pod, and says so.
+  const off = await startServe([]);
+  t.teardown(() => off.proc.kill('SIGKILL'));
+  const unknown = patchOf((await postJson(off.port, '/mutate', pod, [off.ca.cert])).body);
+  t.same(unknown.ops, [], 'no patch without the namespace');
+  t.match(unknown.warnings, [/cannot tell whether Istio injects this pod: .*--cluster-state/]);
+
+  // examples/faq: shop labelled for injection, the FAQs' Istio 1.11 (classic sidecars, tcpSocket probes not rewritten).
+  const served = await startServe(['--cluster-state', join(packageRoot, 'examples', 'faq')]);
+  t.teardown(() => served.proc.kill('SIGKILL'));
+  const known = patchOf((await postJson(served.port, '/mutate', pod, [served.ca.cert])).body);
+  t.same(
+    known.ops.map((op: { path: string }) => op.path),
+    [
+      '/metadata/annotations/proxy.istio.io~1config',
+      '/metadata/annotations/traffic.sidecar.istio.io~1excludeInboundPorts',
+    ],
+    'hold and the probe port, as on the FAQs’ mesh',
+  );
+  const profile = served.logs.find((l) => l.msg === 'mesh profile in force');
+  t.match(profile, { mesh: { istioVersion: '1.11' } }, "the mesh profile comes from the recorded Istio's objects");
 });

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import Fastify from 'fastify';
 import type { ClusterView } from '../cluster/view.js';
-import { clusterOff } from '../cluster/memory.js';
+import { clusterOff, MemoryClusterView } from '../cluster/memory.js';
 import { kubeConfigFor } from '../cluster/connect.js';
 import { loadConfig } from '../config/load.js';
+import { readManifests } from '../manifests.js';
 import { ConfigStore } from '../config/store.js';
 import { buildProfile } from '../mesh/build.js';
 import { summarize } from '../mesh/describe.js';
@@ -61,6 +62,12 @@ const flags: Flag[] = [
     type: 'string',
     arg: 'FILE',
     help: 'kubeconfig for cluster lookups (else KUBECONFIG, ~/.kube/config)',
+  },
+  {
+    name: 'cluster-state',
+    type: 'string',
+    arg: 'PATH',
+    help: "a recorded cluster instead of a live one: the Namespaces, Services and Istio's objects in these manifests (a file or directory; e.g. kubectl get -A -o yaml)",
   },
   istioNamespaceFlag,
   {
@@ -178,9 +185,12 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     );
   }
 
-  const connection = clusterMode === 'off' ? undefined : await kubeConfigFor(str(values, 'kubeconfig'), env);
+  const statePath = str(values, 'cluster-state');
+  const state = statePath === undefined ? undefined : await recordedState(statePath);
+  const connection = clusterMode === 'off' || state ? undefined : await kubeConfigFor(str(values, 'kubeconfig'), env);
   // The mesh profile: the configuration's mesh: section over what the cluster's Istio objects say.
   const profile = await buildProfile(store, {
+    ...(state && { manifests: { objects: state, paths: [statePath as string] } }),
     ...(connection && { cluster: { connection, istioNamespace: istioNamespaceOf(values), watch: logger } }),
   });
   const mesh = profile.mesh;
@@ -199,7 +209,11 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   // Cluster lookups: watches feed the view the policies read; readiness waits for the first sync.
   let cluster: ClusterView = clusterOff;
   const syncing: (() => string | null)[] = [];
-  if (connection) {
+  if (state) {
+    // A recorded cluster is all there is: it holds every Service of its namespaces.
+    cluster = MemoryClusterView.fromObjects(state, true);
+    logger.info({ clusterState: statePath }, 'cluster lookups on a recorded cluster state');
+  } else if (connection) {
     const { watchCluster } = await import('../cluster/watch.js');
     const live = watchCluster(connection.kc, logger);
     cluster = live.view;
@@ -220,7 +234,9 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     if (!cmNamespace || !cmName || extra !== undefined)
       throw new UsageError(`--config-map: expected NAMESPACE/NAME, got ${JSON.stringify(configMap)}`);
     if (!connection)
-      throw new UsageError('--config-map needs cluster credentials (in-cluster, --kubeconfig or ~/.kube/config)');
+      throw new UsageError(
+        `--config-map needs ${state ? 'a live cluster, not --cluster-state' : 'cluster credentials (in-cluster, --kubeconfig or ~/.kube/config)'}`,
+      );
     const { watchConfigMap } = await import('../config/configmap.js');
     const reflector = watchConfigMap(connection.kc, cmNamespace, cmName, store, logger);
     syncing.push(() => (reflector.synced ? null : `ConfigMap ${configMap} not read yet`));
@@ -323,4 +339,13 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<num
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
   });
+}
+
+/** The objects of a recorded cluster state; what cannot be read is a usage error naming it. */
+async function recordedState(path: string): Promise<unknown[]> {
+  const read = await readManifests([path], () => Promise.reject(new UsageError('--cluster-state: stdin is not read')));
+  const [error] = read.errors;
+  if (error) throw new UsageError(`--cluster-state: ${error.message}`);
+  if (read.manifests.length === 0) throw new UsageError(`--cluster-state: no Kubernetes objects in ${path}`);
+  return read.manifests.map((m) => m.object);
 }

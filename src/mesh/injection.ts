@@ -90,7 +90,7 @@ export function sidecarOf(
       : 'cluster lookups are off, so the namespace labels that decide injection are unknown',
     lacking: cluster.enabled
       ? `cannot tell whether Istio injects this pod: namespace ${namespace || '(none)'} is not known to meshguard yet`
-      : `cannot tell whether Istio injects this pod: the labels of namespace ${namespace || '(none)'} are unknown (cluster lookups are off)`,
+      : `cannot tell whether Istio injects this pod: the labels of namespace ${namespace || '(none)'} are unknown (cluster lookups are off: give serve credentials or --cluster-state)`,
   };
 }
 
