@@ -18,11 +18,11 @@ import {
 // Istio source cited below is istio/istio at 86c9f01f (master, 2026-08; the same lines in 1.28-1.30).
 
 /** The agent's switch (pilot/cmd/pilot-agent/options/options.go), set through ProxyConfig's proxyMetadata. */
-const EXIT = 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS';
+export const EXIT = 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS';
 /** ProxyConfig's drain time after SIGTERM, in both spellings protojson reads. */
 const DRAIN_KEYS = ['terminationDrainDuration', 'termination_drain_duration'];
 /** Istio's default terminationDrainDuration (pkg/config/mesh/mesh.go DefaultProxyConfig). */
-const DEFAULT_DRAIN_SECONDS = 5;
+export const DEFAULT_DRAIN_SECONDS = 5;
 /** Kubernetes' default terminationGracePeriodSeconds. */
 const DEFAULT_GRACE_SECONDS = 30;
 const summary = `set proxyMetadata ${EXIT}: "true" in ${PROXY_CONFIG}`;

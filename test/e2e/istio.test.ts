@@ -1,10 +1,10 @@
 // Istio's own sidecar injector in the loop. Istio's webhook configurations come from its own
-// istio-discovery chart (real Helm; revision `default` and a revisioned install `canary`), istiod
-// (pilot-discovery) runs against the API server and answers them, and meshguard is installed by
-// its chart. Every pod is created through the API server — directly, or by the Deployment and Job
-// controllers — and the assertions read the pod as stored, after 0-meshguard and then Istio's
-// injector: the two claims meshguard's mutations rest on ("our configuration sorts before
-// istio-sidecar-injector", "Istio reads what we set") are checked on Istio's own output.
+// istio-discovery chart (real Helm; revision `default`, a revisioned install `canary` with a tag
+// `prod`, and `native`, installed with ENABLE_NATIVE_SIDECARS=true), istiod (pilot-discovery)
+// runs against the API server and answers them, and meshguard is installed by its chart. Every
+// pod is created through the API server — directly, or by the Deployment and Job controllers —
+// and the assertions read the pod as stored, after 0-meshguard and then Istio's injector, beside
+// what meshguard's own model predicts for it (injection-model.ts): neither side is written down.
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AdmissionregistrationV1Api,
@@ -16,16 +16,19 @@ import {
 } from '@kubernetes/client-node';
 import yaml from 'js-yaml';
 import t from 'tap';
-import { readFileSync } from 'node:fs';
 import type { KubeObject } from '../../src/admission/types.js';
 import { MemoryClusterView } from '../../src/cluster/memory.js';
-import { listKinds } from '../../src/cluster/list.js';
+import { listKinds, viewKinds } from '../../src/cluster/list.js';
+import { parseConfig } from '../../src/config/parse.js';
+import { compileScope } from '../../src/config/scope.js';
+import { Registry } from '../../src/engine/registry.js';
+import { podFromTemplate } from '../../src/engine/workloads.js';
 import { buildProfile } from '../../src/mesh/build.js';
 import { discoverMesh } from '../../src/mesh/discover.js';
 import { istioSources } from '../../src/mesh/sources.js';
-import { sidecarOf } from '../../src/mesh/injection.js';
-import { defaultConfigPath } from '../../src/paths.js';
+import { policies } from '../../src/policies/index.js';
 import { apiRequest, startCluster } from './cluster.js';
+import { differences, FACTS, observe, predict, type Facts, type Model } from './injection-model.js';
 import { installIstioBase, installIstiod, ISTIO_NS } from './istiod.js';
 import { installRelease } from './release.js';
 import { ISTIO_VERSION, kubectl } from './tools.js';
@@ -36,6 +39,7 @@ const kc = cluster.kubeConfig;
 const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
+const admission = kc.makeApiClient(AdmissionregistrationV1Api);
 /** The cluster as meshguard's one-off commands connect to it. */
 const connection = { kc, from: 'the e2e cluster', inCluster: false };
 
@@ -57,9 +61,14 @@ const NAMESPACES: Record<string, Record<string, string>> = {
   'ns-enabled': { 'istio-injection': 'enabled' },
   'ns-rev-default': { 'istio.io/rev': 'default' },
   'ns-rev-canary': { 'istio.io/rev': 'canary' },
+  'ns-rev-prod': { 'istio.io/rev': 'prod' },
+  'ns-rev-native': { 'istio.io/rev': 'native' },
   'ns-both': { 'istio-injection': 'enabled', 'istio.io/rev': 'canary' },
   'ns-disabled': { 'istio-injection': 'disabled' },
   'ns-plain': {},
+  // Injected, but meshguard's own webhooks leave it alone (the chart's ignore label): the
+  // webhook-order test calls meshguard here only through a configuration that sorts after Istio's.
+  'ns-order': { 'istio-injection': 'enabled', 'meshguard.io/ignore': 'true' },
 };
 for (const [name, labels] of Object.entries(NAMESPACES)) {
   await core.createNamespace({ body: { metadata: { name, labels } } });
@@ -69,17 +78,21 @@ await core.patchNamespace({
   name: 'kube-public',
   body: [{ op: 'add', path: '/metadata/labels/istio-injection', value: 'enabled' }],
 });
-NAMESPACES['kube-public'] = { 'istio-injection': 'enabled' };
 
 await installIstioBase(cluster);
-// Classic sidecars first; the native-sidecar tests restart the default istiod.
+// Each istiod's ENABLE_NATIVE_SIDECARS is also in its Deployment (Helm's `env` values), where
+// meshguard reads it, as in a cluster; nothing about the mesh is declared to meshguard.
 const istiod = await installIstiod(cluster, '', { ENABLE_NATIVE_SIDECARS: 'false' });
-const canary = await installIstiod(cluster, 'canary', { ENABLE_NATIVE_SIDECARS: 'false' });
-// istiod runs outside the cluster here, so meshguard cannot read its ENABLE_NATIVE_SIDECARS: the
-// configuration declares it, as the README says for a mesh meshguard cannot read.
-const release = await installRelease(cluster, 'meshguard-system', ['--set', 'config.mesh.nativeSidecars=disabled']);
+const canary = await installIstiod(cluster, 'canary', { ENABLE_NATIVE_SIDECARS: 'false' }, [
+  '--set',
+  'revisionTags={prod}',
+]);
+const native = await installIstiod(cluster, 'native', { ENABLE_NATIVE_SIDECARS: 'true' });
+const release = await installRelease(cluster, 'meshguard-system');
 t.teardown(() => release.served.proc.kill('SIGKILL'));
-t.comment(`istiod ${ISTIO_VERSION}: ${istiod.injectionUrl} (default), ${canary.injectionUrl} (canary)`);
+t.comment(
+  `istiod ${ISTIO_VERSION}: ${istiod.injectionUrl} (default), ${canary.injectionUrl} (canary, tag prod), ${native.injectionUrl} (native)`,
+);
 
 const container = (extra: Partial<V1Container> = {}): V1Container => ({
   name: 'app',
@@ -92,45 +105,43 @@ const container = (extra: Partial<V1Container> = {}): V1Container => ({
 });
 
 let podCount = 0;
-/** Creates a Pod through the API server and returns it as stored. */
-async function createPod(
+/** A Pod to create: `name` as given, or the next of p1, p2, … */
+function podBody(
   namespace: string,
-  meta: { labels?: Record<string, string>; annotations?: Record<string, string> },
+  meta: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> },
   spec: Partial<V1Pod['spec']> = {},
-): Promise<V1Pod> {
-  const body: V1Pod = {
+): V1Pod {
+  return {
     metadata: { name: `p${++podCount}`, namespace, ...meta },
     // Istio's template mounts a token for the pod's ServiceAccount (the ServiceAccount admission
     // plugin, which would default it, is off in the test cluster).
     spec: { serviceAccountName: 'default', containers: [container()], ...spec },
   };
-  return core.createNamespacedPod({ namespace, body });
 }
+/** Creates a Pod through the API server and returns it as stored. */
+const create = (body: V1Pod): Promise<V1Pod> =>
+  core.createNamespacedPod({ namespace: body.metadata?.namespace ?? '', body });
+const createPod = (...args: Parameters<typeof podBody>) => create(podBody(...args));
 
 const proxyOf = (pod: V1Pod) =>
   [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === 'istio-proxy');
-/** The revision whose injector added the proxy, from Istio's sidecar.istio.io/status annotation. */
-const injectedBy = (pod: V1Pod): string => {
-  if (proxyOf(pod) === undefined) return 'none';
-  const status = JSON.parse(pod.metadata?.annotations?.['sidecar.istio.io/status'] ?? '{}') as { revision?: string };
-  return status.revision ?? '?';
-};
 
 /**
- * meshguard's prediction for a pod: the revision that injects it, or none, from the mesh profile
- * discovered from the objects Istio's chart installed in this cluster (as serve and audit do).
+ * meshguard's model as the running meshguard has it: its configuration from the chart's ConfigMap,
+ * the mesh profile discovered from the objects Istio's chart installed, the cluster view listed
+ * from the API server (as `meshguard check --kubeconfig` reads them).
  */
-async function predicted(pod: V1Pod, namespace: string): Promise<string> {
-  const view = MemoryClusterView.fromObjects(
-    Object.entries(NAMESPACES).map(([name, labels]) => ({
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name, labels },
-    })),
-  );
-  const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
-  const sidecar = sidecarOf(pod as KubeObject, namespace, view, mesh);
-  return sidecar.proxy === 'none' ? 'none' : (sidecar.revision?.name ?? '?');
+async function meshguardModel(): Promise<Model> {
+  const cm = await core.readNamespacedConfigMap({ name: 'meshguard', namespace: release.namespace });
+  const parsed = parseConfig(cm.data?.['config.yaml'] ?? '');
+  if (!parsed.ok) throw new Error(`meshguard's ConfigMap: ${parsed.errors.join('; ')}`);
+  const { config } = parsed;
+  const mesh = (await buildProfile(config.mesh, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
+  const view = MemoryClusterView.fromObjects(await listKinds(connection, viewKinds), true);
+  return {
+    config,
+    engine: { registry: new Registry(policies), scope: compileScope(config, release.namespace), cluster: view, mesh },
+  };
 }
 
 t.test("what meshguard keeps of Istio's objects is what discovery reads of them (a real install)", async (t) => {
@@ -145,90 +156,279 @@ t.test("what meshguard keeps of Istio's objects is what discovery reads of them 
   const { mesh } = await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } });
   t.ok(mesh.discovered.webhooks.length > 0, "Istio's webhooks were read");
   t.strictSame(mesh.discovered, discoverMesh(whole), 'the same mesh from the whole objects');
+  // What each istiod runs with, read from its Deployment: not declared, not a default.
+  for (const [revision, env] of [
+    ['default', 'disabled'],
+    ['canary', 'disabled'],
+    ['native', 'enabled'],
+  ] as const)
+    t.equal(
+      mesh.discovered.revisions.get(revision)?.nativeSidecars,
+      env,
+      `${revision}: ENABLE_NATIVE_SIDECARS discovered`,
+    );
 });
 
-// --- injection: which pods Istio injects, and which revision -------------------------------------
+// --- meshguard's model against Istio's injector, pod by pod ---------------------------------------
 
 interface Case {
+  /** The branch of meshguard's model (and Istio's code) the pod takes. */
   name: string;
   namespace: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   spec?: Partial<V1Pod['spec']>;
-  /** What Istio does: the revision that injects, or none. */
-  istio: 'default' | 'canary' | 'none';
 }
+
+/** One app container with a probe of each handler that can be rewritten, and one that cannot. */
+const probed = (): Partial<V1Pod['spec']> => ({
+  containers: [
+    container({
+      livenessProbe: { tcpSocket: { port: 8087 } },
+      readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
+      startupProbe: { grpc: { port: 8087 } },
+    }),
+    { name: 'worker', image: 'example.invalid/worker:1', livenessProbe: { exec: { command: ['true'] } } },
+  ],
+});
+const REWRITE = 'sidecar.istio.io/rewriteAppHTTPProbers';
+/** A pod with probes, with or without the pod's own rewriteAppHTTPProbers annotation. */
+const probeCase = (name: string, namespace: string, rewrite?: string): Case => ({
+  name: `probes, ${name}`,
+  namespace,
+  ...(rewrite !== undefined && { annotations: { [REWRITE]: rewrite } }),
+  spec: probed(),
+});
+const NATIVE = 'sidecar.istio.io/nativeSidecar';
+const PROXY_CONFIG = 'proxy.istio.io/config';
+const INJECT = 'sidecar.istio.io/inject';
+/** A pod with this terminationGracePeriodSeconds. */
+const graceCase = (seconds: number, namespace: string, more?: string, annotations?: Record<string, string>): Case => ({
+  name: `grace period ${seconds} s${more ? `, ${more}` : ''}`,
+  namespace,
+  ...(annotations && { annotations }),
+  spec: { terminationGracePeriodSeconds: seconds },
+});
+const appInit = { name: 'migrate', image: 'example.invalid/migrate:1' };
+
 const cases: Case[] = [
-  { name: 'istio-injection=enabled namespace', namespace: 'ns-enabled', istio: 'default' },
+  // Which webhook the API server calls (namespace and pod labels), then the injector's own rules.
+  { name: 'istio-injection=enabled namespace', namespace: 'ns-enabled' },
+  { name: 'pod label inject=false opts out', namespace: 'ns-enabled', labels: { [INJECT]: 'false' } },
+  { name: 'pod annotation inject=false opts out', namespace: 'ns-enabled', annotations: { [INJECT]: 'false' } },
   {
-    name: 'pod label sidecar.istio.io/inject=false opts out',
+    name: 'pod label inject=true replaces annotation inject=false',
     namespace: 'ns-enabled',
-    labels: { 'sidecar.istio.io/inject': 'false' },
-    istio: 'none',
+    labels: { [INJECT]: 'true' },
+    annotations: { [INJECT]: 'false' },
   },
   {
-    name: 'pod annotation sidecar.istio.io/inject=false opts out',
+    name: 'an empty pod label inject replaces annotation inject=false',
     namespace: 'ns-enabled',
-    annotations: { 'sidecar.istio.io/inject': 'false' },
-    istio: 'none',
-  },
-  { name: 'hostNetwork pods are never injected', namespace: 'ns-enabled', spec: { hostNetwork: true }, istio: 'none' },
-  { name: 'namespace istio.io/rev=default', namespace: 'ns-rev-default', istio: 'default' },
-  { name: 'namespace istio.io/rev=canary: the canary revision', namespace: 'ns-rev-canary', istio: 'canary' },
-  { name: 'istio-injection=enabled wins over istio.io/rev', namespace: 'ns-both', istio: 'default' },
-  { name: 'unlabelled namespace', namespace: 'ns-plain', istio: 'none' },
-  {
-    name: 'unlabelled namespace, pod label sidecar.istio.io/inject=true opts in',
-    namespace: 'ns-plain',
-    labels: { 'sidecar.istio.io/inject': 'true' },
-    istio: 'default',
+    labels: { [INJECT]: '' },
+    annotations: { [INJECT]: 'false' },
   },
   {
-    name: 'unlabelled namespace, pod annotation sidecar.istio.io/inject=true does not opt in',
+    name: 'pod label inject=yes: not true or false, the default',
+    namespace: 'ns-enabled',
+    labels: { [INJECT]: 'yes' },
+  },
+  { name: 'hostNetwork pods are never injected', namespace: 'ns-enabled', spec: { hostNetwork: true } },
+  {
+    name: 'pod label istio.io/rev=canary in an istio-injection namespace',
+    namespace: 'ns-enabled',
+    labels: { 'istio.io/rev': 'canary' },
+  },
+  { name: 'namespace istio.io/rev=default', namespace: 'ns-rev-default' },
+  { name: 'namespace istio.io/rev=canary', namespace: 'ns-rev-canary' },
+  {
+    name: 'namespace istio.io/rev=canary, pod label inject=false',
+    namespace: 'ns-rev-canary',
+    labels: { [INJECT]: 'false' },
+  },
+  { name: 'namespace istio.io/rev=prod: a tag of canary', namespace: 'ns-rev-prod' },
+  { name: 'namespace istio.io/rev=native', namespace: 'ns-rev-native' },
+  {
+    name: 'pod label istio.io/rev=canary in namespace istio.io/rev=native',
+    namespace: 'ns-rev-native',
+    labels: { 'istio.io/rev': 'canary' },
+  },
+  { name: 'istio-injection=enabled beside istio.io/rev=canary', namespace: 'ns-both' },
+  { name: 'unlabelled namespace', namespace: 'ns-plain' },
+  { name: 'unlabelled namespace, pod label inject=true', namespace: 'ns-plain', labels: { [INJECT]: 'true' } },
+  {
+    name: 'unlabelled namespace, pod annotation inject=true',
     namespace: 'ns-plain',
-    annotations: { 'sidecar.istio.io/inject': 'true' },
-    istio: 'none',
+    annotations: { [INJECT]: 'true' },
   },
   {
     name: 'unlabelled namespace, pod label istio.io/rev=canary',
     namespace: 'ns-plain',
     labels: { 'istio.io/rev': 'canary' },
-    istio: 'canary',
   },
   {
-    name: 'istio-injection=disabled, pod label sidecar.istio.io/inject=true: no webhook matches',
-    namespace: 'ns-disabled',
-    labels: { 'sidecar.istio.io/inject': 'true' },
-    istio: 'none',
+    name: 'unlabelled namespace, pod label istio.io/rev=prod (tag)',
+    namespace: 'ns-plain',
+    labels: { 'istio.io/rev': 'prod' },
   },
-  { name: 'kube-public is never injected, even labelled', namespace: 'kube-public', istio: 'none' },
+  {
+    name: 'unlabelled namespace, pod label istio.io/rev=native',
+    namespace: 'ns-plain',
+    labels: { 'istio.io/rev': 'native' },
+  },
+  { name: 'istio-injection=disabled, pod label inject=true', namespace: 'ns-disabled', labels: { [INJECT]: 'true' } },
+  { name: 'kube-public, labelled istio-injection=enabled', namespace: 'kube-public' },
+
+  // Native or classic: the install's ENABLE_NATIVE_SIDECARS, or the pod's annotation.
+  {
+    name: 'native install, annotation nativeSidecar=false',
+    namespace: 'ns-rev-native',
+    annotations: { [NATIVE]: 'false' },
+  },
+  {
+    name: 'classic install, annotation nativeSidecar=true',
+    namespace: 'ns-enabled',
+    annotations: { [NATIVE]: 'true' },
+  },
+  { name: 'classic install, annotation nativeSidecar=yes', namespace: 'ns-enabled', annotations: { [NATIVE]: 'yes' } },
+  {
+    name: 'native install, an empty annotation nativeSidecar',
+    namespace: 'ns-rev-native',
+    annotations: { [NATIVE]: '' },
+  },
+  { name: 'native install, an app init container', namespace: 'ns-rev-native', spec: { initContainers: [appInit] } },
+  { name: 'classic install, an app init container', namespace: 'ns-enabled', spec: { initContainers: [appInit] } },
+
+  // Probe rewriting: the injector's value, or the pod's annotation as Go's ParseBool reads it.
+  probeCase('rewriting on', 'ns-enabled'),
+  probeCase('annotation rewrite=false', 'ns-enabled', 'false'),
+  probeCase('annotation rewrite=0 (ParseBool false)', 'ns-enabled', '0'),
+  probeCase('annotation rewrite=no (not a Go bool)', 'ns-enabled', 'no'),
+  probeCase('native, rewriting on', 'ns-rev-native'),
+  probeCase('native, annotation rewrite=false', 'ns-rev-native', 'false'),
+  probeCase('canary, annotation rewrite=false', 'ns-rev-canary', 'false'),
+
+  // Hold: set by meshguard (above), by the user either way and in either spelling, or skipped.
+  {
+    name: 'hold true set by the user',
+    namespace: 'ns-enabled',
+    annotations: { [PROXY_CONFIG]: 'holdApplicationUntilProxyStarts: true\n' },
+  },
+  {
+    name: 'hold false set by the user',
+    namespace: 'ns-enabled',
+    annotations: { [PROXY_CONFIG]: 'holdApplicationUntilProxyStarts: false\n' },
+  },
+  {
+    name: 'hold false set by the user, proto field name',
+    namespace: 'ns-enabled',
+    annotations: { [PROXY_CONFIG]: 'hold_application_until_proxy_starts: false\n' },
+  },
+  {
+    name: 'hold true set by the user, native',
+    namespace: 'ns-rev-native',
+    annotations: { [PROXY_CONFIG]: 'holdApplicationUntilProxyStarts: true\n' },
+  },
+  {
+    name: 'hold skipped by meshguard.io/skip',
+    namespace: 'ns-enabled',
+    annotations: { 'meshguard.io/skip': 'hold-application-until-proxy-starts' },
+  },
+
+  // Drain: the grace period against the proxy's 5 s, or the user's own drain.
+  graceCase(3, 'ns-enabled'),
+  graceCase(5, 'ns-enabled'),
+  graceCase(6, 'ns-enabled'),
+  graceCase(120, 'ns-enabled'),
+  graceCase(60, 'ns-enabled', 'terminationDrainDuration set by the user', {
+    [PROXY_CONFIG]: 'terminationDrainDuration: 20s\n',
+  }),
+  graceCase(60, 'ns-enabled', 'termination_drain_duration (proto field name) set by the user', {
+    [PROXY_CONFIG]: 'termination_drain_duration: 30s\n',
+  }),
+  graceCase(60, 'ns-enabled', 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS=false set by the user', {
+    [PROXY_CONFIG]: 'proxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "false"\n',
+  }),
+  graceCase(120, 'ns-rev-native', 'native'),
+  graceCase(120, 'ns-rev-native', 'native install, annotation nativeSidecar=false', { [NATIVE]: 'false' }),
+  graceCase(120, 'ns-enabled', "the team's own ProxyConfig keys", {
+    [PROXY_CONFIG]: "# the team's own\nconcurrency: 2\n",
+  }),
 ];
 
-t.test("Istio's injector decides: namespace labels, revisions, pod labels, hostNetwork, never-injected", async (t) => {
-  // Istio's webhook answers once istiod has its injector configuration: wait for a first injection.
-  await eventually('the first injected pod', async () => {
-    const pod = await createPod('ns-enabled', { labels: { warmup: 'true' } });
-    return proxyOf(pod) !== undefined ? pod : undefined;
-  });
-  const disagreements: string[] = [];
+/** Creates the pod and returns meshguard's prediction for it beside Istio's answer: the differences. */
+async function compare(body: V1Pod, model: Model): Promise<{ observed: Facts; differ: string[] }> {
+  const predicted = predict(body, body.metadata?.namespace ?? '', model);
+  const observed = observe(body, await create(body));
+  return { observed, differ: differences(predicted, observed) };
+}
+
+t.test("meshguard's model predicts what Istio's injector does, pod by pod", async (t) => {
+  // Each webhook answers once its istiod has its injector configuration: wait for a first injection.
+  for (const namespace of ['ns-enabled', 'ns-rev-canary', 'ns-rev-native'])
+    await eventually(`a first injected pod in ${namespace}`, async () => {
+      const pod = await createPod(namespace, { labels: { warmup: 'true' } });
+      return proxyOf(pod) !== undefined ? pod : undefined;
+    });
+  const model = await meshguardModel();
+  const seen = new Map<keyof Facts, Set<string>>(FACTS.map((k) => [k, new Set()]));
   for (const c of cases) {
-    const pod = await createPod(
+    const body = podBody(
       c.namespace,
       { ...(c.labels && { labels: c.labels }), ...(c.annotations && { annotations: c.annotations }) },
       c.spec,
     );
-    t.equal(injectedBy(pod), c.istio, `${c.name}: ${c.istio === 'none' ? 'not injected' : `injected by ${c.istio}`}`);
-    const body: V1Pod = {
-      metadata: { labels: c.labels, annotations: c.annotations },
-      spec: { containers: [], ...c.spec },
-    };
-    const prediction = await predicted(body, c.namespace);
-    if (prediction !== c.istio) disagreements.push(`${c.name} (meshguard: ${prediction})`);
+    const { observed, differ } = await compare(body, model);
+    for (const k of FACTS) seen.get(k)?.add(observed[k]);
+    t.strictSame(
+      differ,
+      [],
+      `${body.metadata?.name} (${c.name}): Istio: ${FACTS.map((k) => `${k} ${observed[k]}`).join('; ')}`,
+    );
   }
-  // meshguard's prediction (src/mesh/injection.ts sidecarOf on the discovered profile) against Istio's own answers.
-  t.strictSame(disagreements, [], 'meshguard predicts exactly the pods Istio injects, and by which revision');
+  // The cases reach every branch on Istio's side: a table that stopped injecting would agree too.
+  const branches: Record<keyof Facts, RegExp[]> = {
+    injected: [/^default$/, /^canary$/, /^native$/, /^none$/],
+    sidecar: [/^classic$/, /^native$/],
+    probes: [/rewritten/, /as is/],
+    excluded: [/8087/, /^none$/],
+    hold: [/^held: istio-proxy first/, /^held: native/, /^not held$/],
+    drain: [
+      /EXIT_ON_ZERO_ACTIVE_CONNECTIONS=true/,
+      /EXIT_ON_ZERO_ACTIVE_CONNECTIONS=false/,
+      /^no EXIT/,
+      /20s/,
+      /preStop drain/,
+    ],
+  };
+  for (const k of FACTS)
+    for (const branch of branches[k])
+      t.ok(
+        [...(seen.get(k) ?? [])].some((v) => branch.test(v)),
+        `a case where Istio's ${k} is ${branch.source}`,
+      );
 });
 
+t.test("a Deployment's controller-made pod: meshguard's model of its template, against Istio", async (t) => {
+  const labels = { app: 'web' };
+  const template = { metadata: { labels }, spec: { serviceAccountName: 'default', containers: [container()] } };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web' },
+    spec: { selector: { matchLabels: labels }, template },
+  };
+  const model = await meshguardModel();
+  const pod = podFromTemplate(deployment as KubeObject, ['spec', 'template'], 'Deployment') as V1Pod;
+  const predicted = predict(pod, 'ns-enabled', model);
+  await apps.createNamespacedDeployment({ namespace: 'ns-enabled', body: deployment });
+  const stored = await eventually(
+    'the Deployment pod',
+    async () => (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=web' })).items[0],
+  );
+  t.strictSame(differences(predicted, observe(pod, stored)), [], `${stored.metadata?.name}: as predicted`);
+  t.not(predicted.injected, 'none', 'a pod Istio injects');
+});
 // --- injection labels: meshguard's warnings at kubectl apply, Istio's answer ----------------------
 
 t.test('namespace-injection: a Namespace labelled for a revision that is not installed', async (t) => {
@@ -243,12 +443,11 @@ t.test('namespace-injection: a Namespace labelled for a revision that is not ins
   // The installed names come from the injector webhooks meshguard discovered (Istio's chart, via Helm).
   t.match(
     applied.stderr,
-    /^Warning: meshguard namespace-injection: istio\.io\/rev=stable names no installed revision or tag \(canary, default\), so its pods get no sidecar/m,
+    /^Warning: meshguard namespace-injection: istio\.io\/rev=stable names no installed revision or tag \(canary, default, native, prod \(tag of canary\)\), so its pods get no sidecar/m,
   );
-  NAMESPACES[name] = labels;
-  const pod = await createPod(name, {});
-  t.equal(injectedBy(pod), 'none', 'the real API server calls no injector: the pod is stored without a sidecar');
-  t.equal(await predicted(pod, name), 'none', "meshguard's model agrees");
+  const { observed, differ } = await compare(podBody(name, {}), await meshguardModel());
+  t.equal(observed.injected, 'none', 'the real API server calls no injector: the pod is stored without a sidecar');
+  t.strictSame(differ, [], "meshguard's model agrees");
 });
 
 t.test('sidecar-inject-label: an annotation that means to opt in, at kubectl apply and in its pods', async (t) => {
@@ -275,91 +474,59 @@ t.test('sidecar-inject-label: an annotation that means to opt in, at kubectl app
     'the Deployment pod',
     async () => (await core.listNamespacedPod({ namespace: 'ns-plain', labelSelector: 'app=annotated' })).items[0],
   );
-  t.equal(injectedBy(pod), 'none', "Istio's injector was never called for it");
+  t.equal(proxyOf(pod), undefined, "Istio's injector was never called for it");
 });
 
 // --- meshguard before Istio ---------------------------------------------------------------------
 
-const istioInit = (pod: V1Pod) => pod.spec?.initContainers?.find((c) => c.name === 'istio-init');
-const app = (pod: V1Pod) => pod.spec?.containers.find((c) => c.name === 'app');
+const HOLD = /holdApplicationUntilProxyStarts: true/;
+/** Istio turned a hold it read into istio-proxy first, waiting in its postStart (webhook.go reorderPod). */
+const heldByIstio = (pod: V1Pod) =>
+  pod.spec?.containers[0]?.name === 'istio-proxy' &&
+  pod.spec.containers[0].lifecycle?.postStart?.exec?.command?.join(' ') === 'pilot-agent wait';
 
-t.test("the API server's order: 0-meshguard sorts before every injector configuration Helm installed", async (t) => {
-  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
-  const names = (await admission.listMutatingWebhookConfiguration()).items.map((m) => m.metadata?.name ?? '');
-  const istio = names.filter((n) => n.startsWith('istio-'));
-  t.ok(istio.includes('istio-sidecar-injector') && istio.includes('istio-sidecar-injector-canary'), istio.join(', '));
-  t.equal([...names].sort()[0], '0-meshguard', `sorted first of ${names.join(', ')}`);
-});
+t.test(
+  "the API server's call order: Istio's injector reads what 0-meshguard set, and would not after it",
+  async (t) => {
+    const names = (await admission.listMutatingWebhookConfiguration()).items.map((m) => m.metadata?.name ?? '');
+    t.ok(names.includes('istio-sidecar-injector'), `Istio's configurations: ${names.join(', ')}`);
 
-t.test('hold: meshguard sets it, Istio puts istio-proxy first with its postStart wait', async (t) => {
-  const pod = await createPod(
-    'ns-enabled',
-    {},
-    { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
-  );
-  t.match(pod.metadata?.annotations?.['proxy.istio.io/config'], /holdApplicationUntilProxyStarts: true/, 'meshguard');
-  t.equal(pod.spec?.containers[0]?.name, 'istio-proxy', 'istio-proxy is the first container');
-  t.match(
-    pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command,
-    ['pilot-agent', 'wait'],
-    "Istio read meshguard's annotation: the proxy's postStart waits for it",
-  );
-  t.match(JSON.parse(pod.metadata?.annotations?.['sidecar.istio.io/status'] ?? '{}'), { containers: ['istio-proxy'] });
-});
+    // As installed: the API server called 0-meshguard, then Istio, which read meshguard's hold.
+    const first = await createPod('ns-enabled', {});
+    t.match(first.metadata?.annotations?.[PROXY_CONFIG], HOLD, "0-meshguard's patch is on the stored pod");
+    t.ok(heldByIstio(first), "Istio's injector saw it: istio-proxy first, waiting in its postStart");
 
-t.test('probes: Istio rewrites them through its agent', async (t) => {
-  const pod = await createPod(
-    'ns-enabled',
-    {},
-    {
-      containers: [
-        container({
-          livenessProbe: { tcpSocket: { port: 8087 } },
-          readinessProbe: { httpGet: { path: '/ready', port: 8080 } },
-        }),
-      ],
-    },
-  );
-  t.match(app(pod)?.livenessProbe, { httpGet: { path: '/app-health/app/livez', port: 15020 } }, 'tcpSocket rewritten');
-  t.match(app(pod)?.readinessProbe, { httpGet: { path: '/app-health/app/readyz', port: 15020 } }, 'httpGet rewritten');
-  t.match(proxyOf(pod)?.env?.find((e) => e.name === 'ISTIO_KUBE_APP_PROBERS')?.value, /8087/, 'the agent probes 8087');
-});
-
-t.test("probes with rewriting off: meshguard's exclusion reaches Istio's init container", async (t) => {
-  const pod = await createPod(
-    'ns-enabled',
-    { annotations: { 'sidecar.istio.io/rewriteAppHTTPProbers': 'false' } },
-    { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
-  );
-  // meshguard's value, which Istio's injector then extends with its own ports.
-  const annotated = pod.metadata?.annotations?.['traffic.sidecar.istio.io/excludeInboundPorts'] ?? '';
-  t.ok(annotated.split(',').includes('8087'), `excludeInboundPorts ${annotated}`);
-  t.match(app(pod)?.livenessProbe, { tcpSocket: { port: 8087 } }, 'not rewritten');
-  const args = istioInit(pod)?.args ?? [];
-  const excluded = args[args.indexOf('-d') + 1] ?? '';
-  t.ok(args.includes('-d') && excluded.split(',').includes('8087'), `istio-init -d ${excluded}`);
-});
-
-t.test('a Deployment: its controller-made pod passes meshguard, then Istio', async (t) => {
-  const labels = { app: 'web' };
-  await apps.createNamespacedDeployment({
-    namespace: 'ns-enabled',
-    body: {
-      metadata: { name: 'web' },
-      spec: {
-        selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: { serviceAccountName: 'default', containers: [container()] } },
+    // The control: the same webhook in a configuration named to sort after Istio's, for ns-order
+    // only (0-meshguard leaves ns-order alone: the chart's ignore label). Same meshguard, same patch:
+    // only the order the API server calls the two in differs.
+    const installed = await admission.readMutatingWebhookConfiguration({ name: '0-meshguard' });
+    const late = 'zz-meshguard-after-istio';
+    t.ok(
+      names.filter((n) => n.startsWith('istio-')).every((n) => n < late),
+      `${late} sorts after Istio's configurations`,
+    );
+    await admission.createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: late },
+        webhooks: (installed.webhooks ?? []).map((w) => ({
+          ...w,
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ns-order' } },
+        })),
       },
-    },
-  });
-  const pod = await eventually(
-    'the Deployment pod',
-    async () => (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=web' })).items[0],
-  );
-  t.match(pod.metadata?.annotations?.['proxy.istio.io/config'], /holdApplicationUntilProxyStarts: true/);
-  t.equal(pod.spec?.containers[0]?.name, 'istio-proxy');
-  t.match(pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command, ['pilot-agent', 'wait']);
-});
+    });
+    t.teardown(() => admission.deleteMutatingWebhookConfiguration({ name: late }).then(() => undefined));
+    const after = await eventually('the late configuration in force', async () => {
+      const pod = await createPod('ns-order', {});
+      return pod.metadata?.annotations?.[PROXY_CONFIG] !== undefined ? pod : undefined;
+    });
+    t.ok(proxyOf(after), 'Istio injected it');
+    t.match(after.metadata?.annotations?.[PROXY_CONFIG], HOLD, 'meshguard, called after Istio, set the same hold');
+    t.notOk(heldByIstio(after), "but Istio's injector had already run: istio-proxy is not held");
+    t.not(after.spec?.containers[0]?.name, 'istio-proxy', 'istio-proxy is not first');
+  },
+);
+
+const istioInit = (pod: V1Pod) => pod.spec?.initContainers?.find((c) => c.name === 'istio-init');
 
 t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", async (t) => {
   await batch.createNamespacedJob({
@@ -391,44 +558,35 @@ t.test("a Job: its pod's command is wrapped, beside Istio's classic proxy", asyn
   );
 });
 
-t.test(
-  "drain: meshguard's EXIT_ON_ZERO_ACTIVE_CONNECTIONS reaches istio-proxy's environment, beside hold",
-  async (t) => {
-    const pod = await createPod(
-      'ns-enabled',
-      { annotations: { 'proxy.istio.io/config': "# the team's own\nconcurrency: 2\n" } },
-      { terminationGracePeriodSeconds: 120 },
-    );
-    const text = pod.metadata?.annotations?.['proxy.istio.io/config'] ?? '';
-    // hold and termination-drain edited the one annotation in one review: both keys, the user's kept.
-    t.match(text, /^# the team's own\nconcurrency: 2\n/, "the user's text kept");
-    t.match(text, /holdApplicationUntilProxyStarts: true/, 'hold');
-    t.match(text, /EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"/, 'drain');
-    const env = proxyOf(pod)?.env ?? [];
-    t.equal(
-      env.find((e) => e.name === 'EXIT_ON_ZERO_ACTIVE_CONNECTIONS')?.value,
-      'true',
-      "Istio's template put proxyMetadata into istio-proxy's environment, where the agent reads it",
-    );
-    t.match(pod.spec?.containers[0]?.lifecycle?.postStart?.exec?.command, ['pilot-agent', 'wait'], 'hold read too');
-    t.equal(
-      JSON.parse(env.find((e) => e.name === 'PROXY_CONFIG')?.value ?? '{}').concurrency,
-      2,
-      "the user's key reached the proxy's ProxyConfig",
-    );
+t.test("one ProxyConfig annotation for hold and drain: the team's text kept, its keys reach the proxy", async (t) => {
+  const pod = await createPod(
+    'ns-enabled',
+    { annotations: { [PROXY_CONFIG]: "# the team's own\nconcurrency: 2\n" } },
+    { terminationGracePeriodSeconds: 120 },
+  );
+  const text = pod.metadata?.annotations?.[PROXY_CONFIG] ?? '';
+  // hold and termination-drain edited the one annotation in one review: both keys, the user's kept.
+  t.match(text, /^# the team's own\nconcurrency: 2\n/, "the user's text kept");
+  t.match(text, HOLD, 'hold');
+  t.match(text, /EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"/, 'drain');
+  const env = proxyOf(pod)?.env ?? [];
+  t.equal(
+    JSON.parse(env.find((e) => e.name === 'PROXY_CONFIG')?.value ?? '{}').concurrency,
+    2,
+    "the user's key reached the proxy's ProxyConfig",
+  );
 
-    // Istio's own chart sets neither drain key, and no CNI: meshguard's profile says so.
-    const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
-    for (const name of ['default', 'canary']) {
-      const r = mesh.revisions.get(name);
-      t.equal(r?.cni, false, `${name}: values.pilot.cni.enabled false`);
-      t.equal(r?.terminationDrainDuration, undefined, `${name}: Istio's default drain`);
-      t.equal(r?.exitOnZeroActiveConnections, undefined);
-      t.equal(r?.proxyPreStop, false);
-    }
-    t.ok(istioInit(pod), 'no CNI: Istio injected istio-init, not istio-validation');
-  },
-);
+  // Istio's own chart sets neither drain key, and no CNI: meshguard's profile says so.
+  const mesh = (await buildProfile({}, { cluster: { connection, istioNamespace: ISTIO_NS } })).mesh.current;
+  for (const name of ['default', 'canary', 'native']) {
+    const r = mesh.revisions.get(name);
+    t.equal(r?.cni, false, `${name}: values.pilot.cni.enabled false`);
+    t.equal(r?.terminationDrainDuration, undefined, `${name}: Istio's default drain`);
+    t.equal(r?.exitOnZeroActiveConnections, undefined);
+    t.equal(r?.proxyPreStop, false);
+  }
+  t.ok(istioInit(pod), 'no CNI: Istio injected istio-init, not istio-validation');
+});
 
 // --- annotations Istio's injector refuses --------------------------------------------------------
 
@@ -498,43 +656,9 @@ t.test("sidecar-annotations: what Istio's injector refuses, meshguard denies at 
 
 // --- native sidecars ----------------------------------------------------------------------------
 
-t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container', async (t) => {
-  await istiod.restart({ ENABLE_NATIVE_SIDECARS: 'true' });
-  // meshguard told the mesh runs native sidecars (mesh.nativeSidecars in its configuration).
-  const config = readFileSync(defaultConfigPath, 'utf8').replace(/^mesh: \{\}$/m, 'mesh: {nativeSidecars: enabled}');
-  t.match(config, /^mesh: \{nativeSidecars: enabled\}$/m);
-  await core.replaceNamespacedConfigMap({
-    name: 'meshguard',
-    namespace: release.namespace,
-    body: { metadata: { name: 'meshguard' }, data: { 'config.yaml': config } },
-  });
-  let lastSeen = '';
-  const pod = await eventually('a native-sidecar pod', async () => {
-    const p = await createPod(
-      'ns-enabled',
-      {},
-      { containers: [container({ livenessProbe: { tcpSocket: { port: 8087 } } })] },
-    );
-    if (
-      p.spec?.initContainers?.some((c) => c.name === 'istio-proxy') &&
-      p.metadata?.annotations?.['proxy.istio.io/config'] === undefined
-    )
-      return p;
-    lastSeen = `init ${(p.spec?.initContainers ?? []).map((c) => c.name).join(',')}; annotations ${JSON.stringify(p.metadata?.annotations ?? {})}`;
-    return undefined;
-  }).catch((err: Error) => {
-    throw new Error(`${err.message}; last pod: ${lastSeen}`);
-  });
-  const proxy = pod.spec?.initContainers?.find((c) => c.name === 'istio-proxy');
-  t.equal(proxy?.restartPolicy, 'Always', 'a native sidecar');
-  t.notOk(
-    pod.spec?.containers.some((c) => c.name === 'istio-proxy'),
-    'not among the regular containers',
-  );
-  t.equal(pod.metadata?.annotations?.['proxy.istio.io/config'], undefined, 'meshguard adds no hold');
-
+t.test('a Job beside a native istio-proxy: meshguard leaves its command alone', async (t) => {
   await batch.createNamespacedJob({
-    namespace: 'ns-enabled',
+    namespace: 'ns-rev-native',
     body: {
       metadata: { name: 'native-report' },
       spec: {
@@ -552,7 +676,7 @@ t.test('ENABLE_NATIVE_SIDECARS=true: istio-proxy is a restartable init container
   const job = await eventually(
     'the Job pod',
     async () =>
-      (await core.listNamespacedPod({ namespace: 'ns-enabled', labelSelector: 'app=native-report' })).items[0],
+      (await core.listNamespacedPod({ namespace: 'ns-rev-native', labelSelector: 'app=native-report' })).items[0],
   );
   t.strictSame(job.spec?.containers.find((c) => c.name === 'report')?.command, ['/bin/sh', '-c'], 'not wrapped');
   t.equal(job.spec?.initContainers?.find((c) => c.name === 'istio-proxy')?.restartPolicy, 'Always');

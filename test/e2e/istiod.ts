@@ -18,8 +18,6 @@ export interface Istiod {
   revision: string;
   injectionUrl: string;
   proc: Extra;
-  /** Stop this istiod and start it again with other environment variables (e.g. ENABLE_NATIVE_SIDECARS). */
-  restart(env: Record<string, string>): Promise<void>;
 }
 
 async function helmOk(cluster: Cluster, args: string[]): Promise<string> {
@@ -37,12 +35,15 @@ export async function installIstioBase(cluster: Cluster): Promise<void> {
 
 /**
  * `helm install` of Istio's istio-discovery chart for `revision` ('' for the default install),
- * default values but for the external istiod's injection URL and CA, then istiod for it.
+ * default values but for the external istiod's injection URL and CA, `env` (istiod's environment:
+ * the chart's `env` values, so the Deployment says what istiod runs with, as in a cluster) and
+ * `helmSet` (more --set flags); then istiod for it.
  */
 export async function installIstiod(
   cluster: Cluster,
   revision: string,
   env: Record<string, string> = {},
+  helmSet: string[] = [],
 ): Promise<Istiod> {
   ca ??= await generateCa('meshguard e2e istiod CA', 1);
   const [https, http, grpc, secureGrpc, monitoring, ctrlz] = (await freePorts(6)) as [
@@ -74,6 +75,8 @@ export async function installIstiod(
     `istiodRemote.injectionURL=${injectionUrl}`,
     '--set',
     `istiodRemote.injectionCABundle=${Buffer.from(ca.cert).toString('base64')}`,
+    ...Object.entries(env).flatMap(([k, v]) => ['--set-string', `env.${k}=${v}`]),
+    ...helmSet,
   ]);
 
   const args = [
@@ -100,26 +103,14 @@ export async function installIstiod(
     INJECTION_WEBHOOK_CONFIG_NAME: '',
     VALIDATION_WEBHOOK_CONFIG_NAME: '',
   };
-  const start = async (extra: Record<string, string>): Promise<Extra> => {
-    // cwd: istiod looks for ./var/lib/istio/inject and ./etc/istio/config/mesh; absent, it reads
-    // the ConfigMaps.
-    const proc = await cluster.startProcess(name, join(e2eBinDir(), 'pilot-discovery'), args, {
-      env: { ...baseEnv, ...env, ...extra },
-      cwd: dir,
-    });
-    await waitReady(cluster, name, proc, http);
-    return proc;
-  };
-  const istiod: Istiod = {
-    revision: revision === '' ? 'default' : revision,
-    injectionUrl,
-    proc: await start({}),
-    restart: async (extra) => {
-      await istiod.proc.stop();
-      istiod.proc = await start(extra);
-    },
-  };
-  return istiod;
+  // cwd: istiod looks for ./var/lib/istio/inject and ./etc/istio/config/mesh; absent, it reads
+  // the ConfigMaps.
+  const proc = await cluster.startProcess(name, join(e2eBinDir(), 'pilot-discovery'), args, {
+    env: { ...baseEnv, ...env },
+    cwd: dir,
+  });
+  await waitReady(cluster, name, proc, http);
+  return { revision: revision === '' ? 'default' : revision, injectionUrl, proc };
 }
 
 function get(url: string): Promise<number> {
