@@ -33,7 +33,8 @@ async function meshguard(level: string): Promise<FastifyInstance> {
     registry: new Registry(policies),
     cluster: benchCluster(),
     metrics: createMetrics({ processMetrics: true }),
-    logger: createLogger(level),
+    // bench/instructions.ts stretches the log's flush interval as valgrind stretches time.
+    logger: createLogger(level, Number(process.env.BENCH_LOG_FLUSH_MS) || undefined),
     bodyLimit: DEFAULT_BODY_LIMIT,
     https,
     notReady: () => null,

@@ -87,6 +87,7 @@ export async function startServer(
   dir: string,
   wrapper: readonly string[] = [],
   live?: LiveSetup,
+  env: Readonly<Record<string, string>> = {},
 ): Promise<Server> {
   const port = await freePort();
   // taskset execs node: the child's pid is the server's. Its stdout is a pipe this process
@@ -98,7 +99,7 @@ export async function startServer(
     // No MESHGUARD_* variable of the caller's changes what serve does.
     {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MESHGUARD_'))),
+      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MESHGUARD_'))), ...env },
     },
   );
   let decisions = 0;

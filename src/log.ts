@@ -60,12 +60,12 @@ function batched(sink: ReturnType<typeof pino.destination>): DestinationStream &
  *
  * Every mutated pod is logged, so under load lines are written in batches of 32 KiB, synchronously
  * (handing each batch to libuv's thread pool costs more than the write); whatever is pending goes
- * out within 100 ms anyway, and when the process exits. A SIGKILL loses at most the last 32 KiB.
+ * out within `flushMs` (100 ms) anyway, and when the process exits. A SIGKILL loses at most the last 32 KiB.
  */
-export function createLogger(level: string): Logger {
+export function createLogger(level: string, flushMs = 100): Logger {
   const sink = pino.destination({ dest: 1, sync: true, contentMode: 'buffer' });
   const destination = batched(sink);
-  setInterval(destination.flush, 100).unref();
+  setInterval(destination.flush, flushMs).unref();
   process.once('exit', () => {
     try {
       destination.flush();

@@ -9,8 +9,11 @@ import type { Config, Mode, Override, PolicyId } from './types.js';
 export interface Scope {
   readonly config: Config;
   excluded(namespace: string): boolean;
-  /** Every policy's mode in a namespace, overrides and the global mode applied ('' for cluster-scoped objects). */
-  modesIn(namespace: string): ReadonlyMap<PolicyId, Mode>;
+  /**
+   * Every policy's mode in a namespace, overrides and the global mode applied ('' for cluster-scoped
+   * objects), with its options: what the engine reads per policy, in one lookup.
+   */
+  settingsIn(namespace: string): ReadonlyMap<PolicyId, PolicyScope>;
   modeOf(policy: PolicyId, namespace: string): Mode;
 }
 
@@ -26,9 +29,15 @@ function matcher(patterns: readonly string[]): (ns: string) => boolean {
  */
 const MAX_NAMESPACE_NAME = 63;
 
+/** A policy's mode in a namespace, and its options. */
+export interface PolicyScope {
+  mode: Mode;
+  options: Config['policies'][PolicyId];
+}
+
 interface NamespaceScope {
   excluded: boolean;
-  modes: ReadonlyMap<PolicyId, Mode>;
+  policies: ReadonlyMap<PolicyId, PolicyScope>;
 }
 
 export function compileScope(config: Config, selfNamespace?: string): Scope {
@@ -37,15 +46,18 @@ export function compileScope(config: Config, selfNamespace?: string): Scope {
   );
   const overrides = config.overrides.map((o) => ({ override: o, match: matcher(o.namespaces) }));
   const ids = Object.keys(config.policies) as PolicyId[];
-  const modesUnder = (override: Override | null): ReadonlyMap<PolicyId, Mode> =>
+  const policiesUnder = (override: Override | null): ReadonlyMap<PolicyId, PolicyScope> =>
     new Map(
       ids.map((policy) => {
         const mode = override?.policies?.[policy]?.mode ?? config.policies[policy].mode;
         const cap = override?.mode ?? config.mode;
-        return [policy, mode === 'off' ? 'off' : cap === 'warn' ? 'warn' : mode];
+        return [
+          policy,
+          { mode: mode === 'off' ? 'off' : cap === 'warn' ? 'warn' : mode, options: config.policies[policy] },
+        ];
       }),
     );
-  const unscoped: NamespaceScope = { excluded: false, modes: modesUnder(null) };
+  const unscoped: NamespaceScope = { excluded: false, policies: policiesUnder(null) };
   // Whether a namespace is excluded, and the modes its override gives, worked out once per
   // namespace: matching globs, and looking each policy's mode up, on every request cost more than
   // one lookup. Namespaces are few and long-lived; the memo dies with this config, and its bound
@@ -55,7 +67,7 @@ export function compileScope(config: Config, selfNamespace?: string): Scope {
     (ns): NamespaceScope => {
       if (ns.length > MAX_NAMESPACE_NAME) return unscoped;
       const override = overrides.find((o) => o.match(ns))?.override ?? null;
-      return { excluded: excludedMatch(ns), modes: override ? modesUnder(override) : unscoped.modes };
+      return { excluded: excludedMatch(ns), policies: override ? policiesUnder(override) : unscoped.policies };
     },
     10_000,
     MAX_NAMESPACE_NAME,
@@ -66,7 +78,7 @@ export function compileScope(config: Config, selfNamespace?: string): Scope {
   return {
     config,
     excluded: (ns) => scopeOf(ns).excluded,
-    modesIn: (ns) => scopeOf(ns).modes,
-    modeOf: (policy, ns) => scopeOf(ns).modes.get(policy) ?? 'off',
+    settingsIn: (ns) => scopeOf(ns).policies,
+    modeOf: (policy, ns) => scopeOf(ns).policies.get(policy)?.mode ?? 'off',
   };
 }

@@ -22,9 +22,9 @@ export interface Engine {
 const notAPod: Sidecar = Object.freeze({ proxy: 'none', why: 'not a pod' });
 
 /** Policy ids an object opts out of. Honoured for mutations only: nobody exempts their own object from a validation. */
-function skips(object: KubeObject, id: string): boolean {
+function skipped(object: KubeObject): readonly string[] | undefined {
   const value = object.metadata?.annotations?.[SKIP_ANNOTATION];
-  return typeof value === 'string' && value.split(',').some((s) => s.trim() === id);
+  return typeof value === 'string' ? value.split(',').map((s) => s.trim()) : undefined;
 }
 
 /**
@@ -62,15 +62,22 @@ export function evaluate(
   // is decided once, when the first pod policy asks. A pod policy that also judges a workload
   // itself (its own metadata) is told what its pods get.
   let sidecar: Sidecar | undefined;
-  const modes = scope.modesIn(namespace);
-  const run = (policy: Policy, podPolicy: boolean, target: KubeObject, subject: Subject) => {
-    const mode = modes.get(policy.id) ?? 'off';
-    if (mode === 'off') return;
+  const settings = scope.settingsIn(namespace);
+  const run = (
+    policy: Policy,
+    podPolicy: boolean,
+    target: KubeObject,
+    subject: Subject,
+    skips: readonly string[] | undefined,
+  ) => {
+    const set = settings.get(policy.id);
+    if (!set || set.mode === 'off') return;
+    const { mode, options } = set;
     let pod: Sidecar = notAPod;
     const judged = subject === 'template' || isPod ? target : templatePod;
     if (podPolicy && judged) pod = sidecar ??= sidecarOf(judged, namespace, cluster, mesh, unknownNamespaces);
     let outcome: Outcome;
-    if (policy.action === 'mutate' && skips(target, policy.id)) {
+    if (policy.action === 'mutate' && skips?.includes(policy.id)) {
       outcome = { result: 'skip', reason: `${SKIP_ANNOTATION} annotation` };
     } else {
       try {
@@ -80,7 +87,7 @@ export function evaluate(
           namespace,
           // A template is judged as the pods its controller will create.
           operation: subject === 'template' ? 'CREATE' : request.operation,
-          options: scope.config.policies[policy.id],
+          options,
           config: scope.config,
           cluster,
           mesh,
@@ -95,13 +102,17 @@ export function evaluate(
     decisions.push(decision);
   };
 
+  const objectSkips = skipped(object);
   for (const policy of registry.for(group, kind, request.operation)) {
     const podPolicy = registry.isPodPolicy(policy);
     // Pods at /mutate, before Istio's injector; what else a pod policy targets, at /validate.
     const at: Stage = policy.action === 'mutate' || (isPod && podPolicy) ? 'mutate' : 'validate';
-    if (at === stage) run(policy, podPolicy, object, 'object');
+    if (at === stage) run(policy, podPolicy, object, 'object', objectSkips);
   }
-  if (templatePod) for (const policy of registry.podPolicies) run(policy, true, templatePod, 'template');
+  if (templatePod) {
+    const templateSkips = skipped(templatePod);
+    for (const policy of registry.podPolicies) run(policy, true, templatePod, 'template', templateSkips);
+  }
   if (sidecar?.proxy === 'unknown' && sidecar.lacking) sayWhyOnce(decisions, sidecar.lacking);
   return decisions;
 }
