@@ -576,7 +576,7 @@ t.test('injector-endpoints: an injector with nowhere to send pods (the FAQs’ f
       object:
         'MutatingWebhookConfiguration istio-sidecar-injector (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io, namespace.sidecar-injector.istio.io, object.sidecar-injector.istio.io) → Service istio-system/istiod:443',
       what: 'Service istio-system/istiod has no ready endpoints: no istiod answers these webhooks',
-      why: 'failurePolicy Fail: the API server refuses every pod created in shop, and every pod whose own labels select it elsewhere (Internal error occurred: failed calling webhook "rev.namespace.sidecar-injector.istio.io": … no endpoints available for service "istiod"), and ReplicaSets and Jobs keep retrying',
+      why: 'failurePolicy Fail: the API server refuses every pod created in shop, and every pod whose own labels select it elsewhere (Internal error occurred: failed calling webhook "rev.namespace.sidecar-injector.istio.io": … no endpoints available for service "istiod"): Deployments and Jobs get no new pods until it answers',
       fix: /^bring istiod back \(kubectl -n istio-system get pods -l app=istiod,istio=pilot;.*kubectl delete mutatingwebhookconfiguration istio-sidecar-injector$/,
     },
   ]);

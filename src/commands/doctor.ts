@@ -32,6 +32,7 @@ import {
   int,
   istioNamespaceFlag,
   istioNamespaceOf,
+  kubeconfigFlag,
   oneOf,
   parseFlags,
   str,
@@ -40,7 +41,7 @@ import {
 } from './flags.js';
 
 const flags: Flag[] = [
-  { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
+  kubeconfigFlag,
   istioNamespaceFlag,
   {
     name: 'config',

@@ -57,7 +57,7 @@ function reach(webhooks: readonly Webhook[], namespaces: ReadonlyMap<string, Lab
 function consequence(g: InjectorGroup, namespaces: ReadonlyMap<string, Labels>, error = ''): string {
   const failing = g.webhooks.filter((w) => (w.failurePolicy ?? 'Fail') === 'Fail');
   if (failing.length > 0)
-    return `failurePolicy Fail: the API server refuses ${reach(failing, namespaces)} (Internal error occurred: failed calling webhook "${failing[0]?.name}"${error}), and ReplicaSets and Jobs keep retrying`;
+    return `failurePolicy Fail: the API server refuses ${reach(failing, namespaces)} (Internal error occurred: failed calling webhook "${failing[0]?.name}"${error}): Deployments and Jobs get no new pods until it answers`;
   return `failurePolicy Ignore: ${reach(g.webhooks, namespaces)} is created without a sidecar, after waiting for the call to fail`;
 }
 

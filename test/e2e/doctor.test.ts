@@ -208,52 +208,62 @@ async function patch(t: Sub, resource: string, name: string, ops: unknown[]): Pr
   t.equal(r.status, 0, r.stderr);
 }
 
-t.test('reinvocation off', async (t) => {
-  await patch(t, 'mutatingwebhookconfiguration', '0-meshguard', [
-    { op: 'replace', path: '/webhooks/0/reinvocationPolicy', value: 'Never' },
-  ]);
-  const p = await theProblem(t, 'webhook-order');
-  t.equal(p.object, 'MutatingWebhookConfiguration 0-meshguard, webhook mutate.meshguard.io');
-  t.match(p.what, 'reinvocationPolicy Never; the chart installs IfNeeded');
+/**
+ * A problem made with a JSON patch to one of meshguard's configurations: doctor finds it (only it,
+ * in `check`, as `expected` says), and its printed fix, run as printed, makes the cluster healthy.
+ */
+async function foundAndFixed(
+  t: Sub,
+  [resource, name]: [string, string],
+  ops: unknown[],
+  check: string,
+  expected: Partial<Record<keyof Finding, string | RegExp>>,
+): Promise<void> {
+  await patch(t, resource, name, ops);
+  const p = await theProblem(t, check);
+  t.match(p, expected);
   await runFix(t, p.fix ?? '');
   await healthy(t, 'after the printed fix');
-});
+}
+const MUTATING: [string, string] = ['mutatingwebhookconfiguration', '0-meshguard'];
+const VALIDATING: [string, string] = ['validatingwebhookconfiguration', 'meshguard'];
+const set = (path: string, value: unknown) => [{ op: 'replace', path: `/webhooks/${path}`, value }];
 
-t.test("failurePolicy Fail on meshguard's mutating webhook", async (t) => {
-  await patch(t, 'mutatingwebhookconfiguration', '0-meshguard', [
-    { op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Fail' },
-  ]);
-  const p = await theProblem(t, 'webhook-settings');
-  t.match(p.what, 'failurePolicy Fail; the chart installs Ignore');
-  t.match(p.why, 'would refuse every pod');
-  await runFix(t, p.fix ?? '');
-  await healthy(t, 'after the printed fix');
-});
+t.test('reinvocation off', (t) =>
+  foundAndFixed(t, MUTATING, set('0/reinvocationPolicy', 'Never'), 'webhook-order', {
+    object: 'MutatingWebhookConfiguration 0-meshguard, webhook mutate.meshguard.io',
+    what: 'reinvocationPolicy Never; the chart installs IfNeeded',
+  }),
+);
 
-t.test('a timeout that outlasts the request: pod creates would time out instead of failing open', async (t) => {
-  await patch(t, 'mutatingwebhookconfiguration', '0-meshguard', [
-    { op: 'replace', path: '/webhooks/0/timeoutSeconds', value: 30 },
-  ]);
-  const p = await theProblem(t, 'webhook-settings');
-  t.match(p.what, "timeoutSeconds 30: a pod create can wait 2×30 s for meshguard and 10 s for Istio's injector");
-  await runFix(t, p.fix ?? '');
-  await healthy(t, 'after the printed fix');
-});
+t.test("failurePolicy Fail on meshguard's mutating webhook", (t) =>
+  foundAndFixed(t, MUTATING, set('0/failurePolicy', 'Fail'), 'webhook-settings', {
+    what: 'failurePolicy Fail; the chart installs Ignore',
+    why: /would refuse every pod/,
+  }),
+);
 
-t.test('kube-system not excluded at the API server', async (t) => {
-  await patch(t, 'validatingwebhookconfiguration', 'meshguard', [
+t.test('a timeout that outlasts the request: pod creates would time out instead of failing open', (t) =>
+  foundAndFixed(t, MUTATING, set('0/timeoutSeconds', 30), 'webhook-settings', {
+    what: "timeoutSeconds 30: a pod create can wait 2×30 s for meshguard and 10 s for Istio's injector",
+  }),
+);
+
+t.test('kube-system not excluded at the API server', (t) =>
+  foundAndFixed(
+    t,
+    VALIDATING,
+    set('0/namespaceSelector', {
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS] }],
+    }),
+    'webhook-settings',
     {
-      op: 'replace',
-      path: '/webhooks/0/namespaceSelector',
-      value: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NS] }] },
+      object: 'ValidatingWebhookConfiguration meshguard, webhook validate.meshguard.io',
+      what: "namespaceSelector sends kube-system's objects to meshguard",
+      fix: /\(the chart's selector\)$/,
     },
-  ]);
-  const p = await theProblem(t, 'webhook-settings');
-  t.equal(p.object, 'ValidatingWebhookConfiguration meshguard, webhook validate.meshguard.io');
-  t.match(p.what, "namespaceSelector sends kube-system's objects to meshguard");
-  await runFix(t, p.fix ?? '');
-  await healthy(t, "after the printed fix (the chart's selector)");
-});
+  ),
+);
 
 t.test("meshguard's own namespace not excluded either", async (t) => {
   await patch(t, 'mutatingwebhookconfiguration', '0-meshguard', [
@@ -276,23 +286,21 @@ t.test("meshguard's own namespace not excluded either", async (t) => {
 
 t.test('a caBundle that does not verify the certificate meshguard serves', async (t) => {
   const other = await generateCa('some other CA', 1);
-  await patch(t, 'validatingwebhookconfiguration', 'meshguard', [
-    { op: 'replace', path: '/webhooks/1/clientConfig/caBundle', value: Buffer.from(other.cert).toString('base64') },
-  ]);
-  const p = await theProblem(t, 'serving-certificate');
-  t.match(
-    p.object,
-    new RegExp(`^Service ${NS}/meshguard:443 at [\\d.]+:\\d+, called by meshguard/namespaces\\.meshguard\\.io$`),
-  );
-  t.match(
-    p.what,
-    'the caBundle does not verify the certificate served for meshguard.meshguard-system.svc: it is signed by CN=meshguard CA',
-  );
-  t.match(p.what, 'and the caBundle holds CN=some other CA');
-  t.match(p.why, 'objects are admitted unchecked');
   // The fix copies the caBundle of meshguard's other webhooks, which verifies the same Service.
-  await runFix(t, p.fix ?? '');
-  await healthy(t, 'after the printed fix');
+  await foundAndFixed(
+    t,
+    VALIDATING,
+    set('1/clientConfig/caBundle', Buffer.from(other.cert).toString('base64')),
+    'serving-certificate',
+    {
+      object: new RegExp(
+        `^Service ${NS}/meshguard:443 at [\\d.]+:\\d+, called by meshguard/namespaces\\.meshguard\\.io$`,
+      ),
+      what: /^the caBundle does not verify the certificate served for meshguard\.meshguard-system\.svc: it is signed by CN=meshguard CA for meshguard\.meshguard-system, and the caBundle holds CN=some other CA$/,
+      why: /objects are admitted unchecked/,
+      fix: /^kubectl patch validatingwebhookconfiguration meshguard --type json -p '\[\{"op":"add","path":"\/webhooks\/1\/clientConfig\/caBundle"/,
+    },
+  );
 });
 
 t.test('a serving certificate about to expire', async (t) => {
@@ -350,6 +358,14 @@ t.test("an injector whose Service has no ready endpoints, failurePolicy Fail (th
   );
   t.match(p.fix, 'kubectl -n istio-system get pods -l app=istiod,istio.io/rev=broken');
   t.match(p.fix, 'kubectl delete mutatingwebhookconfiguration istio-sidecar-injector-broken');
+
+  // As people read it: the problem, then why and the fix on lines of their own.
+  const text = await doctor([]);
+  t.equal(text.code, 1);
+  t.match(text.stdout, '\ninjector-endpoints [PROBLEM]: ');
+  t.match(text.stdout, `\n  PROBLEM   ${p.object}: ${p.what}\n            why: ${p.why}\n            fix: ${p.fix}\n`);
+  t.match(text.stdout, /\nproblems: \d+ ok, 1 problem, 0 could not be checked\n$/);
+  t.comment(text.stdout);
 
   // What the problem says happens, happens: the API server refuses a pod there.
   const refused = await core
