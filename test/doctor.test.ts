@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import yaml from 'js-yaml';
 import t from 'tap';
 import { chart, chartNamespaceSelector } from '../src/doctor/chart.js';
-import { parseService, parseSlice, readyAddresses, type ServiceRead } from '../src/doctor/endpoints.js';
+import { notReadyHint, parseService, parseSlice, readyAddresses, type ServiceRead } from '../src/doctor/endpoints.js';
 import { namespaceLabels } from '../src/doctor/gather.js';
 import { checkInjectors, injectorGroups } from '../src/doctor/injectors.js';
 import { exitCodeOf, worst, type Finding } from '../src/doctor/model.js';
@@ -154,12 +154,16 @@ t.test('webhooks: which are meshguard’s, which are Istio’s injector (by name
             clientConfig: { service: { namespace: 'istio-system', name: 'istiod', path: '/inject' } },
           },
           { name: 'other.acme.io', clientConfig: { service: { namespace: 'x', name: 'y', path: '/injection' } } },
+          {
+            name: 'rev.acme.io',
+            clientConfig: { service: { namespace: 'istio-system', name: 'istiod-canary', path: '/x' } },
+          },
         ],
       },
     ],
     'MutatingWebhookConfiguration',
   );
-  t.strictSame(custom.map(isIstioInjector), [true, true, false]);
+  t.strictSame(custom.map(isIstioInjector), [true, true, false, true]);
   t.equal(custom[1]?.clientConfig.service?.port, 443, "the API server's default port");
   t.equal(
     patchCommand(custom[1] as Webhook, 'failurePolicy', 'Ignore'),
@@ -525,6 +529,15 @@ t.test('endpoints: ready addresses behind a Service port, by port name', async (
   });
   t.strictSame(readyAddresses(svc, [slice!], 15012), { reason: 'Service istio-system/istiod has no port 15012' });
   t.match(readyAddresses({ ...svc, type: 'ExternalName' }, [], 443), { reason: /ExternalName/ });
+  // Where to look when none is ready: the selected pods, or the slices of a Service that selects none.
+  t.equal(
+    notReadyHint(svc),
+    'kubectl -n istio-system get pods -l app=istiod; kubectl -n istio-system describe pods -l app=istiod says why none is ready',
+  );
+  t.match(
+    notReadyHint({ ...svc, selector: {} }),
+    /^kubectl -n istio-system get endpointslices -l kubernetes\.io\/service-name=istiod: the Service selects no pods/,
+  );
   // A namespace being deleted takes no pods.
   t.strictSame(
     [

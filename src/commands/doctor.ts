@@ -10,10 +10,10 @@ import { releaseOf } from '../doctor/chart.js';
 import { couldNotCheck, exitCodeOf, type Finding } from '../doctor/model.js';
 import { checkOrder } from '../doctor/order.js';
 import { checkProfile } from '../doctor/profile.js';
-import { probeTls } from '../doctor/probe.js';
+import { probeAll } from '../doctor/probe.js';
 import { renderJson, renderText } from '../doctor/render.js';
 import { checkRevisions } from '../doctor/revisions.js';
-import { checkServing, planServing, probeKey, servingGroups, type Probe } from '../doctor/serving.js';
+import { checkServing, planServing, servingGroups } from '../doctor/serving.js';
 import { checkSettings } from '../doctor/settings.js';
 import {
   listOrError,
@@ -24,7 +24,6 @@ import {
   readServices,
   validatingSpec,
 } from '../doctor/gather.js';
-import type { Address } from '../doctor/endpoints.js';
 import { isIstioInjector, isMeshguard, webhooksOf, type ServiceRef } from '../doctor/webhooks.js';
 import { profileJson, profileText } from './mesh.js';
 import {
@@ -73,8 +72,6 @@ export const doctorHelp = helpText(
     'Exit codes: 0 healthy, 1 problems found, 2 could not check (the cluster, or a part of it).',
   flags,
 );
-
-const MAX_PROBES = 20;
 
 export async function doctor(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, help } = parseFlags(argv, flags, env);
@@ -127,18 +124,12 @@ export async function doctor(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
   // Where certificates are served: meshguard's endpoints, and the URLs injectors call.
   const plans = planServing(servingGroups(ours), reads);
   const groups = injectorGroups(injectors);
-  const targets: { serverName: string; address: Address }[] = [
+  const probes = await probeAll([
     ...plans.flatMap((p) =>
-      'addresses' in p
-        ? p.addresses.slice(0, MAX_PROBES).map((address) => ({ serverName: p.group.serverName, address }))
-        : [],
+      'addresses' in p ? p.addresses.map((address) => ({ serverName: p.group.serverName, address })) : [],
     ),
     ...urlTargets(groups),
-  ];
-  const probes = new Map<string, Probe>();
-  await Promise.all(
-    targets.map(async (t) => probes.set(probeKey(t.serverName, t.address), await probeTls(t.address, t.serverName))),
-  );
+  ]);
 
   const { config, source } = fromFile ?? (await clusterConfig(connection, ours));
   const built = await buildProfile(config.mesh, {

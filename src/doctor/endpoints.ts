@@ -90,3 +90,12 @@ export function readyAddresses(
 
 /** "10.0.0.5:15017", "[fd00::5]:15017" */
 export const showAddress = (a: Address) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+/** Where to look when a Service has no ready endpoint: its pods, or (no selector) its hand-written EndpointSlices. */
+export function notReadyHint(s: ServiceInfo): string {
+  const labels = Object.entries(s.selector).map(([k, v]) => `${k}=${v}`);
+  if (labels.length === 0)
+    return `kubectl -n ${s.namespace} get endpointslices -l kubernetes.io/service-name=${s.name}: the Service selects no pods, so whatever writes these marks none ready`;
+  const l = `-l ${labels.join(',')}`;
+  return `kubectl -n ${s.namespace} get pods ${l}; kubectl -n ${s.namespace} describe pods ${l} says why none is ready`;
+}

@@ -1,7 +1,7 @@
 import { compileSelector, type Labels } from '../mesh/selector.js';
-import { readyAddresses, serviceKey, showAddress, type Address, type ServiceRead } from './endpoints.js';
+import { notReadyHint, readyAddresses, serviceKey, showAddress, type Address, type ServiceRead } from './endpoints.js';
 import { couldNotCheck, ok, problem, type Finding } from './model.js';
-import { probeKey, selectorArg, type Probe } from './serving.js';
+import { probeKey, type Probe } from './serving.js';
 import { targetOf, type Webhook } from './webhooks.js';
 
 // Check injector-endpoints: every Istio injector webhook has somewhere to send pods. One whose
@@ -115,13 +115,12 @@ export function checkInjectors({ groups, reads, probes, namespaces }: InjectorIn
         object,
         `${ready.addresses.length} ready endpoint${ready.addresses.length === 1 ? '' : 's'} (${ready.addresses.map(showAddress).join(', ')})`,
       );
-    const pods = `kubectl -n ${cc.service.namespace} get pods ${selectorArg(read.service.selector)}`;
     return problem(
       CHECK,
       object,
       `Service ${svc} has no ready endpoints: no istiod answers these webhooks`,
       consequence(g, namespaces, `: … no endpoints available for service "${cc.service.name}"`),
-      `bring istiod back (${pods}; kubectl -n ${cc.service.namespace} describe pods ${selectorArg(read.service.selector)} says why none is ready); ${retire}`,
+      `bring istiod back (${notReadyHint(read.service)}); ${retire}`,
     );
   });
 }

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect, type DetailedPeerCertificate } from 'node:tls';
 import type { Address } from './endpoints.js';
-import type { Probe } from './serving.js';
+import { probeKey, type Probe } from './serving.js';
 
 // The one network edge of the certificate checks: a TLS handshake with an address, sending the
 // name the API server sends (SNI), keeping whatever chain is served. Nothing is verified here
@@ -44,4 +44,15 @@ export function probeTls(address: Address, serverName: string, timeoutMs = TIMEO
       done({ error: err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message }),
     );
   });
+}
+
+/** Every target at once, each by probeKey. */
+export async function probeAll(
+  targets: readonly { serverName: string; address: Address }[],
+): Promise<Map<string, Probe>> {
+  const probes = new Map<string, Probe>();
+  await Promise.all(
+    targets.map(async (t) => probes.set(probeKey(t.serverName, t.address), await probeTls(t.address, t.serverName))),
+  );
+  return probes;
 }

@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { couldNotCheck, ok, problem, type Finding } from './model.js';
-import { readyAddresses, serviceKey, showAddress, type Address, type ServiceRead } from './endpoints.js';
+import { notReadyHint, readyAddresses, serviceKey, showAddress, type Address, type ServiceRead } from './endpoints.js';
 import { helmUpgrade, releaseOf } from './chart.js';
 import { bundleCertificates, nameOf, verifyChain } from './tls.js';
 import { patchCommand, targetOf, type ClientConfig, type Webhook } from './webhooks.js';
@@ -14,6 +14,7 @@ import { patchCommand, targetOf, type ClientConfig, type Webhook } from './webho
 
 const CHECK = 'serving-certificate';
 const DAY = 86_400_000;
+const MAX_ENDPOINTS = 20;
 
 export interface ServingGroup {
   webhooks: Webhook[];
@@ -137,17 +138,13 @@ export function planServing(groups: readonly ServingGroup[], reads: ReadonlyMap<
           object,
           `Service ${serviceKey(cc.service)} has no ready endpoints: meshguard is not running or not ready`,
           why,
-          `kubectl -n ${cc.service.namespace} get pods ${selectorArg(read.service.selector)} and kubectl -n ${cc.service.namespace} describe pods ${selectorArg(read.service.selector)}: see why meshguard's pods are not ready`,
+          notReadyHint(read.service),
         ),
       };
-    return { group, addresses: ready.addresses };
+    // Each endpoint is connected to: a replica with another certificate is found. A bound keeps it short.
+    return { group, addresses: ready.addresses.slice(0, MAX_ENDPOINTS) };
   });
 }
-
-export const selectorArg = (labels: Readonly<Record<string, string>>) =>
-  `-l ${Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',')}`;
 
 export interface ServingOptions {
   now: Date;

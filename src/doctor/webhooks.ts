@@ -123,15 +123,24 @@ function pathOf(cc: ClientConfig): string | undefined {
   }
 }
 
+/** istiod's Services: istiod, istiod-<revision>, istiod-revision-tag-<tag> (istio-discovery templates). */
+const ISTIOD_SERVICE = /^istiod(-.+)?$/;
+
 /**
  * Istio's sidecar injector, by name (`*.sidecar-injector.istio.io`, as the istio-discovery chart
  * names them) or by what it calls: istiod serves injection at /inject and /inject/<params>
- * (pkg/kube/inject/webhook.go), so a renamed or hand-made injector configuration is found too.
+ * (pkg/kube/inject/webhook.go), and no other mutating webhook of Istio's calls istiod's Service;
+ * so a renamed or hand-made injector configuration is found too.
  */
 export function isIstioInjector(w: Webhook): boolean {
   if (w.kind !== 'MutatingWebhookConfiguration') return false;
   const path = pathOf(w.clientConfig);
-  return INJECTOR_WEBHOOK.test(w.name) || path === '/inject' || (path?.startsWith('/inject/') ?? false);
+  return (
+    INJECTOR_WEBHOOK.test(w.name) ||
+    path === '/inject' ||
+    (path?.startsWith('/inject/') ?? false) ||
+    ISTIOD_SERVICE.test(w.clientConfig.service?.name ?? '')
+  );
 }
 
 /** "MutatingWebhookConfiguration 0-meshguard, webhook mutate.meshguard.io" */
