@@ -35,6 +35,11 @@ export const commands: readonly Command[] = [
     run: async (argv, env) => (await import('./commands/mesh.js')).mesh(argv, env, stdin),
   },
   {
+    name: 'doctor',
+    summary: "check meshguard's installation in a cluster: webhooks, certificate, Istio's injectors",
+    run: async (argv, env) => (await import('./commands/doctor.js')).doctor(argv, env),
+  },
+  {
     name: 'certs',
     summary: "write a CA and a serving certificate for the webhook's Service",
     run: async (argv, env) => (await import('./commands/certs.js')).certs(argv, env),
@@ -49,5 +54,5 @@ Commands:
 ${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join('\n')}
 
 Flags: --help, --version. Run meshguard <command> --help for its flags.
-Exit codes: 0 ok; 1 something would be denied (check, audit); 2 anything that failed.
+Exit codes: 0 ok; 1 something would be denied (check, audit), or problems found (doctor); 2 anything that failed.
 `;

@@ -14,6 +14,7 @@ import {
   helpText,
   istioNamespaceFlag,
   istioNamespaceOf,
+  kubeconfigFlag,
   oneOf,
   parseFlags,
   str,
@@ -23,7 +24,7 @@ import {
 
 const outputs = [...formats, 'policyreport'] as const;
 const flags: Flag[] = [
-  { name: 'kubeconfig', type: 'string', arg: 'FILE', help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)' },
+  kubeconfigFlag,
   istioNamespaceFlag,
   { name: 'output', type: 'string', arg: outputs.join('|'), help: 'report format', default: 'text' },
   {

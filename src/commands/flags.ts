@@ -68,6 +68,14 @@ export function parseFlags(
   return { values, positionals: parsed.positionals, help: parsed.values.help === true };
 }
 
+/** The credentials of the commands that read a live cluster (audit, doctor). */
+export const kubeconfigFlag: Flag = {
+  name: 'kubeconfig',
+  type: 'string',
+  arg: 'FILE',
+  help: 'kubeconfig (else in-cluster, KUBECONFIG, ~/.kube/config)',
+};
+
 /** The flag of every command that reads Istio's objects in a cluster. */
 export const istioNamespaceFlag: Flag = {
   name: 'istio-namespace',

@@ -55,8 +55,8 @@ export async function mesh(argv: string[], env: NodeJS.ProcessEnv, stdin: () => 
   const order = ordering(found);
   process.stdout.write(
     output === 'json'
-      ? JSON.stringify({ ...describe(profile, from), webhookOrdering: order }, null, 2) + '\n'
-      : text(profile, from) + order.map((l) => `${l}\n`).join(''),
+      ? JSON.stringify({ ...profileJson(profile, from), webhookOrdering: order }, null, 2) + '\n'
+      : profileText(profile, from) + order.map((l) => `${l}\n`).join(''),
   );
   return 0;
 }
@@ -76,7 +76,8 @@ function ordering(found: DiscoveredMesh): string[] {
   });
 }
 
-function describe(profile: MeshProfile, from: string) {
+/** The profile as `meshguard mesh --output json` shows it (meshguard doctor too). */
+export function profileJson(profile: MeshProfile, from: string) {
   return { discoveredFrom: from, profile: summarize(profile), guardrails: guardrailNotes(profile) };
 }
 
@@ -94,7 +95,8 @@ function drainOf(r: ProfileSummary['revisions'][number], o: (key: string) => str
   return "drain Istio's default 5s (default)";
 }
 
-function text(profile: MeshProfile, from: string): string {
+/** The profile as `meshguard mesh` prints it (meshguard doctor too): each setting with where it came from. */
+export function profileText(profile: MeshProfile, from: string): string {
   const s = summarize(profile);
   const o = (key: string) => (s.origins[key] ? ` (${s.origins[key]})` : '');
   const lines = [

@@ -16,7 +16,9 @@ const labelsOf = (o: Obj): Obj => (isRecord(o.metadata) && isRecord(o.metadata.l
 const nameOf = (o: Obj) => (isRecord(o.metadata) ? (str(o.metadata.name) ?? '') : '');
 
 /** Injector webhooks are named `*.sidecar-injector.istio.io` (rev.namespace., namespace., object., auto.). */
-const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
+export const INJECTOR_WEBHOOK = /(^|\.)sidecar-injector\.istio\.io$/;
+/** meshguard's own webhooks (charts/meshguard/files/webhooks.yaml): `*.meshguard.io`. */
+export const MESHGUARD_WEBHOOK = /\.meshguard\.io$/;
 
 /** The revision an object belongs to: its `istio.io/rev` label, else its name's suffix, else `default`. */
 function revisionOf(o: Obj, base: string): string {
@@ -74,7 +76,7 @@ export function discoverMesh(objects: Iterable<unknown>): DiscoveredMesh {
         if (!Array.isArray(o.webhooks)) break;
         // A tag's configuration carries the tagged revision in istio.io/rev (revision-tags-mwc.yaml).
         const revision = str(labelsOf(o)['istio.io/rev']) ?? 'default';
-        if (o.webhooks.some((w) => isRecord(w) && /\.meshguard\.io$/.test(str(w.name) ?? '')))
+        if (o.webhooks.some((w) => isRecord(w) && MESHGUARD_WEBHOOK.test(str(w.name) ?? '')))
           meshguardConfigurations.push(name);
         for (const w of o.webhooks) {
           if (!isRecord(w) || !INJECTOR_WEBHOOK.test(str(w.name) ?? '')) continue;

@@ -17,7 +17,7 @@ export interface RevisionName {
 }
 
 /** The `istio.io/rev` values a selector requires (matchLabels, or In). */
-function revValues(selector: LabelSelector): string[] {
+export function revValues(selector: LabelSelector): string[] {
   const out: string[] = [];
   const own = selector.matchLabels?.[REV];
   if (own !== undefined) out.push(own);
