@@ -10,7 +10,7 @@ export interface ChartWebhook {
   name: string;
   /** Fixed by the chart; absent: webhook.validatingFailurePolicy, Ignore or Fail as the operator chose. */
   failurePolicy?: 'Ignore';
-  reinvocationPolicy?: 'IfNeeded';
+  reinvocationPolicy?: 'Never';
   rules: readonly Rule[];
 }
 
@@ -25,7 +25,7 @@ export const chart = {
       kind: 'MutatingWebhookConfiguration',
       name: 'mutate.meshguard.io',
       failurePolicy: 'Ignore',
-      reinvocationPolicy: 'IfNeeded',
+      reinvocationPolicy: 'Never',
       rules: [{ apiGroups: [''], resources: ['pods'], operations: ['CREATE'] }],
     },
     {

@@ -96,7 +96,7 @@ function sideEffectsOf(w: Webhook, object: string): Part {
 }
 
 /**
- * A pod create waits for meshguard's mutating webhook up to twice (IfNeeded) and for Istio's
+ * A pod create waits for meshguard's mutating webhook (twice with IfNeeded) and for Istio's
  * injector: past the API server's request timeout, a hung meshguard makes creates time out
  * instead of failing open. Validations are called once, in parallel.
  */

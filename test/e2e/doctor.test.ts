@@ -229,13 +229,6 @@ const MUTATING: [string, string] = ['mutatingwebhookconfiguration', '0-meshguard
 const VALIDATING: [string, string] = ['validatingwebhookconfiguration', 'meshguard'];
 const set = (path: string, value: unknown) => [{ op: 'replace', path: `/webhooks/${path}`, value }];
 
-t.test('reinvocation off', (t) =>
-  foundAndFixed(t, MUTATING, set('0/reinvocationPolicy', 'Never'), 'webhook-order', {
-    object: 'MutatingWebhookConfiguration 0-meshguard, webhook mutate.meshguard.io',
-    what: 'reinvocationPolicy Never; the chart installs IfNeeded',
-  }),
-);
-
 t.test("failurePolicy Fail on meshguard's mutating webhook", (t) =>
   foundAndFixed(t, MUTATING, set('0/failurePolicy', 'Fail'), 'webhook-settings', {
     what: 'failurePolicy Fail; the chart installs Ignore',
