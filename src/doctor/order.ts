@@ -1,6 +1,6 @@
 import { chart, helmUpgrade, releaseOf } from './chart.js';
 import { ok, problem, type Finding } from './model.js';
-import { isIstioInjector, isMeshguard, patchCommand, webhookObject, type Webhook } from './webhooks.js';
+import { isIstioInjector, isMeshguard, webhookObject, type Webhook } from './webhooks.js';
 
 // Check webhook-order. The API server calls mutating webhook configurations in name order
 // (k8s.io/apiserver pkg/admission/configuration/mutating_webhook_manager.go sorts them ByName),
