@@ -1,11 +1,11 @@
 // The reflector against a fake API server (plain HTTP, just enough of the API): it re-lists after
 // an expired watch (410) so deletions missed meanwhile disappear, resumes a watch the server
 // closed, and backs off and recovers after errors.
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MemoryClusterView } from '../src/cluster/memory.js';
 import { serviceRecord } from '../src/cluster/records.js';
 import { Reflector } from '../src/cluster/reflector.js';
@@ -16,6 +16,25 @@ const svc = (name: string, rv: string) => ({
   metadata: { name, namespace: 'shop', resourceVersion: rv },
   spec: { type: 'ExternalName', externalName: `${name}.example.com`, ports: [{ port: 3306 }] },
 });
+
+/** Listens on loopback until the test ends; a kubeconfig for it. */
+async function serving(t: Test, server: Server): Promise<KubeConfig> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      { name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
+    currentContext: 'c',
+  });
+  return kc;
+}
 
 t.test('re-list on 410, resume a closed watch, back off after errors', async (t) => {
   const requests: string[] = [];
@@ -73,20 +92,7 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
       res.write(JSON.stringify({ type: 'MODIFIED', object: svc('b', '8') }) + '\n');
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      { name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
-    currentContext: 'c',
-  });
+  const kc = await serving(t, server);
   const view = new MemoryClusterView();
   const names = () => [...view.externalNamesOnPort(3306)].map((s) => s.name).sort();
   const reflector = new Reflector(
@@ -153,20 +159,7 @@ t.test('a list is kept page by page: each page becomes records before the next i
       }),
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      { name: 'fake', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
-    ],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'c', cluster: 'fake', user: 'u' }],
-    currentContext: 'c',
-  });
+  const kc = await serving(t, server);
   let reset: string[] | undefined;
   const reflector = new Reflector(
     kc,
