@@ -387,7 +387,7 @@ function checkCommon(t: Sub, docs: Doc[], namespace: string, validatingFailurePo
       {
         name: 'mutate.meshguard.io',
         failurePolicy: 'Ignore',
-        reinvocationPolicy: 'IfNeeded',
+        reinvocationPolicy: 'Never',
         clientConfig: { service: { path: '/mutate' } },
       },
     ]);

@@ -181,7 +181,7 @@ t.test("Helm's webhook configurations: ordered before Istio, failing open, spari
   const v = await admission.readValidatingWebhookConfiguration({ name: NAME });
   t.equal(m.metadata?.labels?.['app.kubernetes.io/managed-by'], 'Helm');
   t.equal(m.webhooks?.[0]?.failurePolicy, 'Ignore');
-  t.equal(m.webhooks?.[0]?.reinvocationPolicy, 'IfNeeded');
+  t.equal(m.webhooks?.[0]?.reinvocationPolicy, 'Never');
   t.equal(v.webhooks?.[0]?.failurePolicy, 'Ignore');
   t.match(m.webhooks?.[0]?.clientConfig, {
     service: { name: NAME, namespace: RELEASE_NS, path: '/mutate', port: 443 },
