@@ -7,7 +7,7 @@ export type Status = 'ok' | 'problem' | 'could-not-check';
 
 /** The checks, in the order they are shown; the id is what the JSON output and tests name. */
 export const checks = {
-  'webhook-order': "meshguard's mutating webhook runs before Istio's injectors, and again after later changes",
+  'webhook-order': "meshguard's mutating webhook runs before Istio's injectors",
   'webhook-settings': "meshguard's webhook settings as the chart installs them",
   'serving-certificate': 'the caBundle verifies the certificate meshguard presents, and it is not about to expire',
   'injector-endpoints': "Istio's injector webhooks have somewhere to send pods",
