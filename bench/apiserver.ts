@@ -404,7 +404,8 @@ export function formatApiserver(r: ApiserverReport): string {
             fmt(percentile(l, 0.99), 1),
             c === none ? `±${fmt(spread(c.roundP50) / 2, 1)}` : `${fmt(percentile(l, 0.5) - base, 1)}`,
             hook(istio),
-            hook(meshguard),
+            // Calls per pod: with reinvocationPolicy IfNeeded the API server called meshguard again after Istio's injector.
+            meshguard ? `${hook(meshguard)}, ${fmt(meshguard.count / l.length, 2)} calls per pod` : '',
             c.own ? `${fmt((c.own.sum / c.own.count) * 1e6, 0)} µs (p99 ${fmt(quantile(c.own, 0.99) * 1e6, 0)})` : '',
           ],
         ];
