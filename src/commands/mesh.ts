@@ -110,7 +110,7 @@ export function profileText(profile: MeshProfile, from: string): string {
     ]),
     '  injector webhooks, in the order the API server calls them:',
     ...s.webhooks.map((w) => `    ${w}`),
-    ...(s.problems.length > 0 ? ['  could not read:', ...s.problems.map((p) => `    ${p}`)] : []),
+    ...(s.problems.length > 0 ? ['  not read or not understood:', ...s.problems.map((p) => `    ${p}`)] : []),
     'guardrails on this mesh:',
     ...Object.entries(guardrailNotes(profile)).map(([id, note]) => `  ${id}: ${note}`),
   ];
