@@ -133,14 +133,9 @@ function policyRun(policy: Policy, req: AdmissionRequest, ctx: Ctx): () => unkno
 function engineRun(req: AdmissionRequest, stage: Stage, config: Config, cluster: ClusterView): () => unknown {
   const registry = new Registry(policies);
   const scope = compileScope(config);
-  return () =>
-    verdictOf(
-      evaluate(
-        { request: req, stage },
-        { registry, scope, cluster, mesh: resolveProfile(config.mesh, nothingDiscovered) },
-      ),
-      config,
-    );
+  // Resolved once, as the server resolves it once per configuration or discovery change.
+  const mesh = resolveProfile(config.mesh, nothingDiscovered);
+  return () => verdictOf(evaluate({ request: req, stage }, { registry, scope, cluster, mesh }), config);
 }
 
 /**

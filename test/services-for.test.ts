@@ -36,20 +36,27 @@ function scanned(view: MemoryClusterView, namespace: string, pod: Labels | undef
 
 t.test('servicesFor equals a scan of the namespace through adds, replacements, deletions and re-lists', (t) => {
   fc.assert(
-    fc.property(fc.array(step, { maxLength: 30 }), labels, fc.boolean(), (steps, pod, podless) => {
-      const view = new MemoryClusterView();
-      for (const s of steps) {
-        if ('add' in s) view.setService(s.add);
-        else if ('remove' in s) view.deleteService(s.remove.namespace, s.remove.name);
-        else view.clearServices();
-      }
-      const podLabels = podless ? undefined : pod;
-      for (const ns of ['shop', 'payments']) {
-        const found = [...view.servicesFor(ns, podLabels)].map((s) => s.name);
-        if (JSON.stringify(found) !== JSON.stringify(scanned(view, ns, podLabels))) return false;
-      }
-      return true;
-    }),
+    fc.property(
+      fc.array(step, { maxLength: 30 }),
+      labels,
+      fc.boolean(),
+      fc.constantFrom(0, 2, 3, 16),
+      (steps, pod, podless, indexAbove) => {
+        // Namespaces above indexAbove Services are indexed, smaller ones looked through: both, and the moves between them.
+        const view = new MemoryClusterView(true, true, false, indexAbove);
+        for (const s of steps) {
+          if ('add' in s) view.setService(s.add);
+          else if ('remove' in s) view.deleteService(s.remove.namespace, s.remove.name);
+          else view.clearServices();
+        }
+        const podLabels = podless ? undefined : pod;
+        for (const ns of ['shop', 'payments']) {
+          const found = [...view.servicesFor(ns, podLabels)].map((s) => s.name);
+          if (JSON.stringify(found) !== JSON.stringify(scanned(view, ns, podLabels))) return false;
+        }
+        return true;
+      },
+    ),
     { numRuns: runs, ...(seed !== undefined && { seed }) },
   );
   t.end();

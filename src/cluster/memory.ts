@@ -39,8 +39,8 @@ const drHostKey = (dr: DestinationRuleRecord) =>
     : { host: dr.host.toLowerCase() };
 
 /**
- * The Services of one namespace that send traffic to pods, by one label of their selector (the
- * first): label key → value → the Service, or the Services when several share it. Those without a
+ * The Services of one large namespace (more than `indexAbove`) that send traffic to pods, by one
+ * label of their selector (the first): label key → value → the Service, or the Services when several share it. Those without a
  * selector are under the key '', which no label has. Most values belong to one Service: it is
  * kept as itself, not in an array or a Map of its own (56 and about 170 bytes more per Service;
  * the goal is under 300 B per Service in the view).
@@ -50,6 +50,30 @@ type BySelector = Map<string, Map<string, ServiceRecord | ServiceRecord[]>>;
 function selectorKey(svc: ServiceRecord): [string, string] {
   for (const k in svc.selector) return [k, svc.selector[k] as string];
   return ['', ''];
+}
+
+function indexService(index: BySelector, svc: ServiceRecord): void {
+  const [k, v] = selectorKey(svc);
+  let values = index.get(k);
+  if (!values) index.set(k, (values = new Map()));
+  const found = values.get(v);
+  if (found === undefined) values.set(v, svc);
+  else if (Array.isArray(found)) found.push(svc);
+  else values.set(v, [found, svc]);
+}
+
+function unindexService(index: BySelector, svc: ServiceRecord): void {
+  const [k, v] = selectorKey(svc);
+  const values = index.get(k);
+  const found = values?.get(v);
+  if (!values || !found) return;
+  if (Array.isArray(found)) {
+    found.splice(found.indexOf(svc), 1);
+    if (found.length > 1) return;
+    if (found.length === 1) return void values.set(v, found[0] as ServiceRecord);
+  }
+  values.delete(v);
+  if (values.size === 0) index.delete(k);
 }
 
 const byName = (a: ServiceRecord, b: ServiceRecord) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
@@ -91,6 +115,11 @@ export class MemoryClusterView implements ClusterView {
     readonly enabled = true,
     readonly servicesComplete = enabled,
     readonly podsListed = false,
+    /**
+     * Namespaces with more Services than this are indexed by label for servicesFor; smaller ones
+     * are looked through: a few comparisons cost less than the index's maps (about 70 B per Service).
+     */
+    private readonly indexAbove = 16,
   ) {}
 
   /**
@@ -161,39 +190,26 @@ export class MemoryClusterView implements ClusterView {
       for (const p of svc.ports) put(this.externalNames, p.port, key(svc), svc);
       return;
     }
-    const [k, v] = selectorKey(svc);
-    let index = this.selecting.get(svc.namespace);
-    if (!index) this.selecting.set(svc.namespace, (index = new Map()));
-    let values = index.get(k);
-    if (!values) index.set(k, (values = new Map()));
-    const found = values.get(v);
-    if (found === undefined) values.set(v, svc);
-    else if (Array.isArray(found)) found.push(svc);
-    else values.set(v, [found, svc]);
+    const index = this.selecting.get(svc.namespace);
+    const all = this.services.get(svc.namespace);
+    if (index) indexService(index, svc);
+    else if (all && all.size > this.indexAbove) {
+      const built: BySelector = new Map();
+      for (const s of all.values()) if (s.type !== 'ExternalName') indexService(built, s);
+      this.selecting.set(svc.namespace, built);
+    }
   }
 
   deleteService(namespace: string, name: string): void {
     const old = this.services.get(namespace)?.get(name);
     if (!old) return;
     drop(this.services, namespace, name);
-    if (old.type === 'ExternalName') {
-      for (const p of old.ports) drop(this.externalNames, p.port, key(old));
-      return;
-    }
-    const [k, v] = selectorKey(old);
+    if (old.type === 'ExternalName') for (const p of old.ports) drop(this.externalNames, p.port, key(old));
     const index = this.selecting.get(namespace);
-    const values = index?.get(k);
-    const found = values?.get(v);
-    if (!index || !values || !found) return;
-    if (Array.isArray(found)) {
-      found.splice(found.indexOf(old), 1);
-      if (found.length > 1) return;
-      if (found.length === 1) return void values.set(v, found[0] as ServiceRecord);
-    }
-    values.delete(v);
-    if (values.size > 0) return;
-    index.delete(k);
-    if (index.size === 0) this.selecting.delete(namespace);
+    if (!index) return;
+    if (old.type !== 'ExternalName') unindexService(index, old);
+    // Half the size it was built at: a namespace near the line is not indexed and dropped by turns.
+    if ((this.services.get(namespace)?.size ?? 0) <= this.indexAbove / 2) this.selecting.delete(namespace);
   }
 
   setServiceEntry(se: ServiceEntryRecord): void {
@@ -282,8 +298,13 @@ export class MemoryClusterView implements ClusterView {
 
   servicesFor(namespace: string, labels: Labels | undefined): Iterable<ServiceRecord> {
     const index = this.selecting.get(namespace);
-    if (!index) return none;
     const out: ServiceRecord[] = [];
+    if (!index) {
+      // A few Services: looked at one by one (an empty selector, like none, selects every pod).
+      for (const svc of this.services.get(namespace)?.values() ?? none)
+        if (svc.type !== 'ExternalName' && (!svc.selector || selects(svc.selector, labels))) out.push(svc);
+      return out.length > 1 ? out.sort(byName) : out;
+    }
     const add = (found: ServiceRecord | ServiceRecord[] | undefined, selected: (svc: ServiceRecord) => boolean) => {
       if (found === undefined) return;
       if (!Array.isArray(found)) {
