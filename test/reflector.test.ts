@@ -17,6 +17,13 @@ const svc = (name: string, rv: string) => ({
   spec: { type: 'ExternalName', externalName: `${name}.example.com`, ports: [{ port: 3306 }] },
 });
 
+/** The client's discovery of the core group: it serves Services. */
+const DISCOVERY = JSON.stringify({
+  kind: 'APIResourceList',
+  groupVersion: 'v1',
+  resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }],
+});
+
 /** Listens on loopback until the test ends; a kubeconfig for it. */
 async function serving(t: Test, server: Server): Promise<KubeConfig> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -46,16 +53,7 @@ t.test('re-list on 410, resume a closed watch, back off after errors', async (t)
       `${url.pathname}?${url.searchParams.get('watch') ? 'watch' : 'list'}&rv=${url.searchParams.get('resourceVersion') ?? ''}`,
     );
     res.setHeader('content-type', 'application/json');
-    if (url.pathname === '/api/v1') {
-      res.end(
-        JSON.stringify({
-          kind: 'APIResourceList',
-          groupVersion: 'v1',
-          resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }],
-        }),
-      );
-      return;
-    }
+    if (url.pathname === '/api/v1') return void res.end(DISCOVERY);
     if (!url.searchParams.get('watch')) {
       lists++;
       if (lists === 2) {
@@ -134,16 +132,7 @@ t.test('a list is kept page by page: each page becomes records before the next i
   const server = createServer((req, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     res.setHeader('content-type', 'application/json');
-    if (url.pathname === '/api/v1') {
-      res.end(
-        JSON.stringify({
-          kind: 'APIResourceList',
-          groupVersion: 'v1',
-          resources: [{ name: 'services', namespaced: true, kind: 'Service', verbs: ['list', 'watch'] }],
-        }),
-      );
-      return;
-    }
+    if (url.pathname === '/api/v1') return void res.end(DISCOVERY);
     if (url.searchParams.get('watch')) return; // stays open until the reflector stops
     const page = Number(url.searchParams.get('continue') || 0);
     events.push(`page ${page}`);

@@ -58,7 +58,11 @@ function agree(
   if (outcome.result === 'fail') t.notOk(outcome.warnings, 'no warning beside the denial');
 }
 
-t.equal(cases.source.commit, '86c9f01fd735fb01d8192f5bcaf0d424afb7f14c', 'the commit of ../shared/istio');
+t.equal(
+  cases.source.commit,
+  '86c9f01fd735fb01d8192f5bcaf0d424afb7f14c',
+  'the Istio commit the vendored cases were taken from',
+);
 t.ok(cases.TestValidateResourceQuantity.length >= 10 && cases.TestInjection.length >= 20, 'every case recorded');
 
 t.test('TestValidateResourceQuantity, as each of the four proxy resource annotations', async (t) => {

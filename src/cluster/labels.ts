@@ -11,3 +11,9 @@ export function selects(selector: Labels, labels: Labels | undefined): boolean {
     if (labels === undefined || !Object.hasOwn(labels, k) || labels[k] !== selector[k]) return false;
   return true;
 }
+
+/** A selector with no label (or none at all): a Service with it selects no pod itself; its endpoints are written by hand. */
+export function isEmpty(selector: Labels | undefined): boolean {
+  for (const _ in selector) return false;
+  return true;
+}

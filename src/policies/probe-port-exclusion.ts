@@ -1,5 +1,6 @@
 import { setAnnotation } from '../admission/patch.js';
 import type { KubeObject } from '../admission/types.js';
+import { isEmpty } from '../cluster/labels.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Policy } from '../engine/types.js';
 import { probeRewriting, REWRITE, rewritesAll, rewrittenOn } from '../mesh/probe-rewrite.js';
@@ -50,7 +51,7 @@ function servedPorts(
     }
   };
   for (const svc of cluster.servicesFor(namespace, pod.metadata?.labels)) {
-    const manual = !svc.selector || Object.keys(svc.selector).length === 0;
+    const manual = isEmpty(svc.selector);
     for (const p of svc.ports) {
       const found = { order: order++, service: svc.name };
       add(p.targetPort ?? p.port, found);

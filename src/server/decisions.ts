@@ -50,14 +50,8 @@ export function decisionRecorder(
     for (const d of decisions) {
       const { result } = d.outcome;
       metrics.countPolicyResult(d.policy, result);
-      const quiet = result === 'pass' || result === 'skip';
-      if (
-        quiet
-          ? !(debug ??= logger.isLevelEnabled('debug'))
-          : !logger.isLevelEnabled(result === 'error' ? 'error' : 'info')
-      )
-        continue;
-      const level = quiet ? 'debug' : result === 'error' ? 'error' : 'info';
+      const level = result === 'error' ? 'error' : result === 'pass' || result === 'skip' ? 'debug' : 'info';
+      if (!(level === 'debug' ? (debug ??= logger.isLevelEnabled('debug')) : logger.isLevelEnabled(level))) continue;
       if (d.outcome.result === 'error') {
         logger.error(
           { ...requestFields(req), policy: d.policy, result, mode: d.mode, subject: d.subject, err: d.outcome.error },
