@@ -108,6 +108,18 @@ t.test('serve refuses an invalid configuration file with exit 2 naming the field
   t.match(cli(['serve', '--port', 'x']), { code: 2, err: /--port: expected a whole number/ });
 });
 
+t.test('serve --cluster-state that holds no cluster: exit 2, one line naming it', async (t) => {
+  const serve = (path: string) => cli(['serve', '--cluster-state', path, '--port', '0', '--metrics-port', '0']);
+  t.match(serve('/no/such/state'), {
+    code: 2,
+    err: /^meshguard: --cluster-state: \/no\/such\/state: no such file or directory\n$/,
+  });
+  t.match(serve(join(packageRoot, 'README.md')), {
+    code: 2,
+    err: /^meshguard: --cluster-state: no Kubernetes objects in .*README\.md\n$/,
+  });
+});
+
 t.test('--help on every command; environment variables for flags', async (t) => {
   for (const cmd of ['serve', 'check', 'audit', 'certs']) {
     const r = cli([cmd, '--help']);
